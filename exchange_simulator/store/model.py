@@ -1,0 +1,471 @@
+"""In-memory state of a simulated Exchange organisation: mailboxes, folders, items, directory.
+
+No XML lives here. Operations in the sibling modules change this state under `Store.lock`; the codec
+renders what they return. Ids look and behave like Exchange's: opaque base64, a new ItemId when an item
+moves to another folder, a new ChangeKey on every change, and a malformed id is told apart from an
+unknown one (ErrorInvalidIdMalformed versus ErrorItemNotFound).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from exchange_simulator.errors import EwsError
+
+# Distinguished folders of a mailbox as (distinguished id, display name, parent distinguished id, class).
+# `root` is the non-IPM root; `msgfolderroot` is "Top of Information Store", the root of what users see.
+MAILBOX_FOLDERS: tuple[tuple[str, str, str | None, str], ...] = (
+    ("root", "Root", None, ""),
+    ("msgfolderroot", "Top of Information Store", "root", "IPF.Note"),
+    ("inbox", "Inbox", "msgfolderroot", "IPF.Note"),
+    ("drafts", "Drafts", "msgfolderroot", "IPF.Note"),
+    ("sentitems", "Sent Items", "msgfolderroot", "IPF.Note"),
+    ("deleteditems", "Deleted Items", "msgfolderroot", "IPF.Note"),
+    ("junkemail", "Junk Email", "msgfolderroot", "IPF.Note"),
+    ("outbox", "Outbox", "msgfolderroot", "IPF.Note"),
+    ("contacts", "Contacts", "msgfolderroot", "IPF.Contact"),
+    ("calendar", "Calendar", "msgfolderroot", "IPF.Appointment"),
+    ("recoverableitemsroot", "Recoverable Items", "root", ""),
+    ("recoverableitemsdeletions", "Deletions", "recoverableitemsroot", ""),
+    ("recoverableitemspurges", "Purges", "recoverableitemsroot", ""),
+    ("recoverableitemsversions", "Versions", "recoverableitemsroot", ""),
+)
+
+ARCHIVE_FOLDERS: tuple[tuple[str, str, str | None, str], ...] = (
+    ("archiveroot", "Root", None, ""),
+    ("archivemsgfolderroot", "Top of Information Store", "archiveroot", "IPF.Note"),
+    ("archiveinbox", "Inbox", "archivemsgfolderroot", "IPF.Note"),
+    ("archivedeleteditems", "Deleted Items", "archivemsgfolderroot", "IPF.Note"),
+    ("archiverecoverableitemsroot", "Recoverable Items", "archiveroot", ""),
+    ("archiverecoverableitemsdeletions", "Deletions", "archiverecoverableitemsroot", ""),
+    ("archiverecoverableitemspurges", "Purges", "archiverecoverableitemsroot", ""),
+)
+
+RECOVERABLE_ROOTS = frozenset({"recoverableitemsroot", "archiverecoverableitemsroot"})
+
+# Ids are base64 of a fixed header, a kind byte and 16 random bytes, so they can be checked for form.
+_ID_HEADER = b"\x00\x00\x00\x2e\x00\x00\x00\x00"
+_KIND_ITEM, _KIND_FOLDER, _KIND_ATTACHMENT = b"I", b"F", b"A"
+_ID_LENGTH = len(_ID_HEADER) + 1 + 16
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class EmailAddress:
+    name: str
+    address: str
+    routing_type: str = "SMTP"
+    mailbox_type: str = "Mailbox"
+
+
+@dataclass(eq=False)
+class Attachment:
+    """A file attachment (`content`) or an item attachment (`item`, an embedded message)."""
+
+    id: str
+    name: str
+    content_type: str = "application/octet-stream"
+    content: bytes | None = None
+    item: Item | None = None
+    content_id: str | None = None
+    is_inline: bool = False
+    last_modified_time: datetime = field(default_factory=utcnow)
+
+    @property
+    def is_file(self) -> bool:
+        return self.item is None
+
+    @property
+    def size(self) -> int:
+        if self.content is not None:
+            return len(self.content)
+        return self.item.size if self.item is not None else 0
+
+
+@dataclass
+class ContactInfo:
+    display_name: str = ""
+    given_name: str = ""
+    surname: str = ""
+    company_name: str = ""
+    job_title: str = ""
+    email_addresses: list[str] = field(default_factory=list)
+    phone_numbers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class Item:
+    """A message (IPM.Note and kin) or a contact (IPM.Contact).
+
+    For messages `mime` is the RFC 5322 source of truth; the other fields are derived from it when the
+    message enters the store and are kept in step by the operations that change it.
+    """
+
+    id: str = ""
+    change_key: str = ""
+    folder: Folder | None = None
+    item_class: str = "IPM.Note"
+    mime: bytes = b""
+    subject: str = ""
+    body: str = ""
+    body_type: str = "HTML"
+    internet_message_id: str = ""
+    sender: EmailAddress | None = None
+    from_: EmailAddress | None = None
+    to: list[EmailAddress] = field(default_factory=list)
+    cc: list[EmailAddress] = field(default_factory=list)
+    bcc: list[EmailAddress] = field(default_factory=list)
+    reply_to: list[EmailAddress] = field(default_factory=list)
+    in_reply_to: str | None = None
+    references: str | None = None
+    date_time_sent: datetime | None = None
+    date_time_received: datetime | None = None
+    date_time_created: datetime = field(default_factory=utcnow)
+    last_modified_time: datetime = field(default_factory=utcnow)
+    is_read: bool = False
+    is_draft: bool = False
+    importance: str = "Normal"
+    sensitivity: str = "Normal"
+    categories: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    # PidTagLastActiveParentEntryId (0x348A): where a deleted item came from, so it can be restored there.
+    last_active_parent_folder_id: str | None = None
+    contact: ContactInfo | None = None
+
+    @property
+    def mailbox(self) -> Mailbox:
+        assert self.folder is not None, "item is not in a folder"
+        return self.folder.mailbox
+
+    @property
+    def has_attachments(self) -> bool:
+        return any(not a.is_inline for a in self.attachments)
+
+    @property
+    def size(self) -> int:
+        return len(self.mime) if self.mime else len(self.body.encode()) + len(self.subject.encode()) + 200
+
+
+@dataclass(eq=False)
+class Folder:
+    id: str
+    change_key: str
+    mailbox: Mailbox
+    display_name: str
+    parent: Folder | None
+    distinguished_id: str | None = None
+    folder_class: str = "IPF.Note"
+    children: list[Folder] = field(default_factory=list)
+    items: dict[str, Item] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        """Display path below the mailbox root, e.g. 'Top of Information Store/Inbox/Quarantine'."""
+        names: list[str] = []
+        node: Folder | None = self
+        while node is not None and node.parent is not None:
+            names.append(node.display_name)
+            node = node.parent
+        return "/".join(reversed(names))
+
+    def walk(self) -> list[Folder]:
+        """This folder and every folder below it, depth first."""
+        found = [self]
+        for child in self.children:
+            found.extend(child.walk())
+        return found
+
+    def is_recoverable_items(self) -> bool:
+        node: Folder | None = self
+        while node is not None:
+            if node.distinguished_id in RECOVERABLE_ROOTS:
+                return True
+            node = node.parent
+        return False
+
+
+@dataclass
+class OofSettings:
+    state: str = "Disabled"  # Disabled | Enabled | Scheduled
+    external_audience: str = "All"  # None | Known | All
+    start: datetime | None = None
+    end: datetime | None = None
+    internal_reply: str = ""
+    external_reply: str = ""
+
+
+@dataclass(eq=False)
+class Mailbox:
+    address: str
+    display_name: str
+    guid: str
+    aliases: list[str] = field(default_factory=list)
+    folders: dict[str, Folder] = field(default_factory=dict)  # by distinguished id
+    oof: OofSettings = field(default_factory=OofSettings)
+    # Fault injection: an EWS code (ErrorMailboxStoreUnavailable, ErrorMailboxMoveInProgress) answered for
+    # every request to this mailbox until `unavailable_until` (a time.monotonic() value) has passed.
+    unavailable_code: str | None = None
+    unavailable_until: float = 0.0
+
+    @property
+    def root(self) -> Folder:
+        return self.folders["root"]
+
+    @property
+    def msgfolderroot(self) -> Folder:
+        return self.folders["msgfolderroot"]
+
+
+@dataclass(eq=False)
+class DistributionList:
+    address: str
+    display_name: str
+    members: list[str] = field(default_factory=list)  # addresses of mailboxes or nested lists
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of a mailbox's journal: what the simulator did, for ground-truth assertions."""
+
+    seq: int
+    time: datetime
+    mailbox: str
+    kind: str  # created | delivered | deleted | moved | copied | updated | attachment_deleted | ...
+    item_id: str
+    internet_message_id: str
+    folder: str
+    details: dict[str, str]
+
+
+class Store:
+    """The whole organisation. Operations take `lock`; lookups raise `EwsError` with Exchange's codes."""
+
+    def __init__(self, domain: str = "contoso.example") -> None:
+        self.domain = domain
+        self.lock = threading.RLock()
+        self.mailboxes: dict[str, Mailbox] = {}  # primary address, lower case
+        self.distribution_lists: dict[str, DistributionList] = {}
+        self.journal: list[Change] = []
+        self._by_address: dict[str, Mailbox] = {}  # primary and alias addresses, lower case
+        self._items: dict[str, Item] = {}
+        self._folders: dict[str, Folder] = {}
+        self._attachments: dict[str, tuple[Item, Attachment]] = {}
+        self._seq = itertools.count(1)
+
+    # ---- ids -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _mint(kind: bytes) -> str:
+        return base64.b64encode(_ID_HEADER + kind + uuid.uuid4().bytes).decode()
+
+    @staticmethod
+    def new_change_key() -> str:
+        return base64.b64encode(b"\x09\x00\x00\x00\x16\x00\x00\x00" + uuid.uuid4().bytes[:12]).decode()
+
+    @staticmethod
+    def _check_form(value: str, kind: bytes) -> None:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError:
+            raw = b""
+        if len(raw) != _ID_LENGTH or not raw.startswith(_ID_HEADER):
+            raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
+        if raw[len(_ID_HEADER) : len(_ID_HEADER) + 1] != kind:
+            raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
+
+    # ---- lookups -------------------------------------------------------------------------------------
+    def mailbox(self, address: str) -> Mailbox:
+        found = self._by_address.get(address.strip().lower())
+        if found is None:
+            raise EwsError("ErrorNonExistentMailbox", "No mailbox with such guid.", values={})
+        return found
+
+    def find_mailbox(self, address: str) -> Mailbox | None:
+        return self._by_address.get(address.strip().lower())
+
+    def item(self, item_id: str) -> Item:
+        self._check_form(item_id, _KIND_ITEM)
+        found = self._items.get(item_id)
+        if found is None:
+            raise EwsError(
+                "ErrorItemNotFound", "The specified object was not found in the store., The process failed "
+                "to get the correct properties."
+            )
+        return found
+
+    def folder_by_id(self, folder_id: str) -> Folder:
+        self._check_form(folder_id, _KIND_FOLDER)
+        found = self._folders.get(folder_id)
+        if found is None:
+            raise EwsError(
+                "ErrorFolderNotFound", "The specified folder could not be found in the store."
+            )
+        return found
+
+    def distinguished_folder(self, mailbox: Mailbox, distinguished_id: str) -> Folder:
+        found = mailbox.folders.get(distinguished_id)
+        if found is None:
+            raise EwsError(
+                "ErrorFolderNotFound", "The specified folder could not be found in the store."
+            )
+        return found
+
+    def attachment(self, attachment_id: str) -> tuple[Item, Attachment]:
+        self._check_form(attachment_id, _KIND_ATTACHMENT)
+        found = self._attachments.get(attachment_id)
+        if found is None:
+            raise EwsError("ErrorAttachmentNotFound", "The attachment could not be found.")
+        return found
+
+    def all_items(self) -> list[Item]:
+        return list(self._items.values())
+
+    def find_by_internet_message_id(self, internet_message_id: str) -> list[Item]:
+        """Every copy of a message in the organisation: the ground truth that tests assert on."""
+        wanted = internet_message_id.strip()
+        return [i for i in self._items.values() if i.internet_message_id == wanted]
+
+    # ---- directory -----------------------------------------------------------------------------------
+    def add_mailbox(
+        self,
+        address: str,
+        display_name: str | None = None,
+        aliases: list[str] | None = None,
+        archive: bool = False,
+    ) -> Mailbox:
+        with self.lock:
+            key = address.strip().lower()
+            if key in self._by_address:
+                raise ValueError(f"address already in use: {address}")
+            mailbox = Mailbox(
+                address=key,
+                display_name=display_name or key.split("@")[0].replace(".", " ").title(),
+                guid=str(uuid.uuid4()),
+                aliases=[a.lower() for a in aliases or []],
+            )
+            specs = MAILBOX_FOLDERS + (ARCHIVE_FOLDERS if archive else ())
+            for distinguished_id, name, parent_id, folder_class in specs:
+                parent = mailbox.folders[parent_id] if parent_id else None
+                folder = self._new_folder(mailbox, parent, name, folder_class)
+                folder.distinguished_id = distinguished_id
+                mailbox.folders[distinguished_id] = folder
+            self.mailboxes[key] = mailbox
+            for name in [key, *mailbox.aliases]:
+                self._by_address[name] = mailbox
+            return mailbox
+
+    def add_distribution_list(
+        self, address: str, members: list[str], display_name: str | None = None
+    ) -> DistributionList:
+        with self.lock:
+            key = address.strip().lower()
+            dl = DistributionList(key, display_name or key.split("@")[0], [m.lower() for m in members])
+            self.distribution_lists[key] = dl
+            return dl
+
+    # ---- folders -------------------------------------------------------------------------------------
+    def _new_folder(
+        self, mailbox: Mailbox, parent: Folder | None, name: str, folder_class: str
+    ) -> Folder:
+        folder = Folder(
+            id=self._mint(_KIND_FOLDER),
+            change_key=self.new_change_key(),
+            mailbox=mailbox,
+            display_name=name,
+            parent=parent,
+            folder_class=folder_class,
+        )
+        if parent is not None:
+            parent.children.append(folder)
+        self._folders[folder.id] = folder
+        return folder
+
+    def create_folder(self, parent: Folder, name: str, folder_class: str = "IPF.Note") -> Folder:
+        with self.lock:
+            if any(c.display_name.lower() == name.lower() for c in parent.children):
+                raise EwsError(
+                    "ErrorFolderExists", "A folder with the specified name already exists."
+                )
+            return self._new_folder(parent.mailbox, parent, name, folder_class)
+
+    def folder_path(self, mailbox: Mailbox, path: str) -> Folder:
+        """A user folder by display path below Top of Information Store, e.g. 'Inbox/Quarantine'."""
+        node = mailbox.msgfolderroot
+        for part in [p for p in path.split("/") if p]:
+            match = next((c for c in node.children if c.display_name.lower() == part.lower()), None)
+            if match is None:
+                raise EwsError(
+                    "ErrorFolderNotFound", "The specified folder could not be found in the store."
+                )
+            node = match
+        return node
+
+    # ---- items ---------------------------------------------------------------------------------------
+    def add_item(self, folder: Folder, item: Item) -> Item:
+        """Place a new item (a fresh id and change key) in `folder`; its attachments get ids too."""
+        with self.lock:
+            item.id = self._mint(_KIND_ITEM)
+            item.change_key = self.new_change_key()
+            item.folder = folder
+            folder.items[item.id] = item
+            self._items[item.id] = item
+            for attachment in item.attachments:
+                self.register_attachment(item, attachment)
+            return item
+
+    def register_attachment(self, item: Item, attachment: Attachment) -> Attachment:
+        if not attachment.id:
+            attachment.id = self._mint(_KIND_ATTACHMENT)
+        self._attachments[attachment.id] = (item, attachment)
+        return attachment
+
+    def forget_attachment(self, attachment: Attachment) -> None:
+        self._attachments.pop(attachment.id, None)
+
+    def touch(self, item: Item) -> None:
+        """Record a modification: Exchange issues a new ChangeKey every time an item changes."""
+        item.change_key = self.new_change_key()
+        item.last_modified_time = utcnow()
+
+    def move_item(self, item: Item, destination: Folder) -> Item:
+        """Move within or across mailboxes. Like Exchange, the item gets a new ItemId."""
+        with self.lock:
+            self._detach(item)
+            for attachment in item.attachments:
+                self.forget_attachment(attachment)
+                attachment.id = ""
+            return self.add_item(destination, item)
+
+    def remove_item(self, item: Item) -> None:
+        """Gone for good (a hard delete, or a purge)."""
+        with self.lock:
+            self._detach(item)
+            for attachment in item.attachments:
+                self.forget_attachment(attachment)
+
+    def _detach(self, item: Item) -> None:
+        if item.folder is not None:
+            item.folder.items.pop(item.id, None)
+        self._items.pop(item.id, None)
+
+    # ---- journal -------------------------------------------------------------------------------------
+    def record(self, kind: str, item: Item, **details: str) -> Change:
+        change = Change(
+            seq=next(self._seq),
+            time=utcnow(),
+            mailbox=item.mailbox.address,
+            kind=kind,
+            item_id=item.id,
+            internet_message_id=item.internet_message_id,
+            folder=item.folder.path if item.folder else "",
+            details=details,
+        )
+        self.journal.append(change)
+        return change
