@@ -210,6 +210,7 @@ class Mailbox:
     aliases: list[str] = field(default_factory=list)
     folders: dict[str, Folder] = field(default_factory=dict)  # by distinguished id
     oof: OofSettings = field(default_factory=OofSettings)
+    blocked_senders: set[str] = field(default_factory=set)  # Junk Email blocked senders (MarkAsJunk)
     # Fault injection: an EWS code (ErrorMailboxStoreUnavailable, ErrorMailboxMoveInProgress) answered for
     # every request to this mailbox until `unavailable_until` (a time.monotonic() value) has passed.
     unavailable_code: str | None = None
@@ -321,7 +322,9 @@ class Store:
         self._check_form(attachment_id, _KIND_ATTACHMENT)
         found = self._attachments.get(attachment_id)
         if found is None:
-            raise EwsError("ErrorAttachmentNotFound", "The attachment could not be found.")
+            raise EwsError(
+                "ErrorInvalidAttachmentId", "The attachment was not found within the attachments collection."
+            )
         return found
 
     def all_items(self) -> list[Item]:
