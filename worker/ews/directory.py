@@ -1,0 +1,114 @@
+"""Directory-style reads: contacts, out-of-office settings and (on-premises only) searchable mailboxes."""
+
+from __future__ import annotations
+
+from exchangelib import Contact, Mailbox, Q
+from exchangelib.fields import FieldPath
+from exchangelib.folders.collections import FolderCollection
+from exchangelib.items import SHALLOW
+from exchangelib.properties import FailedMailbox
+from exchangelib.services import GetSearchableMailboxes, GetUserOofSettings
+
+from worker.errors import Permanent
+from worker.ews.errors import classify
+from worker.ews.folders import well_known_folder
+from worker.ews.search import iso
+
+CONTACT_FIELDS = ("display_name", "email_addresses", "company_name", "job_title", "phone_numbers")
+
+
+def get_contacts(account, limit: int) -> list[dict]:
+    found = FolderCollection(account=account, folders=[well_known_folder(account, "contacts")]).find_items(
+        Q(),
+        depth=SHALLOW,
+        additional_fields={FieldPath(field=Contact.get_field_by_fieldname(f)) for f in CONTACT_FIELDS},
+        max_items=limit,
+        page_size=min(limit, 100),
+    )
+    contacts = []
+    for item in found:
+        if isinstance(item, Exception):
+            raise item
+        if not isinstance(item, Contact):
+            continue  # distribution lists share the folder
+        contacts.append(
+            {
+                "item_id": item.id,
+                "display_name": item.display_name,
+                "email_addresses": [e.email for e in item.email_addresses or () if e.email],
+                "company_name": item.company_name,
+                "job_title": item.job_title,
+                "phone_numbers": [
+                    {"label": p.label, "number": p.phone_number}
+                    for p in item.phone_numbers or ()
+                    if p.phone_number
+                ],
+            }
+        )
+    return contacts
+
+
+def get_out_of_office(account) -> dict:
+    settings = GetUserOofSettings(account=account).get(
+        mailbox=Mailbox(email_address=account.primary_smtp_address)
+    )
+    scheduled = settings.state == "Scheduled"
+    return {
+        "state": settings.state,
+        "external_audience": settings.external_audience,
+        "start": iso(settings.start) if scheduled else None,
+        "end": iso(settings.end) if scheduled else None,
+        "internal_reply": settings.internal_reply or "",
+        "external_reply": settings.external_reply or "",
+    }
+
+
+def get_searchable_mailboxes(
+    protocol, search_filter: str | None, expand_group_membership: bool
+) -> list[dict]:
+    """GetSearchableMailboxes needs the Discovery Management role and exists on-premises only: Exchange Online
+    removed it on 1 April 2020, which this reports as a Permanent "Unsupported" error instead of a raw
+    fault."""
+    try:
+        found = list(
+            GetSearchableMailboxes(protocol=protocol).call(
+                search_filter=search_filter, expand_group_membership=expand_group_membership
+            )
+        )
+    except Exception as exc:  # any failure here is reported with the on-premises caveat
+        error = classify(exc)
+        if error.retryable:
+            raise error from exc
+        raise Permanent(
+            "Unsupported",
+            f"GetSearchableMailboxes failed ({error.code}: {error.message}); it is "
+            "available on Exchange on-premises only (removed from Exchange Online in April 2020) "
+            "and needs the Discovery Management role",
+        ) from exc
+    mailboxes = []
+    for entry in found:
+        if isinstance(entry, Exception):
+            raise entry
+        if isinstance(entry, FailedMailbox):
+            mailboxes.append(
+                {
+                    "mailbox": entry.mailbox,
+                    "failed": True,
+                    "error_code": entry.error_code,
+                    "error_message": entry.error_message,
+                }
+            )
+            continue
+        mailboxes.append(
+            {
+                "primary_smtp_address": entry.primary_smtp_address,
+                "display_name": entry.display_name,
+                "guid": entry.guid,
+                "is_external": bool(entry.is_external),
+                "external_email": entry.external_email,
+                "is_membership_group": bool(entry.is_membership_group),
+                "reference_id": entry.reference_id,
+                "failed": False,
+            }
+        )
+    return mailboxes
