@@ -1,0 +1,51 @@
+"""The Celery app. Task modules are imported by name (`include`), those that exist in this installation."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from celery import Celery, signals
+
+from worker.ews import connection
+from worker.settings import get_settings
+
+TASK_MODULES = (
+    "tasks.enrichment",
+    "tasks.containment",
+    "tasks.notification",
+    "tasks.validation",
+    "campaigns.tasks",
+)
+
+
+def _existing(modules: tuple[str, ...]) -> list[str]:
+    return [name for name in modules if importlib.util.find_spec(name) is not None]
+
+
+app = Celery("ews_ir", include=_existing(TASK_MODULES) + list(get_settings().extra_task_modules))
+app.config_from_object("celeryconfig")
+
+
+def route_task(name: str, args, kwargs, options, task=None, **_) -> dict | None:
+    """Route by task name, also for producers that only `send_task` by name: campaign.* to campaigns, ews.* to
+    the queue its action declared."""
+    if name.startswith("campaign."):
+        return {"queue": "campaigns"}
+    if name not in app.tasks:
+        app.loader.import_default_modules()
+    registered = app.tasks.get(name)
+    queue = getattr(registered, "queue", None)
+    return {"queue": queue} if queue else None
+
+
+@signals.worker_init.connect
+def _size_pools(sender=None, **_) -> None:
+    """Threads pool: one process runs `concurrency` tasks at once, so it needs that many EWS connections."""
+    threads = sender.concurrency if "thread" in str(sender.pool_cls).lower() else 1
+    connection.configure_process(threads if isinstance(threads, int) else 1)
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_) -> None:
+    """Prefork child: drop sockets and locks inherited from the parent; each child runs one task at a time."""
+    connection.configure_process(1)

@@ -1,0 +1,96 @@
+"""Make exchangelib fail fast and report enough for the caller to retry well.
+
+exchangelib's FaultTolerance sleeps inside the worker thread and shares one back-off clock per Configuration;
+its FailFast loses the Retry-After header and treats 429 as a malformed response. Celery owns every retry
+here, so the policy fails fast but keeps the server's hint on the exception (the reference's "Caller-retries
+policy").
+"""
+
+from __future__ import annotations
+
+import re
+
+from exchangelib.errors import ErrorInternalServerTransientError, ErrorServerBusy
+from exchangelib.protocol import FailFast
+from exchangelib.services.common import EWSService
+
+_SUGGESTED_BACKOFF = re.compile(
+    r"suggested\s+back\s*off\s+time\s*(?:is\s*)?(\d+)\s*(?:ms|milliseconds)", re.I
+)
+_PARSE_CHUNK_BYTES = 65536
+
+
+class HttpThrottled(ErrorServerBusy):
+    """HTTP 503 or 429: the front end is shedding load for the whole tenant, not one mailbox."""
+
+    def __init__(self, status_code: int, back_off: float | None) -> None:
+        super().__init__(f"HTTP {status_code} from the EWS endpoint", back_off=back_off)
+        self.status_code = status_code
+
+
+def retry_after_s(headers) -> float | None:
+    """Retry-After in seconds (exchangelib ignores anything but positive integers; so do servers we know)."""
+    try:
+        value = float(headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def back_off_hint_s(text: str | None, msg_xml=None) -> float | None:
+    """BackOffMilliseconds from a MessageXml element, else "Suggested backoff time N ms" in the text."""
+    if msg_xml is not None:
+        for element in msg_xml.iter():
+            if str(element.tag).endswith("}Value") and element.get("Name") == "BackOffMilliseconds":
+                try:
+                    return int(element.text) / 1000
+                except (TypeError, ValueError):
+                    break
+    match = _SUGGESTED_BACKOFF.search(text or "")
+    return int(match.group(1)) / 1000 if match else None
+
+
+class CallerRetries(FailFast):
+    """FailFast, plus: 429/503 become HttpThrottled with Retry-After; other non-SOAP 5xx become transient."""
+
+    def raise_response_errors(self, response):
+        status = response.status_code
+        if status in (429, 503):
+            raise HttpThrottled(status, retry_after_s(response.headers))
+        try:
+            return super().raise_response_errors(response)
+        except Exception as exc:
+            if status >= 500 and not isinstance(exc, ErrorServerBusy | ErrorInternalServerTransientError):
+                raise ErrorInternalServerTransientError(f"HTTP {status} from the EWS endpoint") from None
+            raise
+
+
+class _LargeChunks:
+    """A response yielding 64 KiB chunks: exchangelib's default feeds lxml 1 byte at a time."""
+
+    def __init__(self, response) -> None:
+        self._response = response
+
+    def iter_content(self, chunk_size: int = _PARSE_CHUNK_BYTES, decode_unicode: bool = False):
+        return self._response.iter_content(chunk_size=chunk_size, decode_unicode=decode_unicode)
+
+
+def install() -> None:
+    """Patch exchangelib once per process: busy hints from HTTP-200 responses, and chunked XML parsing."""
+    if getattr(EWSService, "_ews_ir_patched", False):
+        return
+    original_get_exception = EWSService._get_exception
+    original_get_soap_parts = EWSService._get_soap_parts.__func__
+
+    def get_exception_with_back_off(code, text, msg_xml=None, rule_errors=None):
+        exc = original_get_exception(code=code, text=text, msg_xml=msg_xml, rule_errors=rule_errors)
+        if isinstance(exc, ErrorServerBusy) and exc.back_off is None:
+            exc.back_off = back_off_hint_s(text, msg_xml)
+        return exc
+
+    def get_soap_parts_chunked(cls, response):
+        return original_get_soap_parts(cls, response=_LargeChunks(response))
+
+    EWSService._get_exception = staticmethod(get_exception_with_back_off)
+    EWSService._get_soap_parts = classmethod(get_soap_parts_chunked)
+    EWSService._ews_ir_patched = True

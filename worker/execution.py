@@ -1,0 +1,126 @@
+"""Run one EWS call the way Exchange wants to be called: obey the fleet-wide back-off gate, hold a concurrency
+lease, classify failures, sleep through short waits here and hand long ones back to the queue (RetryLater).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from worker.errors import ActionError, AuthError, RetryLater, Throttled
+from worker.ews import connection
+from worker.ews.errors import classify
+from worker.profiles import ConnectionProfile, get_profile
+from worker.settings import Settings, get_settings
+from worker.throttle import Budget, budgets_for, get_throttle
+
+T = TypeVar("T")
+# Codes for which a new token may help; a second 401 after a refresh means the credentials are wrong.
+STALE_TOKEN_CODES = ("Unauthorized", "TokenExpired")
+# Poll interval while every concurrency slot of a budget is taken.
+SLOT_POLL_S = (0.05, 0.25)
+
+
+def _jitter(back_off_s: float) -> float:
+    """Spread workers that were told the same back-off, so they do not all return at the same instant."""
+    return random.uniform(0.05, 0.05 + min(5.0, back_off_s * 0.2))
+
+
+def _countdown(error: ActionError, attempt: int, settings: Settings) -> float:
+    if isinstance(error, Throttled):
+        countdown = error.back_off_s + _jitter(error.back_off_s)
+    else:  # exponential from the task's attempt number, full jitter
+        countdown = random.uniform(0, settings.retry_base_s * 2**attempt)
+    return min(settings.max_countdown_s, max(1.0, countdown))
+
+
+def _acquire_slot(budgets: list[Budget], settings: Settings) -> str:
+    throttle = get_throttle()
+    give_up_at = time.monotonic() + settings.inprocess_max_wait_s
+    while True:
+        token = throttle.try_acquire(budgets, settings.lease_s)
+        if token is not None:
+            return token
+        if time.monotonic() >= give_up_at:
+            full = [b.kind for b in budgets if b.limit > 0]
+            raise Throttled(
+                "ConcurrencyLimit",
+                f"all EWS slots of this {'/'.join(full)} are in use",
+                settings.retry_base_s,
+            )
+        time.sleep(random.uniform(*SLOT_POLL_S))
+
+
+def _run_with_token_refresh(fn: Callable[[], T], profile: ConnectionProfile) -> T:
+    """A 401 or an expired token is answered by one token refresh and one retry."""
+    try:
+        return fn()
+    except Exception as exc:
+        error = classify(exc)
+        if profile.auth != "oauth" or not isinstance(error, AuthError) or error.code not in STALE_TOKEN_CODES:
+            raise
+    connection.refresh_token(profile.name)
+    return fn()
+
+
+def _attempt(fn: Callable[[], T], profile: ConnectionProfile, budgets: list[Budget], settings: Settings) -> T:
+    throttle = get_throttle()
+    wait_s = throttle.gate_wait_s(budgets)
+    if wait_s > 0:
+        raise Throttled(
+            "BackOffGate", "Exchange asked this fleet to back off from this mailbox/tenant", wait_s
+        )
+    token = _acquire_slot(budgets, settings)
+    try:
+        return _run_with_token_refresh(fn, profile)
+    except Exception as exc:
+        error = classify(exc)
+        if isinstance(error, Throttled):
+            throttled = [b for b in budgets if b.kind == error.budget] or budgets
+            for budget in throttled:
+                throttle.close_gate(budget, error.back_off_s)
+        raise error from exc
+    finally:
+        throttle.release(budgets, token)
+
+
+def call_ews(mailbox: str | None, fn: Callable[[], T], *, profile: str = "default", attempt: int = 0) -> T:
+    """Run `fn` (one EWS round trip or a short sequence of them) against `mailbox`'s throttling budgets.
+
+    Raises an ActionError when retrying cannot help, or RetryLater(countdown_s, cause) when it can but the
+    wait is too long (or this process tried often enough). `attempt` (the task's retry count) sets countdowns.
+    """
+    settings = get_settings()
+    connection_profile = get_profile(profile)
+    budgets = budgets_for(connection_profile.tenant_key, mailbox)
+    short_wait = wait_random_exponential(multiplier=0.25, max=settings.inprocess_max_wait_s)
+
+    def wait(state) -> float:
+        error = state.outcome.exception()
+        return (
+            error.back_off_s + _jitter(error.back_off_s)
+            if isinstance(error, Throttled)
+            else short_wait(state)
+        )
+
+    def worth_waiting_here(exc: BaseException) -> bool:
+        if not (isinstance(exc, ActionError) and exc.retryable):
+            return False
+        return not isinstance(exc, Throttled) or exc.back_off_s <= settings.inprocess_max_wait_s
+
+    retrying = Retrying(
+        retry=retry_if_exception(worth_waiting_here),
+        wait=wait,
+        stop=stop_after_attempt(settings.inprocess_attempts),
+        reraise=True,
+    )
+    try:
+        return retrying(_attempt, fn, connection_profile, budgets, settings)
+    except ActionError as error:
+        if error.retryable:
+            raise RetryLater(_countdown(error, attempt, settings), error) from error
+        raise

@@ -1,0 +1,182 @@
+"""Connection profiles: where and how to reach an Exchange server. Loaded from a config file or the
+environment, never from task messages, so no secret travels through Redis. Tasks name a profile
+(`connection="default"`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from worker.errors import ValidationError
+from worker.settings import get_settings
+
+AUTH_TYPES = ("oauth", "basic", "ntlm")
+ACCESS_TYPES = ("impersonation", "delegate")
+SECRET_FIELDS = ("password", "client_secret")
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+
+# Environment variable for each field of the env-defined "default" profile.
+ENV_FIELDS = {
+    "ews_url": "EWS_URL",
+    "version": "EWS_VERSION",
+    "auth": "EWS_AUTH",
+    "username": "EWS_USERNAME",
+    "password": "EWS_PASSWORD",
+    "tenant_id": "EWS_TENANT_ID",
+    "client_id": "EWS_CLIENT_ID",
+    "client_secret": "EWS_CLIENT_SECRET",
+    "client_cert": "EWS_CLIENT_CERT",
+    "authority": "EWS_AUTHORITY",
+    "ca_bundle": "EWS_CA_BUNDLE",
+    "access_type": "EWS_ACCESS_TYPE",
+    "service_account": "EWS_SERVICE_ACCOUNT",
+}
+
+
+@dataclass(frozen=True)
+class ConnectionProfile:
+    """Secrets are excluded from repr/str (field(repr=False)), so logging a profile never leaks them."""
+
+    name: str
+    ews_url: str
+    version: str = "Exchange2016"
+    auth: str = "oauth"
+    access_type: str = "impersonation"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    # PEM file holding the certificate and its private key, for certificate-based client credentials.
+    client_cert: str = ""
+    # Authority URL incl. tenant, e.g. https://login.microsoftonline.us/TENANT; default: global cloud.
+    authority: str = ""
+    ca_bundle: str = ""
+    # Mailbox used for calls that are not about one mailbox (e.g. ResolveNames); default: username.
+    service_account: str = ""
+
+    @property
+    def authority_url(self) -> str:
+        return self.authority.rstrip("/") or f"{DEFAULT_AUTHORITY_HOST}/{self.tenant_id}"
+
+    @property
+    def tenant_key(self) -> str:
+        """Names the tenant-wide throttling budget: the tenant id, else the server host."""
+        return self.tenant_id or (urlsplit(self.ews_url).hostname or self.ews_url)
+
+
+def _validate(raw: dict, where: str) -> ConnectionProfile:
+    known = {f.name for f in fields(ConnectionProfile)}
+    for key in raw:
+        if key not in known:
+            raise ValidationError(f"{where}.{key}", f"unknown setting (known: {', '.join(sorted(known))})")
+    values = {k: str(v).strip() for k, v in raw.items() if v is not None}
+    profile = ConnectionProfile(**values)
+    url = urlsplit(profile.ews_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValidationError(
+            f"{where}.ews_url", "must be an http(s) URL such as https://host/EWS/Exchange.asmx"
+        )
+    if profile.auth not in AUTH_TYPES:
+        raise ValidationError(f"{where}.auth", f"must be one of {', '.join(AUTH_TYPES)}")
+    if profile.access_type not in ACCESS_TYPES:
+        raise ValidationError(f"{where}.access_type", f"must be one of {', '.join(ACCESS_TYPES)}")
+    if profile.auth == "oauth":
+        for name in ("tenant_id", "client_id"):
+            if not getattr(profile, name):
+                raise ValidationError(f"{where}.{name}", "required for oauth")
+        if bool(profile.client_secret) == bool(profile.client_cert):
+            raise ValidationError(
+                f"{where}.client_secret", "oauth needs exactly one of client_secret, client_cert"
+            )
+    else:
+        for name in ("username", "password"):
+            if not getattr(profile, name):
+                raise ValidationError(f"{where}.{name}", f"required for {profile.auth}")
+    for name in ("ca_bundle", "client_cert"):
+        path = getattr(profile, name)
+        if path and not Path(path).is_file():
+            raise ValidationError(f"{where}.{name}", f"file not found: {path}")
+    return profile
+
+
+def _resolve_secret_refs(raw: dict, where: str) -> dict:
+    """A file may say `client_secret_env: NAME`, so the secret stays in the environment, not in the file."""
+    resolved = dict(raw)
+    for secret in SECRET_FIELDS:
+        env_name = resolved.pop(f"{secret}_env", None)
+        if env_name is None:
+            continue
+        if env_name not in os.environ:
+            raise ValidationError(f"{where}.{secret}_env", f"environment variable {env_name} is not set")
+        resolved[secret] = os.environ[env_name]
+    return resolved
+
+
+def _profiles_from_file(path: Path) -> dict[str, ConnectionProfile]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValidationError("EWS_IR_PROFILES_FILE", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValidationError(
+            "EWS_IR_PROFILES_FILE", f"{path} is not valid {path.suffix[1:] or 'YAML'}: {exc}"
+        ) from None
+    entries = document.get("profiles") if isinstance(document, dict) else None
+    if not isinstance(entries, dict) or not entries:
+        raise ValidationError("profiles", f"{path} needs a 'profiles' mapping of name -> settings")
+    profiles = {}
+    for name, raw in entries.items():
+        where = f"profiles.{name}"
+        if not isinstance(raw, dict):
+            raise ValidationError(where, "must be a mapping of settings")
+        profiles[str(name)] = _validate({**_resolve_secret_refs(raw, where), "name": str(name)}, where)
+    return profiles
+
+
+def _profile_from_env() -> ConnectionProfile:
+    if not os.environ.get("EWS_URL", "").strip():
+        raise ValidationError("EWS_URL", "not set and no EWS_IR_PROFILES_FILE given: no connection profile")
+    raw = {name: os.environ[var] for name, var in ENV_FIELDS.items() if os.environ.get(var, "").strip()}
+    try:
+        return _validate({**raw, "name": "default"}, "profiles.default")
+    except ValidationError as exc:
+        # Point at the environment variable the operator has to fix.
+        env_name = ENV_FIELDS.get(exc.field.rsplit(".", 1)[-1], exc.field)
+        raise ValidationError(env_name, exc.message.split(": ", 1)[-1]) from None
+
+
+def load_profiles() -> dict[str, ConnectionProfile]:
+    path = get_settings().profiles_file
+    if path:
+        return _profiles_from_file(Path(path))
+    return {"default": _profile_from_env()}
+
+
+@cache
+def _profiles() -> dict[str, ConnectionProfile]:
+    return load_profiles()
+
+
+def get_profile(name: str) -> ConnectionProfile:
+    """The named profile; an unknown name is the caller's `connection` argument being wrong."""
+    profiles = _profiles()
+    if name not in profiles:
+        raise ValidationError(
+            "connection", f"unknown connection profile {name!r} (known: {', '.join(profiles)})"
+        )
+    return profiles[name]
+
+
+def clear_cache() -> None:
+    """Forget loaded profiles (tests; a config reload)."""
+    _profiles.cache_clear()

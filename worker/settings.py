@@ -1,0 +1,132 @@
+"""Typed worker settings, read once from environment variables; every default is documented on its field.
+
+Producers and workers must agree on the Redis URL and the visibility timeout, so both read them from here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+
+from worker.errors import ValidationError
+
+
+def _env_str(name: str, default: str) -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+def _env_number(name: str, default: float, *, minimum: float = 0) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValidationError(name, f"expected a number, got {raw!r}") from None
+    if value < minimum:
+        raise ValidationError(name, f"must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Broker and result backend (REDIS_URL); results may live elsewhere (EWS_IR_RESULT_BACKEND).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    result_backend_url: str = ""
+    # Redis for the back-off gate and concurrency leases (EWS_IR_THROTTLE_REDIS_URL, default REDIS_URL).
+    throttle_redis_url: str = ""
+    # Prefix of every key this project writes to Redis (EWS_IR_REDIS_PREFIX).
+    redis_prefix: str = "ews-ir"
+    # kombu re-queues unacked messages older than this (EWS_IR_VISIBILITY_TIMEOUT, seconds).
+    visibility_timeout_s: float = 7200
+    # Results are incident evidence: keep them a week (EWS_IR_RESULT_EXPIRES, seconds).
+    result_expires_s: float = 7 * 24 * 3600
+    # Hard/soft time limits per task run (EWS_IR_TASK_TIME_LIMIT / EWS_IR_TASK_SOFT_TIME_LIMIT, prefork only).
+    task_time_limit_s: float = 900
+    task_soft_time_limit_s: float = 840
+    # Longest countdown a task re-queues itself with (EWS_IR_MAX_COUNTDOWN); kept below visibility timeout.
+    max_countdown_s_configured: float = 600
+    # Per task: at most this many runs (EWS_IR_MAX_ATTEMPTS) within this total time (EWS_IR_TASK_DEADLINE).
+    max_attempts: int = 8
+    task_deadline_s: float = 3600
+    # Redeliveries after a lost worker before a task is reported failed instead of run again
+    # (EWS_IR_MAX_REDELIVERIES).
+    max_redeliveries: int = 3
+    # First countdown for transient failures, doubled per attempt with jitter (EWS_IR_RETRY_BASE).
+    retry_base_s: float = 5
+    # Waits up to this long are slept in-process, longer ones go to the queue (EWS_IR_INPROCESS_MAX_WAIT).
+    inprocess_max_wait_s: float = 2
+    # In-process tries per call before handing the wait back to the queue (EWS_IR_INPROCESS_ATTEMPTS).
+    inprocess_attempts: int = 3
+    # EWS calls in flight per target mailbox across the fleet; Exchange allows 27 for all apps together
+    # (EWS_IR_MAILBOX_CONCURRENCY).
+    mailbox_concurrency: int = 10
+    # EWS calls in flight per tenant across the fleet, 0 = no tenant cap (EWS_IR_TENANT_CONCURRENCY).
+    tenant_concurrency: int = 0
+    # A concurrency lease expires after this long, so a killed worker frees its slots (EWS_IR_LEASE_SECONDS);
+    # above exchangelib's 120 s HTTP timeout.
+    lease_s: float = 300
+    # Back-off used when the server says "busy" without a hint (EWS_IR_DEFAULT_BACKOFF, seconds).
+    default_back_off_s: float = 10
+    # exchangelib sessions per process, 0 = the worker's thread count (EWS_IR_MAX_CONNECTIONS).
+    max_connections: int = 0
+    # Where artifacts (EML, attachments) are written (EWS_IR_ARTIFACT_DIR).
+    artifact_dir: str = "./artifacts"
+    # Connection profiles file, YAML or JSON; without it profile "default" comes from EWS_* variables
+    # (EWS_IR_PROFILES_FILE).
+    profiles_file: str = ""
+    # Extra task modules the worker imports, comma separated (EWS_IR_EXTRA_TASK_MODULES); used by tests.
+    extra_task_modules: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def max_countdown_s(self) -> float:
+        """Countdowns must stay well below the visibility timeout, or Redis redelivers the waiting message."""
+        return min(self.max_countdown_s_configured, self.visibility_timeout_s / 2)
+
+
+def load_settings() -> Settings:
+    redis_url = _env_str("REDIS_URL", Settings.redis_url)
+    return Settings(
+        redis_url=redis_url,
+        result_backend_url=_env_str("EWS_IR_RESULT_BACKEND", redis_url),
+        throttle_redis_url=_env_str("EWS_IR_THROTTLE_REDIS_URL", redis_url),
+        redis_prefix=_env_str("EWS_IR_REDIS_PREFIX", Settings.redis_prefix),
+        visibility_timeout_s=_env_number(
+            "EWS_IR_VISIBILITY_TIMEOUT", Settings.visibility_timeout_s, minimum=1
+        ),
+        result_expires_s=_env_number("EWS_IR_RESULT_EXPIRES", Settings.result_expires_s, minimum=1),
+        task_time_limit_s=_env_number("EWS_IR_TASK_TIME_LIMIT", Settings.task_time_limit_s, minimum=1),
+        task_soft_time_limit_s=_env_number(
+            "EWS_IR_TASK_SOFT_TIME_LIMIT", Settings.task_soft_time_limit_s, minimum=1
+        ),
+        max_countdown_s_configured=_env_number("EWS_IR_MAX_COUNTDOWN", Settings.max_countdown_s_configured),
+        max_attempts=int(_env_number("EWS_IR_MAX_ATTEMPTS", Settings.max_attempts, minimum=1)),
+        task_deadline_s=_env_number("EWS_IR_TASK_DEADLINE", Settings.task_deadline_s, minimum=1),
+        max_redeliveries=int(_env_number("EWS_IR_MAX_REDELIVERIES", Settings.max_redeliveries)),
+        retry_base_s=_env_number("EWS_IR_RETRY_BASE", Settings.retry_base_s),
+        inprocess_max_wait_s=_env_number("EWS_IR_INPROCESS_MAX_WAIT", Settings.inprocess_max_wait_s),
+        inprocess_attempts=int(
+            _env_number("EWS_IR_INPROCESS_ATTEMPTS", Settings.inprocess_attempts, minimum=1)
+        ),
+        mailbox_concurrency=int(
+            _env_number("EWS_IR_MAILBOX_CONCURRENCY", Settings.mailbox_concurrency, minimum=1)
+        ),
+        tenant_concurrency=int(_env_number("EWS_IR_TENANT_CONCURRENCY", Settings.tenant_concurrency)),
+        lease_s=_env_number("EWS_IR_LEASE_SECONDS", Settings.lease_s, minimum=1),
+        default_back_off_s=_env_number("EWS_IR_DEFAULT_BACKOFF", Settings.default_back_off_s),
+        max_connections=int(_env_number("EWS_IR_MAX_CONNECTIONS", Settings.max_connections)),
+        artifact_dir=_env_str("EWS_IR_ARTIFACT_DIR", Settings.artifact_dir),
+        profiles_file=_env_str("EWS_IR_PROFILES_FILE", ""),
+        extra_task_modules=_env_list("EWS_IR_EXTRA_TASK_MODULES"),
+    )
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests that change the environment call `get_settings.cache_clear()`."""
+    return load_settings()
