@@ -1,0 +1,288 @@
+"""The HTTP API: campaigns, single actions, task results and audit, behind API keys with roles.
+
+Build it with `create_app()`; `ews-ir api` serves it with uvicorn. The campaign engine and the Celery gateway
+are FastAPI dependencies, so tests can swap them through `app.dependency_overrides`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
+
+from producer import auth, export
+from producer.actions import ActionGateway
+from producer.body_limit import BodySizeLimit
+from producer.config import ApiSettings
+from producer.errors import ErrorBody, error_response, install_error_handlers
+from producer.keys import KeyStore, Principal
+from producer.schemas import (
+    ActionAccepted,
+    ActionDescription,
+    ApproveRequest,
+    AuditPage,
+    Campaign,
+    Health,
+    Readiness,
+    ResultsPage,
+    TaskStatus,
+)
+
+CSV = "text/csv"
+JSONL = "application/x-ndjson"
+MAX_PAGE = 10_000
+
+
+def campaign_service() -> Any:
+    """The engine module; imported on first use so the API can start (and be tested) without it loaded."""
+    from campaigns import service
+
+    return service
+
+
+@cache
+def action_gateway() -> ActionGateway:
+    from worker.app import app
+
+    return ActionGateway(app)
+
+
+Reader = Annotated[Principal, Depends(auth.reader)]
+Responder = Annotated[Principal, Depends(auth.responder)]
+Approver = Annotated[Principal, Depends(auth.approver)]
+Service = Annotated[Any, Depends(campaign_service)]
+Gateway = Annotated[ActionGateway, Depends(action_gateway)]
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        401: "missing or invalid API key",
+        403: "the key's role is not allowed to do this",
+        404: "no such campaign",
+        409: "the campaign's state does not allow this",
+        413: "request body too large",
+        422: "invalid input; `errors` names each bad field",
+        503: "Redis is unavailable",
+    }
+    return {status: {"model": ErrorBody, "description": descriptions[status]} for status in statuses}
+
+
+_READ = _errors(401, 403, 422, 503)
+_CAMPAIGN_READ = _errors(401, 403, 404, 422, 503)
+_TRANSITION = _errors(401, 403, 404, 409, 413, 422, 503)
+
+CampaignId = Annotated[str, Path(min_length=1, max_length=200, description="campaign id")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="a POST repeated with the same key answers the first result instead of starting again",
+    ),
+]
+
+
+def _count_listed_targets(spec: dict[str, Any]) -> int:
+    """Mailboxes listed in `targets.mailboxes`; expanded targets (all, lists) are capped by the engine."""
+    targets = spec.get("targets")
+    mailboxes = targets.get("mailboxes") if isinstance(targets, dict) else None
+    return len(mailboxes) if isinstance(mailboxes, list) else 0
+
+
+def _wants(request: Request, fmt: str | None, alternative: str, media_type: str) -> bool:
+    if fmt is not None:
+        return fmt == alternative
+    return media_type in request.headers.get("accept", "")
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings.from_env()
+    app = FastAPI(
+        title="ews-ir API",
+        version="1",
+        description="Bulk campaigns and single incident-response actions on Exchange mailboxes.",
+    )
+    app.state.keystore = KeyStore(settings.keys_file)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        """The process is up (no dependencies checked)."""
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        tags=["health"],
+        responses={503: {"model": ErrorBody, "description": "Redis is unreachable"}},
+    )
+    def readyz(gateway: Gateway) -> Readiness:
+        """Redis reachable and the number of workers that answered a short ping."""
+        return Readiness(status="ok", **gateway.readiness())
+
+    @app.post(
+        "/v1/campaigns", status_code=201, response_model=Campaign, tags=["campaigns"], responses=_TRANSITION
+    )
+    def create_campaign(
+        *,
+        spec: Annotated[
+            dict[str, Any], Body(description="campaign spec, as documented by the campaign engine")
+        ],
+        idempotency_key: IdempotencyKey = None,
+        principal: Responder,
+        service: Service,
+    ) -> dict[str, Any]:
+        """Start a campaign: it searches (a preview) and then waits for approval before acting."""
+        if _count_listed_targets(spec) > settings.max_targets:
+            too_many = f"at most {settings.max_targets} targets per campaign"
+            errors = [{"field": "targets.mailboxes", "message": too_many}]
+            return error_response(422, "invalid campaign spec", errors)
+        return service.create(spec, requester=principal.name, idempotency_key=idempotency_key)
+
+    @app.get(
+        "/v1/campaigns/{campaign_id}", response_model=Campaign, tags=["campaigns"], responses=_CAMPAIGN_READ
+    )
+    def get_campaign(
+        campaign_id: CampaignId,
+        _: Reader,
+        service: Service,
+    ) -> dict[str, Any]:
+        """Status, counters and progress (done/total, rate, ETA)."""
+        return service.get(campaign_id)
+
+    @app.get(
+        "/v1/campaigns/{campaign_id}/results",
+        response_model=ResultsPage,
+        tags=["campaigns"],
+        responses={200: {"content": {CSV: {"schema": {"type": "string"}}}}, **_CAMPAIGN_READ},
+    )
+    def campaign_results(
+        *,
+        request: Request,
+        campaign_id: CampaignId,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
+        format: Annotated[Literal["json", "csv"] | None, Query(description=f"or Accept: {CSV}")] = None,
+        _: Reader,
+        service: Service,
+    ) -> Any:
+        """One page of per-mailbox/per-item results, as JSON or CSV."""
+        items = service.results(campaign_id, offset, limit)
+        next_offset = offset + len(items) if len(items) == limit else None
+        if _wants(request, format, "csv", CSV):
+            headers = {"X-Next-Offset": str(next_offset)} if next_offset is not None else {}
+            return Response(export.to_csv(items), media_type=CSV, headers=headers)
+        return ResultsPage(
+            campaign_id=campaign_id, offset=offset, limit=limit, items=items, next_offset=next_offset
+        )
+
+    @app.post(
+        "/v1/campaigns/{campaign_id}/approve",
+        response_model=Campaign,
+        tags=["campaigns"],
+        responses=_TRANSITION,
+    )
+    def approve_campaign(
+        *,
+        campaign_id: CampaignId,
+        body: ApproveRequest | None = None,
+        principal: Approver,
+        service: Service,
+    ) -> dict[str, Any]:
+        """Approve the previewed campaign so it acts (needs the approver role)."""
+        research = body.research if body else False
+        return service.approve(campaign_id, principal.name, research=research)
+
+    def transition(verb: str, path: str, summary: str, method_name: str) -> None:
+        def endpoint(
+            campaign_id: CampaignId,
+            principal: Responder,
+            service: Service,
+        ) -> dict[str, Any]:
+            return getattr(service, method_name)(campaign_id, principal.name)
+
+        app.add_api_route(
+            f"/v1/campaigns/{{campaign_id}}/{path}",
+            endpoint,
+            methods=["POST"],
+            response_model=Campaign,
+            tags=["campaigns"],
+            responses=_TRANSITION,
+            summary=summary,
+            name=f"{verb}_campaign",
+        )
+
+    transition("cancel", "cancel", "Stop dispatching; work already sent finishes", "cancel")
+    transition("resume", "resume", "Continue a cancelled or interrupted campaign", "resume")
+    transition("retry_failed", "retry-failed", "Run again only the targets that failed", "retry_failed")
+    transition("restore", "restore", "Undo the campaign's actions as a new campaign", "restore")
+
+    @app.get("/v1/actions", response_model=list[ActionDescription], tags=["actions"], responses=_READ)
+    def list_actions(_: Reader, gateway: Gateway) -> list[ActionDescription]:
+        """The actions the workers know, with their required and optional arguments."""
+        return [
+            ActionDescription(
+                name=a.name, queue=a.queue, required=list(a.required), optional=list(a.optional)
+            )
+            for a in gateway.catalog().values()
+        ]
+
+    @app.post(
+        "/v1/actions/{action}",
+        status_code=202,
+        response_model=ActionAccepted,
+        tags=["actions"],
+        responses=_errors(401, 403, 404, 413, 422, 503),
+    )
+    def run_action(
+        *,
+        action: Annotated[str, Path(max_length=100)],
+        kwargs: Annotated[dict[str, Any], Body(description="the action's keyword arguments")],
+        idempotency_key: IdempotencyKey = None,
+        principal: Responder,
+        gateway: Gateway,
+    ) -> ActionAccepted:
+        """Queue one action; poll GET /v1/tasks/{task_id} for its result envelope."""
+        catalog = gateway.catalog()
+        info = catalog.get(action)
+        if info is None:
+            raise HTTPException(404, f"unknown action {action!r}; known: {', '.join(catalog)}")
+        errors = info.check(kwargs)
+        if errors:
+            return error_response(422, f"invalid arguments for {action}", errors)
+        task_id = gateway.send(info, kwargs, principal.name, idempotency_key)
+        return ActionAccepted(task_id=task_id, action=action, status_url=f"/v1/tasks/{task_id}")
+
+    @app.get("/v1/tasks/{task_id}", response_model=TaskStatus, tags=["actions"], responses=_READ)
+    def get_task(
+        task_id: Annotated[str, Path(min_length=1, max_length=200)],
+        _: Reader,
+        gateway: Gateway,
+    ) -> dict[str, Any]:
+        """State of a single action's task and, once done, its result envelope."""
+        return gateway.task(task_id)
+
+    @app.get(
+        "/v1/audit",
+        response_model=AuditPage,
+        tags=["audit"],
+        responses={200: {"content": {JSONL: {"schema": {"type": "string"}}}}, **_READ},
+    )
+    def audit(
+        *,
+        request: Request,
+        since: Annotated[str | None, Query(max_length=64, description="ISO 8601; only newer records")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
+        format: Annotated[Literal["json", "jsonl"] | None, Query(description=f"or Accept: {JSONL}")] = None,
+        _: Reader,
+        service: Service,
+    ) -> Any:
+        """Audit records (who asked, who approved, what, counts, timings), oldest first."""
+        items = service.audit(since, limit)
+        if _wants(request, format, "jsonl", JSONL):
+            return Response(export.to_jsonl(items), media_type=JSONL)
+        return AuditPage(items=items)
+
+    return app

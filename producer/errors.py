@@ -1,0 +1,77 @@
+"""One JSON error shape for every failed request, and the handlers that produce it.
+
+Every error body is `{"detail": str, "errors": [{"field", "message"}]}`: `errors` names each bad field on 422
+and is empty otherwise. Inputs are never echoed back, so a secret pasted in the wrong field is not reflected.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
+from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException
+
+from campaigns.errors import Conflict, SpecError, UnknownCampaign
+
+log = logging.getLogger(__name__)
+
+_LOCATION_PREFIXES = {"body", "query", "path", "header"}
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    errors: list[FieldError] = []
+
+
+def error_response(status: int, detail: str, errors: list[dict] | None = None, headers=None) -> JSONResponse:
+    body = ErrorBody(detail=detail, errors=[FieldError(**e) for e in errors or []])
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def field_name(location: tuple | list) -> str:
+    """("body", "targets", 3) -> "targets.3"; ("query", "limit") -> "limit"."""
+    parts = list(location)
+    if len(parts) > 1 and parts[0] in _LOCATION_PREFIXES:
+        parts = parts[1:]
+    return ".".join(str(part) for part in parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": field_name(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        return error_response(422, "request validation failed", errors)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(SpecError)
+    async def invalid_spec(_: Request, exc: SpecError) -> JSONResponse:
+        return error_response(422, "invalid campaign spec", exc.errors)
+
+    @app.exception_handler(UnknownCampaign)
+    async def unknown_campaign(_: Request, exc: UnknownCampaign) -> JSONResponse:
+        return error_response(404, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return error_response(409, str(exc))
+
+    async def backend_down(_: Request, exc: Exception) -> JSONResponse:
+        log.error("backend unavailable: %s", type(exc).__name__)
+        return error_response(503, "Redis (broker or campaign store) is unavailable; retry shortly")
+
+    for backend_error in (RedisConnectionError, RedisTimeoutError, OperationalError):
+        app.add_exception_handler(backend_error, backend_down)

@@ -1,0 +1,117 @@
+"""API keys: random bearer tokens whose SHA-256 hashes, names and roles live in a JSON file.
+
+Only hashes are stored, so a leaked keys file grants no access; the plaintext key is shown once, at creation.
+Keys carry 256 random bits, so a plain SHA-256 (no salt, no stretching) cannot be brute-forced.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+KEY_PREFIX = "ewsir_"
+DEFAULT_KEYS_FILE = "ews-ir-api-keys.json"
+
+
+class Role(enum.IntEnum):
+    """Ordered roles: a higher role implies every lower one."""
+
+    reader = 1
+    responder = 2
+    approver = 3
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller; its name is the identity recorded in campaigns and audit."""
+
+    name: str
+    role: Role
+
+    def has(self, role: Role) -> bool:
+        return self.role >= role
+
+
+class KeyStoreError(Exception):
+    """A keys-file operation that cannot be done (duplicate name, unknown name, bad file)."""
+
+
+def keys_file_from_env() -> Path:
+    return Path(os.environ.get("EWS_IR_API_KEYS_FILE", DEFAULT_KEYS_FILE))
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyStore:
+    """Reads the keys file on every lookup, so `ews-ir keys add/remove` takes effect without a restart."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def add(self, name: str, role: Role) -> str:
+        """Create a key for `name` and return the plaintext key (the only time it exists)."""
+        if not name or not name.strip() or name != name.strip():
+            raise KeyStoreError("key name must be non-empty without surrounding spaces")
+        entries = self._load()
+        if any(entry["name"] == name for entry in entries):
+            raise KeyStoreError(f"a key named {name!r} already exists")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        entries.append({"name": name, "role": role.name, "sha256": _hash(key), "created": created})
+        self._save(entries)
+        return key
+
+    def list(self) -> list[dict[str, str]]:
+        """Names, roles and creation times; never the hashes."""
+        return [{"name": e["name"], "role": e["role"], "created": e["created"]} for e in self._load()]
+
+    def remove(self, name: str) -> None:
+        entries = self._load()
+        kept = [entry for entry in entries if entry["name"] != name]
+        if len(kept) == len(entries):
+            raise KeyStoreError(f"no key named {name!r}")
+        self._save(kept)
+
+    def authenticate(self, key: str) -> Principal | None:
+        """Compare against every stored hash in constant time, so timing reveals nothing about near misses."""
+        presented = _hash(key)
+        found: Principal | None = None
+        for entry in self._load():
+            if hmac.compare_digest(presented, entry["sha256"]):
+                found = Principal(entry["name"], Role[entry["role"]])
+        return found
+
+    def _load(self) -> list[dict[str, str]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            raise KeyStoreError(f"cannot read keys file {self.path}: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+            raise KeyStoreError(f"keys file {self.path} is not in the expected format")
+        return data["keys"]
+
+    def _save(self, entries: list[dict[str, str]]) -> None:
+        """Write atomically with owner-only permissions, so a crash never leaves a truncated file."""
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"keys": entries}, handle, indent=2)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

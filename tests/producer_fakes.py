@@ -1,0 +1,156 @@
+"""In-memory stand-ins for the campaign engine and the Celery gateway, for the producer's API/CLI tests.
+
+They validate with the engine's real spec validator and raise its real errors, so the HTTP mapping is tested
+against what the engine actually raises; only storage and Celery are replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from campaigns import spec as campaign_spec
+from campaigns.errors import Conflict, UnknownCampaign
+from producer.actions import ActionInfo
+
+VALID_SPEC = {
+    "action": "delete",
+    "mode": "preview",
+    "targets": {"mailboxes": ["alice@example.com", "bob@example.com", "carol@example.com"]},
+    "match": {"internet_message_id": "<phish-1@evil.example>"},
+}
+
+
+class FakeCampaignService:
+    def __init__(self) -> None:
+        self.campaigns: dict[str, dict[str, Any]] = {}
+        self.idempotency: dict[str, str] = {}
+        self.audit_log: list[dict[str, Any]] = []
+        self.calls: list[tuple] = []
+
+    def create(self, spec: dict, requester: str, idempotency_key: str | None) -> dict[str, Any]:
+        clean = campaign_spec.validate(spec)
+        if idempotency_key in self.idempotency:
+            return self.get(self.idempotency[idempotency_key])
+        campaign_id = f"c{len(self.campaigns) + 1}"
+        mailboxes = clean["targets"].get("mailboxes", [])
+        self.campaigns[campaign_id] = {
+            "id": campaign_id,
+            "status": "preview_ready" if clean["mode"] == "preview" else "completed",
+            "action": clean["action"],
+            "mode": clean["mode"],
+            "requester": requester,
+            "approved_by": None,
+            "results": [
+                {"mailbox": m, "status": "ok", "matches": 1, "subject": "=HYPERLINK(\"x\")", "error": None}
+                for m in mailboxes
+            ],
+        }
+        if idempotency_key:
+            self.idempotency[idempotency_key] = campaign_id
+        self._audit("created", campaign_id, requester)
+        return self.get(campaign_id)
+
+    def get(self, campaign_id: str) -> dict[str, Any]:
+        campaign = self._campaign(campaign_id)
+        total = len(campaign["results"])
+        public = {k: v for k, v in campaign.items() if k != "results"}
+        return {**public, "progress": {"done": total, "total": total, "rate": 1.5, "eta_s": 0, "failed": 0}}
+
+    def results(self, campaign_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        return self._campaign(campaign_id)["results"][offset : offset + limit]
+
+    def approve(self, campaign_id: str, approver: str, research: bool = False) -> dict[str, Any]:
+        campaign = self._campaign(campaign_id)
+        if campaign["status"] != "preview_ready":
+            raise Conflict(campaign_id, campaign["status"], "approve")
+        campaign.update(status="completed", approved_by=approver)
+        self.calls.append(("approve", campaign_id, approver, research))
+        self._audit("approved", campaign_id, approver)
+        return self.get(campaign_id)
+
+    def cancel(self, campaign_id: str, by: str) -> dict[str, Any]:
+        return self._transition(campaign_id, by, "cancel", ("preview_ready", "executing"), "cancelled")
+
+    def resume(self, campaign_id: str, by: str) -> dict[str, Any]:
+        return self._transition(campaign_id, by, "resume", ("cancelled",), "executing")
+
+    def retry_failed(self, campaign_id: str, by: str) -> dict[str, Any]:
+        return self._transition(campaign_id, by, "retry_failed", ("completed_with_errors",), "executing")
+
+    def restore(self, campaign_id: str, by: str) -> dict[str, Any]:
+        campaign = self._campaign(campaign_id)
+        if campaign["status"] != "completed":
+            raise Conflict(campaign_id, campaign["status"], "restore")
+        self.calls.append(("restore", campaign_id, by))
+        spec = {**VALID_SPEC, "targets": {"mailboxes": [r["mailbox"] for r in campaign["results"]]}}
+        return self.create(spec, by, None)
+
+    def audit(self, since: str | None, limit: int) -> list[dict[str, Any]]:
+        return self.audit_log[:limit]
+
+    def _campaign(self, campaign_id: str) -> dict[str, Any]:
+        if campaign_id not in self.campaigns:
+            raise UnknownCampaign(campaign_id)
+        return self.campaigns[campaign_id]
+
+    def _transition(self, campaign_id: str, by: str, verb: str, allowed: tuple, new: str) -> dict[str, Any]:
+        campaign = self._campaign(campaign_id)
+        if campaign["status"] not in allowed:
+            raise Conflict(campaign_id, campaign["status"], verb)
+        campaign["status"] = new
+        self.calls.append((verb, campaign_id, by))
+        return self.get(campaign_id)
+
+    def _audit(self, event: str, campaign_id: str, by: str) -> None:
+        record_id = f"{len(self.audit_log) + 1}-0"
+        self.audit_log.append({"id": record_id, "event": event, "campaign": campaign_id, "by": by})
+
+
+class FakeGateway:
+    """Knows two actions; `send` records the call and finishes the task at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple] = []
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.claims: dict[tuple, str] = {}
+
+    def catalog(self) -> dict[str, ActionInfo]:
+        return {
+            "delete_message": ActionInfo("delete_message", "containment", ("mailbox", "item_ids"),
+                                         ("delete_type", "connection"), False),
+            "get_oof": ActionInfo("get_oof", "enrichment", ("mailbox",), ("connection",), False),
+        }
+
+    def send(self, action: ActionInfo, kwargs: dict, requester: str, idempotency_key: str | None) -> str:
+        claim = (requester, action.name, idempotency_key)
+        if idempotency_key and claim in self.claims:
+            return self.claims[claim]
+        task_id = f"t{len(self.sent) + 1}"
+        self.sent.append((action.name, kwargs, requester))
+        envelope = {"status": "ok", "action": action.name, "mailbox": kwargs.get("mailbox"), "data": {},
+                    "error": None, "attempts": 1, "duration_ms": 5}
+        self.tasks[task_id] = {"task_id": task_id, "state": "SUCCESS", "result": envelope, "error": None}
+        if idempotency_key:
+            self.claims[claim] = task_id
+        return task_id
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        pending = {"task_id": task_id, "state": "PENDING", "result": None, "error": None}
+        return self.tasks.get(task_id, pending)
+
+    def readiness(self) -> dict[str, Any]:
+        return {"redis": "ok", "workers": 1}
+
+
+def app_with_fakes(keys_file, service, gateway, **settings):
+    """An API app whose engine and gateway are the fakes, plus one key per role: {role name: key}."""
+    from producer.api import action_gateway, campaign_service, create_app
+    from producer.config import ApiSettings
+    from producer.keys import KeyStore, Role
+
+    store = KeyStore(keys_file)
+    keys = {role.name: store.add(f"{role.name}-user", role) for role in Role}
+    app = create_app(ApiSettings(keys_file=keys_file, **settings))
+    app.dependency_overrides[campaign_service] = lambda: service
+    app.dependency_overrides[action_gateway] = lambda: gateway
+    return app, keys

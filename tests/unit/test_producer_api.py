@@ -1,0 +1,237 @@
+"""The HTTP API with the fake engine and gateway: auth matrix, field errors, idempotency, formats, limits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.producer_fakes import VALID_SPEC, FakeCampaignService, FakeGateway, app_with_fakes
+
+
+@pytest.fixture
+def service() -> FakeCampaignService:
+    return FakeCampaignService()
+
+
+@pytest.fixture
+def gateway() -> FakeGateway:
+    return FakeGateway()
+
+
+@pytest.fixture
+def api(tmp_path, service, gateway):
+    app, keys = app_with_fakes(tmp_path / "keys.json", service, gateway, max_targets=5, max_body_bytes=4096)
+    client = TestClient(app)
+    client.keys = keys
+    return client
+
+
+def auth(api, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api.keys[role]}"}
+
+
+def create(api, spec=VALID_SPEC, role="responder", **headers) -> dict:
+    response = api.post("/v1/campaigns", json=spec, headers={**auth(api, role), **headers})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+ENDPOINTS = [
+    # (method, path, minimum role)
+    ("GET", "/v1/campaigns/c1", "reader"),
+    ("GET", "/v1/campaigns/c1/results", "reader"),
+    ("GET", "/v1/audit", "reader"),
+    ("GET", "/v1/actions", "reader"),
+    ("GET", "/v1/tasks/t1", "reader"),
+    ("POST", "/v1/campaigns", "responder"),
+    ("POST", "/v1/campaigns/c1/cancel", "responder"),
+    ("POST", "/v1/campaigns/c1/resume", "responder"),
+    ("POST", "/v1/campaigns/c1/retry-failed", "responder"),
+    ("POST", "/v1/campaigns/c1/restore", "responder"),
+    ("POST", "/v1/actions/get_oof", "responder"),
+    ("POST", "/v1/campaigns/c1/approve", "approver"),
+]
+ROLES = ["reader", "responder", "approver"]
+
+
+@pytest.mark.parametrize(("method", "path", "needed"), ENDPOINTS)
+def test_every_endpoint_needs_a_valid_key_of_a_high_enough_role(api, method, path, needed):
+    body = VALID_SPEC if path == "/v1/campaigns" else {"mailbox": "a@example.com"}
+    assert api.request(method, path, json=body).status_code == 401
+    wrong = api.request(method, path, json=body, headers={"Authorization": "Bearer ewsir_not-a-key"})
+    assert wrong.status_code == 401
+    assert wrong.headers["www-authenticate"] == "Bearer"
+    for role in ROLES:
+        status = api.request(method, path, json=body, headers=auth(api, role)).status_code
+        allowed = ROLES.index(role) >= ROLES.index(needed)
+        assert (status != 403) if allowed else (status == 403), (role, status)
+
+
+def test_forbidden_answer_names_the_role_needed_and_never_the_key(api):
+    response = api.post("/v1/campaigns", json=VALID_SPEC, headers=auth(api, "reader"))
+    assert response.json()["detail"] == "key 'reader-user' has role reader; this needs responder"
+    assert api.keys["reader"] not in response.text
+
+
+def test_requester_and_approver_are_the_key_names(api, service):
+    campaign = create(api)
+    assert campaign["requester"] == "responder-user"
+    approved = api.post(f"/v1/campaigns/{campaign['id']}/approve", json={"research": True},
+                        headers=auth(api, "approver"))
+    assert approved.status_code == 200
+    assert approved.json()["approved_by"] == "approver-user"
+    assert service.calls[-1] == ("approve", campaign["id"], "approver-user", True)
+
+
+def test_approve_without_a_body_does_not_research(api, service):
+    campaign = create(api)
+    response = api.post(f"/v1/campaigns/{campaign['id']}/approve", headers=auth(api, "approver"))
+    assert response.status_code == 200
+    assert service.calls[-1][-1] is False
+
+
+def test_invalid_spec_is_422_naming_every_bad_field_without_echoing_values(api):
+    spec = {"action": "nuke", "targets": {"mailboxes": ["not-an-address"]}, "password": "hunter2-secret"}
+    response = api.post("/v1/campaigns", json=spec, headers=auth(api, "responder"))
+    assert response.status_code == 422
+    body = response.json()
+    assert body["detail"] == "invalid campaign spec"
+    fields = {error["field"] for error in body["errors"]}
+    assert {"action", "password", "targets.mailboxes[0]"} <= fields
+    assert "hunter2-secret" not in response.text
+
+
+def test_request_validation_errors_use_the_same_shape(api):
+    response = api.get("/v1/campaigns/c1/results?limit=0&offset=-1", headers=auth(api, "reader"))
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json()["errors"]} == {"limit", "offset"}
+    not_an_object = api.post("/v1/campaigns", json=[1, 2], headers=auth(api, "responder"))
+    assert not_an_object.status_code == 422
+    assert not_an_object.json()["errors"][0]["field"] == "body"
+
+
+def test_too_many_targets_is_422_on_targets(api):
+    spec = {**VALID_SPEC, "targets": {"mailboxes": [f"u{i}@example.com" for i in range(6)]}}
+    response = api.post("/v1/campaigns", json=spec, headers=auth(api, "responder"))
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "targets.mailboxes", "message": "at most 5 targets per campaign"}
+    ]
+
+
+def test_body_over_the_limit_is_413_whether_declared_or_streamed(api):
+    big = json.dumps({**VALID_SPEC, "padding": "x" * 5000})
+    declared = api.post("/v1/campaigns", content=big, headers={**auth(api, "responder"),
+                                                                "Content-Type": "application/json"})
+    assert declared.status_code == 413
+    streamed = api.post("/v1/campaigns", content=iter([big[:3000].encode(), big[3000:].encode()]),
+                        headers={**auth(api, "responder"), "Content-Type": "application/json"})
+    assert streamed.status_code == 413
+    assert "4096 bytes" in streamed.json()["detail"]
+
+
+def test_idempotency_key_never_starts_a_second_campaign(api, service):
+    first = create(api, **{"Idempotency-Key": "ticket-42"})
+    again = create(api, **{"Idempotency-Key": "ticket-42"})
+    assert first["id"] == again["id"]
+    assert len(service.campaigns) == 1
+    assert create(api)["id"] != first["id"]
+
+
+def test_engine_errors_map_to_404_and_409(api):
+    missing = api.get("/v1/campaigns/nope", headers=auth(api, "reader"))
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "unknown campaign 'nope'", "errors": []}
+    campaign = create(api)
+    conflict = api.post(f"/v1/campaigns/{campaign['id']}/resume", headers=auth(api, "responder"))
+    assert conflict.status_code == 409
+    assert "cannot resume" in conflict.json()["detail"]
+
+
+def test_transitions_pass_the_key_name(api, service):
+    campaign = create(api)
+    response = api.post(f"/v1/campaigns/{campaign['id']}/cancel", headers=auth(api, "responder"))
+    assert response.json()["status"] == "cancelled"
+    assert service.calls[-1] == ("cancel", campaign["id"], "responder-user")
+
+
+def test_results_page_as_json(api):
+    campaign = create(api)
+    first = api.get(f"/v1/campaigns/{campaign['id']}/results?limit=2", headers=auth(api, "reader")).json()
+    assert [row["mailbox"] for row in first["items"]] == ["alice@example.com", "bob@example.com"]
+    assert first["next_offset"] == 2
+    last = api.get(f"/v1/campaigns/{campaign['id']}/results?offset=2&limit=2", headers=auth(api, "reader"))
+    assert last.json()["next_offset"] is None
+
+
+@pytest.mark.parametrize("how", ["query", "accept"])
+def test_results_as_csv_escape_formulas(api, how):
+    campaign = create(api)
+    url = f"/v1/campaigns/{campaign['id']}/results"
+    headers = auth(api, "reader")
+    if how == "query":
+        response = api.get(url, params={"format": "csv"}, headers=headers)
+    else:
+        response = api.get(url, headers={**headers, "Accept": "text/csv"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    lines = response.text.splitlines()
+    assert lines[0] == "mailbox,status,matches,subject,error"
+    assert lines[1] == 'alice@example.com,ok,1,"\'=HYPERLINK(""x"")",'
+
+
+def test_audit_as_json_and_json_lines(api):
+    create(api)
+    records = api.get("/v1/audit", headers=auth(api, "reader")).json()["items"]
+    assert records[0]["event"] == "created"
+    lines = api.get("/v1/audit?format=jsonl", headers=auth(api, "reader"))
+    assert lines.headers["content-type"].startswith("application/x-ndjson")
+    assert [json.loads(line) for line in lines.text.splitlines()] == records
+
+
+def test_action_is_validated_sent_and_its_result_readable(api, gateway):
+    headers = auth(api, "responder")
+    unknown = api.post("/v1/actions/format_disk", json={}, headers=headers)
+    assert unknown.status_code == 404
+    assert "known: delete_message, get_oof" in unknown.json()["detail"]
+    bad = api.post("/v1/actions/delete_message", json={"mailbox": "a@example.com", "colour": "red"},
+                   headers=headers)
+    assert bad.status_code == 422
+    assert bad.json()["errors"] == [
+        {"field": "item_ids", "message": "is required"},
+        {"field": "colour", "message": "is not an argument of delete_message"},
+    ]
+    accepted = api.post("/v1/actions/get_oof", json={"mailbox": "a@example.com"}, headers=headers)
+    assert accepted.status_code == 202
+    task_id = accepted.json()["task_id"]
+    assert gateway.sent == [("get_oof", {"mailbox": "a@example.com"}, "responder-user")]
+    task = api.get(f"/v1/tasks/{task_id}", headers=auth(api, "reader")).json()
+    assert task["state"] == "SUCCESS"
+    assert task["result"]["status"] == "ok"
+
+
+def test_action_idempotency_key_returns_the_first_task(api, gateway):
+    headers = {**auth(api, "responder"), "Idempotency-Key": "k1"}
+    first = api.post("/v1/actions/get_oof", json={"mailbox": "a@example.com"}, headers=headers).json()
+    again = api.post("/v1/actions/get_oof", json={"mailbox": "a@example.com"}, headers=headers).json()
+    assert first["task_id"] == again["task_id"]
+    assert len(gateway.sent) == 1
+
+
+def test_health_endpoints_need_no_key(api):
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").json() == {"status": "ok", "redis": "ok", "workers": 1}
+
+
+def test_openapi_document_declares_errors_and_security(api):
+    document = api.get("/openapi.json").json()
+    create_op = document["paths"]["/v1/campaigns"]["post"]
+    assert {"201", "401", "403", "413", "422"} <= set(create_op["responses"])
+    error_schema = create_op["responses"]["422"]["content"]["application/json"]["schema"]
+    assert error_schema["$ref"].endswith("/ErrorBody")
+    assert create_op["security"] == [{"HTTPBearer": []}]
+    assert "Idempotency-Key" in {p["name"] for p in create_op["parameters"]}
+    results = document["paths"]["/v1/campaigns/{campaign_id}/results"]["get"]["responses"]["200"]["content"]
+    assert set(results) == {"application/json", "text/csv"}
