@@ -7,9 +7,11 @@ from exchangelib.fields import FieldPath
 from exchangelib.folders.collections import FolderCollection
 from exchangelib.items import SHALLOW
 from exchangelib.properties import FailedMailbox
+from exchangelib.protocol import Protocol
 from exchangelib.services import GetSearchableMailboxes, GetUserOofSettings
 
 from worker.errors import Permanent
+from worker.ews.connection import configuration_for
 from worker.ews.errors import classify
 from worker.ews.folders import well_known_folder
 from worker.ews.search import iso
@@ -64,14 +66,14 @@ def get_out_of_office(account) -> dict:
 
 
 def get_searchable_mailboxes(
-    protocol, search_filter: str | None, expand_group_membership: bool
+    profile_name: str, search_filter: str | None, expand_group_membership: bool
 ) -> list[dict]:
     """GetSearchableMailboxes needs the Discovery Management role and exists on-premises only: Exchange Online
     removed it on 1 April 2020, which this reports as a Permanent "Unsupported" error instead of a raw
     fault."""
     try:
         found = list(
-            GetSearchableMailboxes(protocol=protocol).call(
+            GetSearchableMailboxes(protocol=Protocol(config=configuration_for(profile_name))).call(
                 search_filter=search_filter, expand_group_membership=expand_group_membership
             )
         )
