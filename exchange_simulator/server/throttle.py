@@ -1,0 +1,139 @@
+"""EWS throttling as Exchange applies it: one budget per target mailbox, enforced before any work is done.
+
+A budget has a ceiling on requests in flight (EWSMaxConcurrency) and a token bucket of request time
+(EwsMaxBurst, recharged at EwsRechargeRate). A request that finds the bucket empty is refused with
+ErrorServerBusy and a BackOffMilliseconds hint; a client that comes back before that hint has passed is
+penalised with a longer one, which is what makes honouring the hint the fastest way through.
+Storm and overload switches let a test put the whole server under pressure on demand.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class ThrottleSettings:
+    """Defaults follow Exchange's default throttling policy (EXO keeps its own values unpublished)."""
+
+    max_concurrent: int = 27  # EWSMaxConcurrency
+    burst_ms: float = 300_000.0  # EwsMaxBurst: how much request time a budget may spend at once
+    recharge_ms_per_s: float = 250.0  # EwsRechargeRate, 900,000 ms per hour
+    request_cost_ms: float = 0.0  # charged per request on top of the time it took
+    max_backoff_ms: int = 300_000  # the longest hint Exchange has been seen to give
+    penalty_factor: float = 2.0  # how much longer the hint gets for a client that came back early
+    storm_every_nth: int = 0  # when > 0, every Nth request is answered ErrorServerBusy
+    storm_fraction: float = 0.0  # share of budgets (chosen by a stable hash) that are always busy
+    storm_backoff_ms: int = 2_000  # the hint given by storm answers
+    overloaded: bool = False  # answer every EWS request HTTP 503, as a queuing IIS does
+    retry_after_s: int = 30  # the Retry-After header of overload answers
+
+    def validate(self) -> None:
+        if self.max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        if self.recharge_ms_per_s <= 0:
+            raise ValueError("recharge_ms_per_s must be positive")
+        if not 0.0 <= self.storm_fraction <= 1.0:
+            raise ValueError("storm_fraction must be between 0 and 1")
+        if self.burst_ms < 0 or self.request_cost_ms < 0 or self.max_backoff_ms < 1:
+            raise ValueError("burst_ms and request_cost_ms must be >= 0, max_backoff_ms >= 1")
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The throttle's answer to one request. `code` is None when the request may run."""
+
+    code: str | None = None  # ErrorServerBusy | ErrorExceededConnectionCount
+    backoff_ms: int = 0
+    penalised: bool = False  # the client ignored an earlier back-off hint
+    reason: str = ""  # budget | storm | penalty | concurrency
+
+    @property
+    def admitted(self) -> bool:
+        return self.code is None
+
+
+ADMITTED = Admission()
+
+
+@dataclass
+class _Budget:
+    balance_ms: float
+    updated: float
+    in_flight: int = 0
+    backoff_until: float = 0.0
+    last_backoff_ms: int = 0
+
+
+class Throttle:
+    """Budgets keyed by `soap.budget_key`. Thread-safe; `admit` and `release` must be paired."""
+
+    def __init__(self, settings: ThrottleSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._budgets: dict[str, _Budget] = {}
+        self._requests = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self._budgets.clear()
+            self._requests = 0
+
+    def admit(self, key: str) -> Admission:
+        settings = self.settings
+        now = self._clock()
+        with self._lock:
+            self._requests += 1
+            budget = self._recharged(key, now)
+            if now < budget.backoff_until:
+                remaining_ms = (budget.backoff_until - now) * 1000.0
+                hint = max(remaining_ms, budget.last_backoff_ms) * settings.penalty_factor
+                return self._busy(budget, now, hint, "penalty", penalised=True)
+            if budget.in_flight >= settings.max_concurrent:
+                return Admission("ErrorExceededConnectionCount", 0, reason="concurrency")
+            if settings.storm_every_nth and self._requests % settings.storm_every_nth == 0:
+                return self._busy(budget, now, settings.storm_backoff_ms, "storm")
+            if settings.storm_fraction and _share(key) < settings.storm_fraction:
+                return self._busy(budget, now, settings.storm_backoff_ms, "storm")
+            if budget.balance_ms < 0:
+                hint = -budget.balance_ms / settings.recharge_ms_per_s * 1000.0
+                return self._busy(budget, now, hint, "budget")
+            budget.in_flight += 1
+            return ADMITTED
+
+    def release(self, key: str, elapsed_ms: float) -> None:
+        """Charge a finished request: its running time plus the configured fixed cost."""
+        now = self._clock()
+        with self._lock:
+            budget = self._recharged(key, now)
+            budget.in_flight = max(0, budget.in_flight - 1)
+            budget.balance_ms -= elapsed_ms + self.settings.request_cost_ms
+
+    def _recharged(self, key: str, now: float) -> _Budget:
+        budget = self._budgets.get(key)
+        if budget is None:
+            budget = self._budgets[key] = _Budget(self.settings.burst_ms, now)
+            return budget
+        earned = (now - budget.updated) * self.settings.recharge_ms_per_s
+        budget.balance_ms = min(self.settings.burst_ms, budget.balance_ms + earned)
+        budget.updated = now
+        return budget
+
+    def _busy(
+        self, budget: _Budget, now: float, hint_ms: float, reason: str, *, penalised: bool = False
+    ) -> Admission:
+        backoff_ms = min(self.settings.max_backoff_ms, max(1, math.ceil(hint_ms)))
+        budget.backoff_until = now + backoff_ms / 1000.0
+        budget.last_backoff_ms = backoff_ms
+        return Admission("ErrorServerBusy", backoff_ms, penalised, reason)
+
+
+def _share(key: str) -> float:
+    """A stable position of `key` in [0, 1), so the same budgets stay throttled during a storm."""
+    return zlib.crc32(key.encode()) / 2**32
