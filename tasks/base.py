@@ -167,6 +167,7 @@ def ews_action(name: str, queue: str) -> Callable[[Callable[..., dict]], Task]:
             return run_action(self, name, fn, args, kwargs)
 
         task.__doc__ = fn.__doc__
+        task.action_fn = fn  # the producer lists and validates API calls against its signature
         return task
 
     return register
