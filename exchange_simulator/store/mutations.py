@@ -1,0 +1,281 @@
+"""Deleting, moving, copying, junk-marking and updating items, with Exchange's side effects.
+
+Every change gives the item a new ChangeKey (a move also a new ItemId, as Exchange does) and adds a journal
+entry, so tests can assert on what really happened in the store rather than on what a client reports.
+
+Deletion follows Exchange 2016, which the simulator claims to be, with single item recovery off (its
+default): HardDelete removes the item for good (Exchange Online would keep it in Recoverable Items\\Purges),
+SoftDelete moves it to Recoverable Items\\Deletions, MoveToDeletedItems to Deleted Items. An item that leaves
+a user folder for Deleted Items or Recoverable Items remembers that folder in `last_active_parent_folder_id`
+(PidTagLastActiveParentEntryId), which a restore reads; a later move between those folders keeps it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import replace
+
+from exchange_simulator.errors import EwsError
+from exchange_simulator.store import mime
+from exchange_simulator.store.model import Attachment, EmailAddress, Folder, Item, Store, utcnow
+
+DELETE_TYPES = ("HardDelete", "SoftDelete", "MoveToDeletedItems")
+CONFLICT_RESOLUTIONS = ("NeverOverwrite", "AutoResolve", "AlwaysOverwrite")
+
+_CHANGE_KEY_HEADER = b"\x09\x00\x00\x00\x16\x00\x00\x00"
+_DELETED_ITEMS = ("deleteditems", "archivedeleteditems")
+
+
+# ---- change keys -------------------------------------------------------------------------------------
+def check_change_key_form(change_key: str) -> None:
+    """A ChangeKey that the store could never have issued is ErrorInvalidChangeKey, whatever the operation."""
+    try:
+        raw = base64.b64decode(change_key, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if not raw.startswith(_CHANGE_KEY_HEADER):
+        raise EwsError("ErrorInvalidChangeKey", "The change key is invalid.")
+
+
+def check_update_change_key(item: Item, change_key: str | None, conflict_resolution: str) -> None:
+    """UpdateItem's optimistic concurrency: a missing or stale key fails unless AlwaysOverwrite is asked."""
+    if conflict_resolution == "AlwaysOverwrite":
+        return
+    if not change_key:
+        raise EwsError(
+            "ErrorChangeKeyRequiredForWriteOperations",
+            "Change key is required if you're trying to perform a write operation.",
+        )
+    check_change_key_form(change_key)
+    if change_key != item.change_key:
+        raise EwsError(
+            "ErrorIrresolvableConflict",
+            "The send or update operation could not be performed because the change key passed in the "
+            "request does not match the current change key for the item.",
+        )
+
+
+def check_send_change_key(item: Item, change_key: str | None) -> None:
+    """SendItem needs the current ChangeKey; a missing or outdated one is ErrorStaleObject."""
+    if change_key:
+        check_change_key_form(change_key)
+    if change_key != item.change_key:
+        raise EwsError(
+            "ErrorStaleObject",
+            "The change key passed in the request does not match the current change key for the item.",
+        )
+
+
+# ---- well-known folders ------------------------------------------------------------------------------
+def _in_archive(folder: Folder) -> bool:
+    node = folder
+    while node.parent is not None:
+        node = node.parent
+    return node.distinguished_id == "archiveroot"
+
+
+def well_known_folder(item: Item, name: str) -> Folder:
+    """A distinguished folder (e.g. 'deleteditems') of the primary or archive part that holds `item`."""
+    assert item.folder is not None
+    folders = item.mailbox.folders
+    archive_name = f"archive{name}"
+    if _in_archive(item.folder) and archive_name in folders:
+        return folders[archive_name]
+    return folders[name]
+
+
+def _is_deleted_items(folder: Folder) -> bool:
+    return folder.distinguished_id in _DELETED_ITEMS
+
+
+def _relocate(store: Store, item: Item, destination: Folder) -> str:
+    """Move `item`, remembering the user folder it leaves for a deleted-items folder. Returns the old id."""
+    origin = item.folder
+    assert origin is not None
+    if (destination.is_recoverable_items() or _is_deleted_items(destination)) and not (
+        origin.is_recoverable_items() or _is_deleted_items(origin)
+    ):
+        item.last_active_parent_folder_id = origin.id
+    previous_id = item.id
+    store.move_item(item, destination)
+    return previous_id
+
+
+# ---- delete, move, copy ------------------------------------------------------------------------------
+def delete_item(store: Store, item: Item, delete_type: str) -> None:
+    """DeleteItem for one item. Deleting from Deleted Items goes one level deeper, into the dumpster."""
+    if delete_type not in DELETE_TYPES:
+        raise ValueError(f"unknown DeleteType {delete_type!r}")
+    with store.lock:
+        origin = item.folder
+        assert origin is not None
+        if delete_type == "HardDelete" or (delete_type == "SoftDelete" and origin.is_recoverable_items()):
+            store.record("deleted", item, delete_type=delete_type)
+            store.remove_item(item)
+            return
+        if delete_type == "SoftDelete" or _is_deleted_items(origin):
+            destination = well_known_folder(item, "recoverableitemsdeletions")
+        else:
+            destination = well_known_folder(item, "deleteditems")
+        previous_id = _relocate(store, item, destination)
+        store.record(
+            "deleted", item, delete_type=delete_type, from_folder=origin.path, previous_item_id=previous_id
+        )
+
+
+def move_item(store: Store, item: Item, destination: Folder) -> Item:
+    """MoveItem: the item lands in `destination` under a new ItemId (also across mailboxes)."""
+    with store.lock:
+        origin = item.folder
+        assert origin is not None
+        from_mailbox = item.mailbox.address
+        previous_id = _relocate(store, item, destination)
+        store.record(
+            "moved",
+            item,
+            from_folder=origin.path,
+            from_mailbox=from_mailbox,
+            previous_item_id=previous_id,
+        )
+        return item
+
+
+def clone_item(item: Item) -> Item:
+    """An independent copy of `item` (no id, no folder); its attachments are copied too."""
+    now = utcnow()
+    return replace(
+        item,
+        id="",
+        change_key="",
+        folder=None,
+        to=list(item.to),
+        cc=list(item.cc),
+        bcc=list(item.bcc),
+        reply_to=list(item.reply_to),
+        categories=list(item.categories),
+        attachments=[clone_attachment(a) for a in item.attachments],
+        date_time_created=now,
+        last_modified_time=now,
+        last_active_parent_folder_id=None,
+        contact=replace(item.contact) if item.contact is not None else None,
+    )
+
+
+def clone_attachment(attachment: Attachment) -> Attachment:
+    embedded = clone_item(attachment.item) if attachment.item is not None else None
+    return replace(attachment, id="", item=embedded)
+
+
+def copy_item(store: Store, item: Item, destination: Folder) -> Item:
+    """CopyItem: a new item in `destination`; the original stays where it is."""
+    with store.lock:
+        duplicate = store.add_item(destination, clone_item(item))
+        store.record(
+            "copied",
+            duplicate,
+            source_item_id=item.id,
+            from_folder=item.folder.path if item.folder else "",
+            from_mailbox=item.mailbox.address,
+        )
+        return duplicate
+
+
+# ---- junk --------------------------------------------------------------------------------------------
+def mark_as_junk(store: Store, item: Item, is_junk: bool, move: bool) -> Item | None:
+    """MarkAsJunk: block (or unblock) the sender; with `move`, to Junk Email (or back to the Inbox).
+
+    Returns the item when it was moved (its new id is the response's MovedItemId), else None.
+    """
+    with store.lock:
+        mailbox = item.mailbox
+        sender = item.from_ or item.sender
+        if sender is not None and sender.address:
+            if is_junk:
+                mailbox.blocked_senders.add(sender.address.lower())
+            else:
+                mailbox.blocked_senders.discard(sender.address.lower())
+        details = {"is_junk": str(is_junk).lower(), "sender": sender.address if sender else ""}
+        if not move:
+            store.record("marked_junk", item, **details)
+            return None
+        destination = mailbox.folders["junkemail" if is_junk else "inbox"]
+        origin = item.folder
+        assert origin is not None
+        previous_id = _relocate(store, item, destination)
+        store.record("marked_junk", item, from_folder=origin.path, previous_item_id=previous_id, **details)
+        return item
+
+
+# ---- update ------------------------------------------------------------------------------------------
+def _set_body(item: Item, value: object) -> None:
+    body_type, text = value  # type: ignore[misc]
+    item.body_type, item.body = body_type, text
+
+
+def _recipients(attribute: str) -> Callable[[Item, object], None]:
+    def assign(item: Item, value: object) -> None:
+        setattr(item, attribute, list(value or []))  # type: ignore[call-overload]
+
+    return assign
+
+
+def _plain(attribute: str) -> Callable[[Item, object], None]:
+    def assign(item: Item, value: object) -> None:
+        setattr(item, attribute, value)
+
+    return assign
+
+
+# Updatable properties by FieldURI: how a parsed value is stored, what deleting it leaves, and whether only a
+# draft may change it (the rest of a sent message is read-only in Exchange).
+_UPDATABLE: dict[str, tuple[Callable[[Item, object], None], object, bool]] = {
+    "message:IsRead": (_plain("is_read"), False, False),
+    "item:Categories": (_plain("categories"), [], False),
+    "item:Importance": (_plain("importance"), "Normal", False),
+    "item:Sensitivity": (_plain("sensitivity"), "Normal", False),
+    "item:Subject": (_plain("subject"), "", True),
+    "item:Body": (_set_body, ("Text", ""), True),
+    "message:ToRecipients": (_recipients("to"), [], True),
+    "message:CcRecipients": (_recipients("cc"), [], True),
+    "message:BccRecipients": (_recipients("bcc"), [], True),
+    "message:ReplyTo": (_recipients("reply_to"), [], True),
+    "message:From": (_plain("from_"), None, True),
+    "item:InReplyTo": (_plain("in_reply_to"), None, True),
+    "message:References": (_plain("references"), None, True),
+}
+_NOT_IN_MIME = frozenset({"message:IsRead"})
+
+
+def updatable(field_uri: str) -> bool:
+    return field_uri in _UPDATABLE
+
+
+def update_item(store: Store, item: Item, updates: list[tuple[str, object, bool]]) -> None:
+    """Apply SetItemField (`value`) and DeleteItemField (`deleted=True`) changes in order, all or none.
+
+    `updates` holds (field_uri, value, deleted). Raises EwsError for a property Exchange would not let a
+    client change. The MIME is rewritten when a property it carries changed.
+    """
+    with store.lock:
+        for field_uri, _, _ in updates:
+            if field_uri not in _UPDATABLE:
+                raise EwsError("ErrorInvalidPropertySet", f"The property {field_uri} can not be set.")
+            if _UPDATABLE[field_uri][2] and not item.is_draft:
+                raise EwsError(
+                    "ErrorInvalidPropertyUpdateSentMessage",
+                    f"The property {field_uri} can only be updated on a draft message.",
+                )
+        for field_uri, value, deleted in updates:
+            assign, empty, _ = _UPDATABLE[field_uri]
+            assign(item, empty if deleted else value)
+        if item.mime and any(uri not in _NOT_IN_MIME for uri, _, _ in updates):
+            mime.refresh_mime(item)
+        store.touch(item)
+        store.record("updated", item, fields=",".join(uri for uri, _, _ in updates))
+
+
+def address_list(addresses: list[EmailAddress]) -> str:
+    """Comma-separated addresses, for journal details."""
+    return ",".join(a.address for a in addresses)

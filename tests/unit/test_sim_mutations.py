@@ -1,0 +1,175 @@
+"""Store semantics of delete, move, copy, mark-as-junk and update, asserted on the store's own state."""
+
+from __future__ import annotations
+
+import pytest
+
+from exchange_simulator.errors import EwsError
+from exchange_simulator.store import mutations
+from exchange_simulator.store.model import Attachment, EmailAddress, Item, Store
+
+ATTACKER = EmailAddress("Attacker", "evil@attacker.example")
+
+
+@pytest.fixture()
+def store() -> Store:
+    store = Store()
+    store.add_mailbox("alice@contoso.example", archive=True)
+    store.add_mailbox("bob@contoso.example")
+    return store
+
+
+def _message(store: Store, address: str = "alice@contoso.example", folder: str = "inbox", **fields) -> Item:
+    mailbox = store.mailbox(address)
+    item = Item(
+        subject="Invoice",
+        body="<p>pay now</p>",
+        internet_message_id="<phish-1@attacker.example>",
+        from_=ATTACKER,
+        sender=ATTACKER,
+        to=[EmailAddress("Alice", "alice@contoso.example")],
+        **fields,
+    )
+    return store.add_item(mailbox.folders[folder], item)
+
+
+def test_soft_delete_moves_to_deletions_with_a_new_id_and_remembers_the_folder(store: Store) -> None:
+    item = _message(store)
+    inbox = item.folder
+    old_id, old_key = item.id, item.change_key
+
+    mutations.delete_item(store, item, "SoftDelete")
+
+    assert item.folder is store.mailbox("alice@contoso.example").folders["recoverableitemsdeletions"]
+    assert item.id != old_id and item.change_key != old_key
+    assert item.last_active_parent_folder_id == inbox.id
+    with pytest.raises(EwsError) as err:
+        store.item(old_id)
+    assert err.value.code == "ErrorItemNotFound"
+    change = store.journal[-1]
+    assert (change.kind, change.item_id, change.details["delete_type"]) == ("deleted", item.id, "SoftDelete")
+    assert change.details["previous_item_id"] == old_id
+    assert change.folder == "Recoverable Items/Deletions"
+
+
+def test_hard_delete_removes_the_item_for_good(store: Store) -> None:
+    item = _message(store)
+    item_id = item.id
+    mutations.delete_item(store, item, "HardDelete")
+    assert store.find_by_internet_message_id("<phish-1@attacker.example>") == []
+    assert store.journal[-1].kind == "deleted" and store.journal[-1].item_id == item_id
+
+
+def test_move_to_deleted_items_then_again_goes_to_the_dumpster_keeping_the_origin(store: Store) -> None:
+    item = _message(store)
+    inbox_id = item.folder.id
+    mutations.delete_item(store, item, "MoveToDeletedItems")
+    assert item.folder.distinguished_id == "deleteditems"
+    mutations.delete_item(store, item, "MoveToDeletedItems")
+    assert item.folder.distinguished_id == "recoverableitemsdeletions"
+    assert item.last_active_parent_folder_id == inbox_id
+
+
+def test_soft_delete_in_the_archive_uses_the_archive_dumpster(store: Store) -> None:
+    item = _message(store, folder="archiveinbox")
+    mutations.delete_item(store, item, "SoftDelete")
+    assert item.folder.distinguished_id == "archiverecoverableitemsdeletions"
+
+
+def test_soft_delete_from_the_dumpster_purges(store: Store) -> None:
+    item = _message(store, folder="recoverableitemsdeletions")
+    mutations.delete_item(store, item, "SoftDelete")
+    assert store.all_items() == []
+
+
+def test_move_gives_a_new_id_and_restoring_keeps_the_item(store: Store) -> None:
+    item = _message(store)
+    mutations.delete_item(store, item, "SoftDelete")
+    mailbox = store.mailbox("alice@contoso.example")
+    restored = mutations.move_item(store, item, store.folder_by_id(item.last_active_parent_folder_id))
+    assert restored.folder is mailbox.folders["inbox"]
+    assert store.journal[-1].kind == "moved"
+    assert store.journal[-1].details["from_folder"] == "Recoverable Items/Deletions"
+
+
+def test_copy_across_mailboxes_keeps_the_message_id_and_copies_attachments(store: Store) -> None:
+    item = _message(store, attachments=[Attachment(id="", name="a.txt", content=b"x")])
+    bob_inbox = store.mailbox("bob@contoso.example").folders["inbox"]
+
+    duplicate = mutations.copy_item(store, item, bob_inbox)
+
+    assert duplicate.id != item.id and duplicate.folder is bob_inbox
+    assert duplicate.internet_message_id == item.internet_message_id
+    assert duplicate.attachments[0].id and duplicate.attachments[0].id != item.attachments[0].id
+    assert store.attachment(duplicate.attachments[0].id)[0] is duplicate
+    assert {i.mailbox.address for i in store.find_by_internet_message_id(item.internet_message_id)} == {
+        "alice@contoso.example",
+        "bob@contoso.example",
+    }
+    assert store.journal[-1].mailbox == "bob@contoso.example"
+
+
+def test_mark_as_junk_blocks_the_sender_and_moves_back_when_unmarked(store: Store) -> None:
+    item = _message(store)
+    mailbox = item.mailbox
+    assert mutations.mark_as_junk(store, item, is_junk=True, move=True) is item
+    assert item.folder is mailbox.folders["junkemail"]
+    assert mailbox.blocked_senders == {"evil@attacker.example"}
+
+    assert mutations.mark_as_junk(store, item, is_junk=False, move=True) is item
+    assert item.folder is mailbox.folders["inbox"]
+    assert mailbox.blocked_senders == set()
+
+
+def test_mark_as_junk_without_move_leaves_the_item(store: Store) -> None:
+    item = _message(store)
+    item_id = item.id
+    assert mutations.mark_as_junk(store, item, is_junk=True, move=False) is None
+    assert item.id == item_id and item.folder.distinguished_id == "inbox"
+    assert item.mailbox.blocked_senders == {"evil@attacker.example"}
+
+
+def test_update_sets_fields_and_a_new_change_key(store: Store) -> None:
+    item = _message(store)
+    key = item.change_key
+    mutations.update_item(store, item, [("message:IsRead", True, False), ("item:Categories", ["IR"], False)])
+    assert item.is_read and item.categories == ["IR"] and item.change_key != key
+    mutations.update_item(store, item, [("item:Categories", None, True)])
+    assert item.categories == []
+    assert store.journal[-1].details["fields"] == "item:Categories"
+
+
+def test_update_rewrites_the_mime_of_a_draft(store: Store) -> None:
+    item = _message(store, folder="drafts", is_draft=True)
+    item.mime = b"Received: from relay\r\nSubject: old\r\n\r\nbody\r\n"
+    mutations.update_item(store, item, [("item:Subject", "new subject", False)])
+    assert b"Subject: new subject" in item.mime and b"Received: from relay" in item.mime
+
+
+def test_update_refuses_recipients_of_a_sent_message_and_unknown_properties(store: Store) -> None:
+    item = _message(store)
+    with pytest.raises(EwsError) as err:
+        mutations.update_item(store, item, [("message:ToRecipients", [ATTACKER], False)])
+    assert err.value.code == "ErrorInvalidPropertyUpdateSentMessage"
+    with pytest.raises(EwsError) as err:
+        mutations.update_item(store, item, [("item:DateTimeReceived", None, False)])
+    assert err.value.code == "ErrorInvalidPropertySet"
+
+
+def test_change_key_checks(store: Store) -> None:
+    item = _message(store)
+    mutations.check_update_change_key(item, item.change_key, "AutoResolve")
+    mutations.check_update_change_key(item, None, "AlwaysOverwrite")
+    stale = Store.new_change_key()
+    update, send = mutations.check_update_change_key, mutations.check_send_change_key
+    cases = [
+        (update, (None, "AutoResolve"), "ErrorChangeKeyRequiredForWriteOperations"),
+        (update, ("bad!", "NeverOverwrite"), "ErrorInvalidChangeKey"),
+        (update, (stale, "AutoResolve"), "ErrorIrresolvableConflict"),
+        (send, (None,), "ErrorStaleObject"),
+        (send, (stale,), "ErrorStaleObject"),
+    ]
+    for check, args, code in cases:
+        with pytest.raises(EwsError) as err:
+            check(item, *args)
+        assert err.value.code == code
