@@ -39,6 +39,10 @@ TRANSIENT = (
     ews.ErrorConnectionFailed,
     ews.ErrorConnectionFailedTransientError,
     ews.CASError,
+    requests.ConnectionError,
+    requests.Timeout,
+    ConnectionError,
+    TimeoutError,
 )
 # Busy signals that carry no usable hint: back off briefly and let the gate spread the load.
 CONNECTION_LIMITS = (ews.ErrorExceededConnectionCount, ews.ErrorTooManyObjectsOpened)
@@ -74,9 +78,7 @@ def classify(exc: BaseException, *, item_missing_is_done: bool = False) -> Actio
         return Throttled(code, _message(exc), CONNECTION_LIMIT_BACK_OFF_S)
     if isinstance(exc, ews.RateLimitError):
         return Throttled(code, _message(exc), exc.wait or get_settings().default_back_off_s)
-    if isinstance(
-        exc, TRANSIENT | (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
-    ):
+    if isinstance(exc, TRANSIENT):
         return Transient(code, _message(exc))
     if isinstance(exc, TokenExpiredError | InvalidClientIdError):
         return AuthError("TokenExpired", "the OAuth access token expired or was rejected")
