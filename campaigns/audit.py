@@ -1,0 +1,92 @@
+"""Append-only audit trail of containment actions and campaign decisions, in one Redis stream.
+
+Mailbox entries are appended by the same Lua script that records the outcome, so each action is audited
+exactly once. Entries are never edited or trimmed here; export them as JSON Lines for the case file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import redis
+
+EXPORT_PAGE = 1000
+_STREAM_ID = re.compile(r"^\d+-\d+$")
+ITEM_FIELDS = ("item_id", "new_item_id", "folder", "internet_message_id", "outcome")
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def mailbox_entry(meta: dict[str, Any], mailbox: str, outcome: dict[str, Any]) -> dict[str, str]:
+    """What a reviewer needs to answer "who removed what from whose mailbox, on whose approval, when"."""
+    items = [{k: item.get(k) for k in ITEM_FIELDS} for item in outcome.get("items", [])]
+    return {
+        "time": iso_now(),
+        "event": "mailbox_action",
+        "campaign": meta["id"],
+        "action": meta["action"],
+        "requester": meta.get("requester", ""),
+        "approver": meta.get("approved_by", ""),
+        "mailbox": mailbox,
+        "outcome": outcome["status"],
+        "items": json.dumps(items),
+        "error": json.dumps(outcome.get("error")) if outcome.get("error") else "",
+    }
+
+
+def campaign_entry(meta: dict[str, Any], event: str, by: str, detail: dict | None = None) -> dict[str, str]:
+    return {
+        "time": iso_now(),
+        "event": event,
+        "campaign": meta["id"],
+        "action": meta["action"],
+        "by": by,
+        "detail": json.dumps(detail or {}, sort_keys=True),
+    }
+
+
+def append(client: redis.Redis, stream: str, entry: dict[str, str]) -> str:
+    return client.xadd(stream, entry).decode()
+
+
+def read(
+    client: redis.Redis, stream: str, since: str | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Entries after `since` (a stream id from an earlier page, or an ISO 8601 time), oldest first."""
+    start = "-" if not since else _stream_position(since)
+    rows = client.xrange(stream, min=start, count=limit)
+    return [_entry(entry_id, fields) for entry_id, fields in rows]
+
+
+def export_jsonl(client: redis.Redis, stream: str, out: TextIO, since: str | None = None) -> int:
+    """Write every entry after `since` as one JSON object per line; returns how many were written."""
+    count = 0
+    while rows := read(client, stream, since, EXPORT_PAGE):
+        for entry in rows:
+            out.write(json.dumps(entry, sort_keys=True) + "\n")
+        count += len(rows)
+        since = rows[-1]["id"]
+    return count
+
+
+def _stream_position(since: str) -> str:
+    """An id continues after that entry (exclusive); a time starts at that instant (inclusive)."""
+    if _STREAM_ID.match(since):
+        return "(" + since
+    parsed = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return str(int(parsed.timestamp() * 1000))
+
+
+def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": entry_id.decode()}
+    for key, value in fields.items():
+        name, text = key.decode(), value.decode()
+        entry[name] = json.loads(text) if name in ("items", "detail", "error") and text else text
+    return entry

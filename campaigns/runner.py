@@ -1,0 +1,116 @@
+"""One delivery of a `campaign.mailbox` task: decide whether to work, work, record the outcome once.
+
+A redelivered or duplicated message is harmless: a recorded outcome makes it a no-op, a lease keeps two copies
+from working on one mailbox at the same time, and recording is HSETNX (first writer wins). A cancelled or
+stopped campaign turns pending messages into no-ops without recording anything, so `resume` can find them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from campaigns import audit, mailbox_work
+from campaigns.lifecycle import EXECUTE, PREVIEW, active_status, phase_statuses
+from campaigns.mailbox_work import MailboxGateway
+from campaigns.store import CampaignStore
+from worker.errors import ActionError, RetryLater
+
+log = logging.getLogger(__name__)
+LEASE_MS = 15 * 60 * 1000  # longer than any single mailbox's work, far shorter than the visibility timeout
+
+
+class LeaseBusy(Exception):
+    """Another delivery of this task is working on the mailbox right now; look again after `wait_s`."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"mailbox busy for {wait_s:.1f}s")
+        self.wait_s = wait_s
+
+
+def run_mailbox(
+    store: CampaignStore,
+    campaign_id: str,
+    phase: str,
+    mailbox: str,
+    *,
+    gateway_for: Callable[[str, str], MailboxGateway],
+    token: str,
+    last_attempt: bool,
+) -> str:
+    """Returns what happened: recorded, duplicate, inactive or unknown_campaign.
+
+    Raises RetryLater (EWS asked us to wait; not on the last attempt) or LeaseBusy for the task to retry.
+    """
+    meta = store.load(campaign_id)
+    if meta is None:
+        return "unknown_campaign"
+    if meta["phase"] != phase or meta["status"] != active_status(meta["action"], phase):
+        return "inactive"
+    if store.outcome(campaign_id, phase, mailbox) is not None:
+        return "duplicate"
+    wait_ms = store.acquire_lease(campaign_id, phase, mailbox, token, LEASE_MS)
+    if wait_ms:
+        raise LeaseBusy(wait_ms / 1000)
+    try:
+        outcome, stop = _work(
+            store, meta, phase, mailbox, gateway_for(meta["spec"]["connection"], mailbox), last_attempt
+        )
+        outcome.update(mailbox=mailbox, finished_at=audit.iso_now())
+        entry = audit.mailbox_entry(meta, mailbox, outcome) if phase == EXECUTE else None
+        recorded = store.record(
+            campaign_id,
+            phase,
+            mailbox,
+            outcome,
+            counts=outcome["counts"],
+            statuses=phase_statuses(meta["action"], phase),
+            stop_reason=stop,
+            audit_entry=entry,
+        )
+        return "recorded" if recorded else "duplicate"
+    finally:
+        store.release_lease(campaign_id, phase, mailbox, token)
+
+
+def _work(
+    store: CampaignStore,
+    meta: dict[str, Any],
+    phase: str,
+    mailbox: str,
+    gateway: MailboxGateway,
+    last_attempt: bool,
+) -> tuple[dict, dict | None]:
+    try:
+        return _dispatch_work(store, meta, phase, mailbox, gateway)
+    except RetryLater as exc:
+        if not last_attempt:
+            raise
+        return mailbox_work.failed_outcome(
+            exc.cause.code, f"gave up after retries: {exc.cause.message}"
+        ), None
+    except ActionError as exc:
+        return mailbox_work.failed_outcome(exc.code, exc.message), None
+    except Exception as exc:  # a bug must not leave the mailbox without an outcome forever
+        log.exception("campaign %s: mailbox %s failed unexpectedly", meta["id"], mailbox)
+        return mailbox_work.failed_outcome("InternalError", f"{type(exc).__name__}: {str(exc)[:300]}"), None
+
+
+def _dispatch_work(
+    store: CampaignStore, meta: dict[str, Any], phase: str, mailbox: str, gateway: MailboxGateway
+) -> tuple[dict, dict | None]:
+    spec, campaign_id = meta["spec"], meta["id"]
+    if phase == PREVIEW:
+        return mailbox_work.preview(gateway, spec, mailbox)
+    if meta["action"] == "restore":
+        source_id = meta["source"]
+        source = store.outcome(source_id, EXECUTE, mailbox)
+        if not (source and source.get("acted")):
+            source = store.retried_outcome(source_id, EXECUTE, mailbox) or source or {}
+        return mailbox_work.restore(gateway, store.load(source_id)["spec"], source)
+    planned = None
+    if meta["mode"] == PREVIEW and meta.get("research") != "1":
+        planned = (store.outcome(campaign_id, PREVIEW, mailbox) or {}).get("items", [])
+    previous = store.retried_outcome(campaign_id, EXECUTE, mailbox)
+    return mailbox_work.execute(gateway, spec, mailbox, planned, previous)

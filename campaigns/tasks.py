@@ -1,0 +1,121 @@
+"""Celery tasks of the campaign engine: `campaign.dispatch` (fan-out in pages) and `campaign.mailbox` (one
+mailbox's work). Both are acks_late and idempotent; the Redis ledger in campaigns.store is the truth."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+
+import redis
+from celery import Task
+
+from campaigns.dispatcher import dispatch_step, fail
+from campaigns.ews_gateway import EwsDirectory, EwsMailbox
+from campaigns.lifecycle import task_id
+from campaigns.runner import LeaseBusy, run_mailbox
+from campaigns.store import CampaignStore
+from worker.app import app
+from worker.errors import ActionError, RetryLater
+from worker.settings import get_settings
+
+QUEUE = "campaigns"
+MAX_LEASE_WAIT_S = 60.0
+RETRY_DISPATCH_S = 5.0
+
+
+@functools.cache
+def _store() -> CampaignStore:
+    settings = get_settings()
+    return CampaignStore(redis.Redis.from_url(settings.redis_url), settings.redis_prefix)
+
+
+def _backlog() -> int:
+    """Messages waiting in the campaigns queue (kombu keeps a queue as a Redis list under the key prefix)."""
+    return _store().redis.llen(f"{get_settings().redis_prefix}:{QUEUE}")
+
+
+@app.task(name="campaign.mailbox", bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def campaign_mailbox(self: Task, campaign_id: str, phase: str, mailbox: str) -> str:
+    attempt = self.request.retries
+    try:
+        return run_mailbox(
+            _store(),
+            campaign_id,
+            phase,
+            mailbox,
+            gateway_for=lambda profile, target: EwsMailbox(profile, target, attempt),
+            token=uuid.uuid4().hex,
+            last_attempt=attempt + 1 >= get_settings().max_attempts,
+        )
+    except RetryLater as exc:
+        raise self.retry(countdown=exc.countdown_s) from None
+    except LeaseBusy as exc:
+        raise self.retry(countdown=min(exc.wait_s, MAX_LEASE_WAIT_S)) from None
+
+
+@app.task(name="campaign.dispatch", bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def campaign_dispatch(self: Task, campaign_id: str, phase: str, generation: int, cursor: int) -> None:
+    store = _store()
+    attempt = self.request.retries
+    with app.producer_or_acquire() as producer:
+
+        def publish(campaign: str, task_phase: str, mailbox: str) -> None:
+            campaign_mailbox.apply_async(
+                kwargs={"campaign_id": campaign, "phase": task_phase, "mailbox": mailbox},
+                task_id=task_id(campaign, task_phase, mailbox),
+                queue=QUEUE,
+                ignore_result=True,
+                add_to_parent=False,
+                producer=producer,
+            )
+
+        try:
+            step = dispatch_step(
+                store,
+                campaign_id,
+                phase,
+                generation,
+                cursor,
+                publish=publish,
+                backlog=_backlog,
+                directory=lambda meta: EwsDirectory(meta["spec"]["connection"], attempt),
+            )
+        except RetryLater as exc:
+            if attempt + 1 < get_settings().max_attempts:
+                raise self.retry(countdown=exc.countdown_s) from None
+            _fail_expansion(store, campaign_id, phase, exc.cause)
+            return
+        except ActionError as exc:
+            _fail_expansion(store, campaign_id, phase, exc)
+            return
+        except (redis.RedisError, OSError):  # broker or ledger hiccup: this step is safe to run again
+            raise self.retry(countdown=RETRY_DISPATCH_S) from None
+        if step is not None:
+            campaign_dispatch.apply_async(
+                kwargs={
+                    "campaign_id": campaign_id,
+                    "phase": phase,
+                    "generation": generation,
+                    "cursor": step.cursor,
+                },
+                countdown=step.countdown or None,
+                queue=QUEUE,
+                ignore_result=True,
+                add_to_parent=False,
+                producer=producer,
+            )
+
+
+def _fail_expansion(store: CampaignStore, campaign_id: str, phase: str, error: ActionError) -> None:
+    meta = store.load(campaign_id)
+    if meta is not None:
+        fail(
+            store,
+            meta,
+            phase,
+            {
+                "code": error.code,
+                "field": "targets",
+                "message": f"could not expand the targets: {error.message}",
+            },
+        )

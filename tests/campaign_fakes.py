@@ -1,0 +1,222 @@
+"""In-memory stand-ins for the campaign engine's edges: an Exchange-like mailbox store behind the
+MailboxGateway protocol, a directory, and a synchronous driver that plays the Celery queue."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+
+import fakeredis
+
+from campaigns import mailbox_work
+from campaigns.dispatcher import dispatch_step
+from campaigns.runner import run_mailbox
+from campaigns.service import CampaignService
+from campaigns.store import CampaignStore
+
+_ids = itertools.count(1)
+
+
+def new_id() -> str:
+    return f"AAMk{next(_ids)}"
+
+
+@dataclass
+class Item:
+    item_id: str
+    folder: str
+    internet_message_id: str
+    subject: str
+    sender: str
+    last_folder: str | None = None
+
+
+@dataclass
+class FakeExchange:
+    """Mailboxes of items; ids change on every move, like EWS ids do."""
+
+    mailboxes: dict[str, list[Item]] = field(default_factory=dict)
+    fail_mailboxes: set[str] = field(default_factory=set)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def plant(
+        self,
+        mailbox: str,
+        folder: str,
+        message_id: str,
+        subject: str = "Invoice",
+        sender: str = "evil@bad.example",
+    ) -> Item:
+        item = Item(new_id(), folder, message_id, subject, sender)
+        self.mailboxes.setdefault(mailbox, []).append(item)
+        return item
+
+    def in_folder(self, mailbox: str, folder: str) -> list[Item]:
+        return [i for i in self.mailboxes.get(mailbox, []) if i.folder == folder]
+
+    def gateway(self, profile: str, mailbox: str) -> FakeGateway:
+        return FakeGateway(self, mailbox)
+
+
+class FakeGateway:
+    def __init__(self, exchange: FakeExchange, mailbox: str) -> None:
+        self.exchange = exchange
+        self.mailbox = mailbox
+
+    def _items(self) -> list[Item]:
+        if self.mailbox in self.exchange.fail_mailboxes:
+            from worker.errors import Permanent
+
+            raise Permanent("ErrorNonExistentMailbox", f"{self.mailbox} does not exist")
+        return self.exchange.mailboxes.setdefault(self.mailbox, [])
+
+    def find(self, criteria, folders, limit):
+        self.exchange.calls.append((self.mailbox, "find"))
+        found = []
+        for item in self._items():
+            in_scope = item.folder in folders if folders else not item.folder.startswith("recoverable")
+            if not in_scope:
+                continue
+            if (
+                "internet_message_id" in criteria
+                and item.internet_message_id != criteria["internet_message_id"]
+            ):
+                continue
+            if "subject" in criteria and item.subject != criteria["subject"]:
+                continue
+            if "sender" in criteria and item.sender != criteria["sender"]:
+                continue
+            found.append(
+                {
+                    "item_id": item.item_id,
+                    "folder": item.folder,
+                    "subject": item.subject,
+                    "sender": item.sender,
+                    "internet_message_id": item.internet_message_id,
+                }
+            )
+        return found[:limit]
+
+    def _by_id(self, item_id):
+        return next((i for i in self._items() if i.item_id == item_id), None)
+
+    def _move(self, item_ids, to_folder, remember=False):
+        results = []
+        for item_id in item_ids:
+            item = self._by_id(item_id)
+            if item is None:
+                results.append(
+                    {
+                        "item_id": item_id,
+                        "outcome": "already_gone",
+                        "new_item_id": None,
+                        "folder": None,
+                        "error": None,
+                    }
+                )
+                continue
+            if remember:
+                item.last_folder = item.folder
+            item.folder, item.item_id = to_folder, new_id()
+            results.append(
+                {
+                    "item_id": item_id,
+                    "outcome": "done",
+                    "new_item_id": item.item_id,
+                    "folder": to_folder,
+                    "error": None,
+                }
+            )
+        return results
+
+    def delete(self, item_ids, delete_type):
+        self.exchange.calls.append((self.mailbox, "delete"))
+        results = self._move(item_ids, mailbox_work.RECOVERABLE_FOLDERS[delete_type], remember=True)
+        for result in results:  # DeleteItem returns no new id
+            result.update(new_item_id=None, folder=None)
+        return results
+
+    def junk(self, item_ids):
+        self.exchange.calls.append((self.mailbox, "junk"))
+        return self._move(item_ids, "junkemail")
+
+    def move(self, item_ids, to_folder):
+        self.exchange.calls.append((self.mailbox, "move"))
+        return self._move(item_ids, to_folder)
+
+    def restore(self, item_ids):
+        self.exchange.calls.append((self.mailbox, "restore"))
+        results = []
+        for item_id in item_ids:
+            item = self._by_id(item_id)
+            results += self._move([item_id], item.last_folder if item else "inbox")
+        return results
+
+
+class FakeDirectory:
+    def __init__(self, everyone: list[str], lists: dict[str, list[str]] | None = None) -> None:
+        self.everyone = everyone
+        self.lists = lists or {}
+
+    def searchable_mailboxes(self):
+        return self.everyone
+
+    def expand_distribution_list(self, address):
+        return self.lists[address]
+
+
+class Harness:
+    """Service + store on fakeredis, with the Celery queue played by a deque run to completion on demand."""
+
+    def __init__(
+        self, exchange: FakeExchange | None = None, directory: FakeDirectory | None = None, page_size: int = 3
+    ) -> None:
+        self.redis = fakeredis.FakeRedis()
+        self.store = CampaignStore(self.redis, "test")
+        self.exchange = exchange or FakeExchange()
+        self.directory = directory or FakeDirectory([])
+        self.page_size = page_size
+        self.queue: deque[tuple] = deque()
+        self.published: list[tuple[str, str, str]] = []
+        self.service = CampaignService(self.store, self._enqueue_dispatch)
+
+    def _enqueue_dispatch(self, campaign_id, phase, generation):
+        self.queue.append(("dispatch", campaign_id, phase, generation, 0))
+
+    def _publish(self, campaign_id, phase, mailbox):
+        self.published.append((campaign_id, phase, mailbox))
+        self.queue.append(("mailbox", campaign_id, phase, mailbox))
+
+    def step(self) -> str:
+        kind, *args = self.queue.popleft()
+        if kind == "dispatch":
+            campaign_id, phase, generation, cursor = args
+            nxt = dispatch_step(
+                self.store,
+                campaign_id,
+                phase,
+                generation,
+                cursor,
+                publish=self._publish,
+                backlog=lambda: 0,
+                directory=lambda meta: self.directory,
+                page_size=self.page_size,
+            )
+            if nxt is not None:
+                self.queue.append(("dispatch", campaign_id, phase, generation, nxt.cursor))
+            return "dispatch"
+        campaign_id, phase, mailbox = args
+        return run_mailbox(
+            self.store,
+            campaign_id,
+            phase,
+            mailbox,
+            gateway_for=self.exchange.gateway,
+            token="t",
+            last_attempt=True,
+        )
+
+    def drain(self) -> None:
+        while self.queue:
+            self.step()
