@@ -10,11 +10,15 @@ import hashlib
 import inspect
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery
 from celery.result import AsyncResult
+
+from tasks.base import validate_kwargs
+from worker.errors import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -28,34 +32,28 @@ class ActionInfo:
     queue: str | None
     required: tuple[str, ...]
     optional: tuple[str, ...]
-    accepts_any: bool
-
-    def check(self, kwargs: dict[str, Any]) -> list[dict[str, str]]:
-        """Field errors for missing and unknown arguments; the worker still validates values and types."""
-        errors = [{"field": name, "message": "is required"} for name in self.required if name not in kwargs]
-        if not self.accepts_any:
-            known = set(self.required) | set(self.optional)
-            errors += [
-                {"field": name, "message": f"is not an argument of {self.name}"}
-                for name in kwargs
-                if name not in known
-            ]
-        return errors
+    fn: Callable[..., dict] = field(repr=False)
 
 
-def describe(name: str, task: Any) -> ActionInfo:
-    """Read the action's keyword arguments from the wrapped function, skipping its leading context."""
-    parameters = list(inspect.signature(task.run).parameters.values())
-    if parameters and parameters[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
-        parameters = parameters[1:]
-    named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+def describe(task: Any) -> ActionInfo:
+    """The action's keyword arguments, read from its function (`task.action_fn`) without the leading ctx."""
+    parameters = list(inspect.signature(task.action_fn).parameters.values())[1:]
     return ActionInfo(
-        name=name.removeprefix(TASK_PREFIX),
+        name=task.name.removeprefix(TASK_PREFIX),
         queue=getattr(task, "queue", None),
-        required=tuple(p.name for p in named if p.default is inspect.Parameter.empty),
-        optional=tuple(p.name for p in named if p.default is not inspect.Parameter.empty),
-        accepts_any=any(p.kind is p.VAR_KEYWORD for p in parameters),
+        required=tuple(p.name for p in parameters if p.default is inspect.Parameter.empty),
+        optional=tuple(p.name for p in parameters if p.default is not inspect.Parameter.empty),
+        fn=task.action_fn,
     )
+
+
+def validate(action: ActionInfo, kwargs: dict[str, Any]) -> list[dict[str, str]]:
+    """The worker's own argument check (names, JSON types), run before queueing so errors come back now."""
+    try:
+        validate_kwargs(action.fn, (), kwargs)
+    except ValidationError as error:
+        return [{"field": error.field, "message": error.message.removeprefix(f"{error.field}: ")}]
+    return []
 
 
 class ActionGateway:
@@ -63,12 +61,15 @@ class ActionGateway:
         self.app = app
 
     def catalog(self) -> dict[str, ActionInfo]:
+        """Every registered `ews.*` task; the task modules are imported first, as a worker would."""
+        self.app.loader.import_default_modules()
         return {
             info.name: info
             for name, task in sorted(self.app.tasks.items())
-            if name.startswith(TASK_PREFIX)
-            for info in [describe(name, task)]
+            if name.startswith(TASK_PREFIX) and hasattr(task, "action_fn")
+            for info in [describe(task)]
         }
+
 
     def send(
         self, action: ActionInfo, kwargs: dict[str, Any], requester: str, idempotency_key: str | None

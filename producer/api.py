@@ -6,17 +6,22 @@ are FastAPI dependencies, so tests can swap them through `app.dependency_overrid
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 
+from campaigns import service as campaigns_service
+from campaigns.service import MAX_RESULTS_PAGE
+from campaigns.spec import DESTRUCTIVE_ACTIONS
 from producer import auth, export
-from producer.actions import ActionGateway
+from producer.actions import ActionGateway, validate
 from producer.body_limit import BodySizeLimit
 from producer.config import ApiSettings
-from producer.errors import ErrorBody, error_response, install_error_handlers
-from producer.keys import KeyStore, Principal
+from producer.errors import ErrorBody, InvalidFields, install_error_handlers
+from producer.keys import KeyStore, Principal, Role
 from producer.schemas import (
     ActionAccepted,
     ActionDescription,
@@ -29,20 +34,20 @@ from producer.schemas import (
     TaskStatus,
 )
 
+_RECORD_ID = re.compile(r"^\d{1,19}-\d{1,19}$")
 CSV = "text/csv"
 JSONL = "application/x-ndjson"
-MAX_PAGE = 10_000
+MAX_AUDIT_PAGE = 10_000
 
 
 def campaign_service() -> Any:
-    """The engine module; imported on first use so the API can start (and be tested) without it loaded."""
-    from campaigns import service
-
-    return service
+    """The campaign engine (module-level API); tests override this dependency."""
+    return campaigns_service
 
 
 @cache
 def action_gateway() -> ActionGateway:
+    """Built on first use: importing the Celery app reads the worker settings from the environment."""
     from worker.app import app
 
     return ActionGateway(app)
@@ -90,6 +95,22 @@ def _count_listed_targets(spec: dict[str, Any]) -> int:
     return len(mailboxes) if isinstance(mailboxes, list) else 0
 
 
+def _audit_since(value: str | None) -> str | None:
+    """Pass an audit record id through; normalise a time to UTC ISO 8601 (always with a 'T', so the engine
+    cannot mistake a bare date for a record id); anything else is a 422 on `since`."""
+    if not value or _RECORD_ID.match(value):
+        return value or None
+    try:
+        parsed = datetime.fromisoformat(value)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if parsed.timestamp() >= 0:
+            return parsed.astimezone(UTC).isoformat()
+    except (ValueError, OverflowError):
+        pass
+    message = "must be an ISO 8601 time after 1970 or the id of an audit record (e.g. 1700000000000-0)"
+    raise InvalidFields("invalid query", [{"field": "since", "message": message}])
+
+
 def _wants(request: Request, fmt: str | None, alternative: str, media_type: str) -> bool:
     if fmt is not None:
         return fmt == alternative
@@ -134,11 +155,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         principal: Responder,
         service: Service,
     ) -> dict[str, Any]:
-        """Start a campaign: it searches (a preview) and then waits for approval before acting."""
+        """Start a campaign. Mode `preview` searches, then waits for an approver; mode `execute` acts at once,
+        so for delete/junk/move it needs the approver role itself."""
+        acts_unapproved = spec.get("mode") == "execute" and spec.get("action") in DESTRUCTIVE_ACTIONS
+        if acts_unapproved and not principal.has(Role.approver):
+            raise HTTPException(
+                403,
+                f"key {principal.name!r} has role {principal.role.name}; mode 'execute' acts without "
+                "approval and needs approver (or use mode 'preview')",
+            )
         if _count_listed_targets(spec) > settings.max_targets:
-            too_many = f"at most {settings.max_targets} targets per campaign"
-            errors = [{"field": "targets.mailboxes", "message": too_many}]
-            return error_response(422, "invalid campaign spec", errors)
+            limit = f"at most {settings.max_targets} per campaign"
+            raise InvalidFields("invalid campaign spec", [{"field": "targets.mailboxes", "message": limit}])
         return service.create(spec, requester=principal.name, idempotency_key=idempotency_key)
 
     @app.get(
@@ -163,7 +191,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         request: Request,
         campaign_id: CampaignId,
         offset: Annotated[int, Query(ge=0)] = 0,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
+        limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_PAGE)] = MAX_RESULTS_PAGE,
         format: Annotated[Literal["json", "csv"] | None, Query(description=f"or Accept: {CSV}")] = None,
         _: Reader,
         service: Service,
@@ -249,9 +277,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         info = catalog.get(action)
         if info is None:
             raise HTTPException(404, f"unknown action {action!r}; known: {', '.join(catalog)}")
-        errors = info.check(kwargs)
+        errors = validate(info, kwargs)
         if errors:
-            return error_response(422, f"invalid arguments for {action}", errors)
+            raise InvalidFields(f"invalid arguments for {action}", errors)
         task_id = gateway.send(info, kwargs, principal.name, idempotency_key)
         return ActionAccepted(task_id=task_id, action=action, status_url=f"/v1/tasks/{task_id}")
 
@@ -274,13 +302,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         *,
         request: Request,
         since: Annotated[str | None, Query(max_length=64, description="ISO 8601; only newer records")] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
+        limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 1000,
         format: Annotated[Literal["json", "jsonl"] | None, Query(description=f"or Accept: {JSONL}")] = None,
         _: Reader,
         service: Service,
     ) -> Any:
         """Audit records (who asked, who approved, what, counts, timings), oldest first."""
-        items = service.audit(since, limit)
+        items = service.audit(_audit_since(since), limit)
         if _wants(request, format, "jsonl", JSONL):
             return Response(export.to_jsonl(items), media_type=JSONL)
         return AuditPage(items=items)

@@ -24,6 +24,15 @@ log = logging.getLogger(__name__)
 _LOCATION_PREFIXES = {"body", "query", "path", "header"}
 
 
+class InvalidFields(Exception):
+    """Raised by endpoints for a 422 that names each bad field, in the same shape as request validation."""
+
+    def __init__(self, detail: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
 class FieldError(BaseModel):
     field: str
     message: str
@@ -56,6 +65,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(InvalidFields)
+    async def invalid_fields(_: Request, exc: InvalidFields) -> JSONResponse:
+        return error_response(422, exc.detail, exc.errors)
 
     @app.exception_handler(SpecError)
     async def invalid_spec(_: Request, exc: SpecError) -> JSONResponse:

@@ -21,6 +21,7 @@ def format_duration(seconds: float | None) -> str:
 def render(status: dict[str, Any], *, bar: bool) -> str:
     """`[#####.....]  120/500  24%  3.1/s  ETA 2m03s  failed 2  executing`; without `bar` for log files."""
     progress = status.get("progress") or {}
+    failed = (status.get("counters") or {}).get(status.get("phase"), {}).get("failed", 0)
     done, total = int(progress.get("done") or 0), progress.get("total")
     fraction = done / total if total else 0.0
     parts = []
@@ -29,10 +30,10 @@ def render(status: dict[str, Any], *, bar: bool) -> str:
         parts.append("[" + "#" * filled + "." * (BAR_WIDTH - filled) + "]")
     parts.append(f"{done}/{total if total is not None else '?'}")
     parts.append(f"{fraction:.0%}" if total else "--%")
-    rate = progress.get("rate")
+    rate = progress.get("rate_per_s")
     parts.append(f"{rate:.1f}/s" if isinstance(rate, int | float) else "-/s")
     parts.append(f"ETA {format_duration(progress.get('eta_s'))}")
-    parts.append(f"failed {progress.get('failed', 0)}")
+    parts.append(f"failed {failed}")
     parts.append(str(status.get("status", "?")))
     return "  ".join(parts)
 

@@ -54,7 +54,8 @@ class FakeCampaignService:
         campaign = self._campaign(campaign_id)
         total = len(campaign["results"])
         public = {k: v for k, v in campaign.items() if k != "results"}
-        return {**public, "progress": {"done": total, "total": total, "rate": 1.5, "eta_s": 0, "failed": 0}}
+        progress = {"done": total, "total": total, "percent": 100.0, "rate_per_s": 1.5, "eta_s": None}
+        return {**public, "phase": "preview", "counters": {"preview": {"failed": 0}}, "progress": progress}
 
     def results(self, campaign_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
         return self._campaign(campaign_id)["results"][offset : offset + limit]
@@ -106,6 +107,15 @@ class FakeCampaignService:
         self.audit_log.append({"id": record_id, "event": event, "campaign": campaign_id, "by": by})
 
 
+def delete_message(ctx, mailbox: str, item_ids: list[str], delete_type: str = "soft",
+                   connection: str = "default") -> dict:
+    raise AssertionError("the API never runs actions itself")
+
+
+def get_oof(ctx, mailbox: str, connection: str = "default") -> dict:
+    raise AssertionError("the API never runs actions itself")
+
+
 class FakeGateway:
     """Knows two actions; `send` records the call and finishes the task at once."""
 
@@ -117,8 +127,8 @@ class FakeGateway:
     def catalog(self) -> dict[str, ActionInfo]:
         return {
             "delete_message": ActionInfo("delete_message", "containment", ("mailbox", "item_ids"),
-                                         ("delete_type", "connection"), False),
-            "get_oof": ActionInfo("get_oof", "enrichment", ("mailbox",), ("connection",), False),
+                                         ("delete_type", "connection"), delete_message),
+            "get_oof": ActionInfo("get_oof", "enrichment", ("mailbox",), ("connection",), get_oof),
         }
 
     def send(self, action: ActionInfo, kwargs: dict, requester: str, idempotency_key: str | None) -> str:

@@ -117,7 +117,7 @@ def test_too_many_targets_is_422_on_targets(api):
     response = api.post("/v1/campaigns", json=spec, headers=auth(api, "responder"))
     assert response.status_code == 422
     assert response.json()["errors"] == [
-        {"field": "targets.mailboxes", "message": "at most 5 targets per campaign"}
+        {"field": "targets.mailboxes", "message": "at most 5 per campaign"}
     ]
 
 
@@ -196,13 +196,16 @@ def test_action_is_validated_sent_and_its_result_readable(api, gateway):
     unknown = api.post("/v1/actions/format_disk", json={}, headers=headers)
     assert unknown.status_code == 404
     assert "known: delete_message, get_oof" in unknown.json()["detail"]
-    bad = api.post("/v1/actions/delete_message", json={"mailbox": "a@example.com", "colour": "red"},
-                   headers=headers)
-    assert bad.status_code == 422
-    assert bad.json()["errors"] == [
-        {"field": "item_ids", "message": "is required"},
-        {"field": "colour", "message": "is not an argument of delete_message"},
+    missing = api.post("/v1/actions/delete_message", json={"mailbox": "a@example.com"}, headers=headers)
+    assert missing.status_code == 422
+    assert missing.json()["errors"] == [{"field": "item_ids", "message": "required"}]
+    unknown_arg = api.post("/v1/actions/get_oof", json={"mailbox": "a@example.com", "colour": "red"},
+                           headers=headers)
+    assert unknown_arg.json()["errors"] == [
+        {"field": "colour", "message": "unknown argument (accepted: mailbox, connection)"}
     ]
+    wrong_type = api.post("/v1/actions/get_oof", json={"mailbox": 7}, headers=headers)
+    assert wrong_type.json()["errors"] == [{"field": "mailbox", "message": "expected str, got int"}]
     accepted = api.post("/v1/actions/get_oof", json={"mailbox": "a@example.com"}, headers=headers)
     assert accepted.status_code == 202
     task_id = accepted.json()["task_id"]
@@ -235,3 +238,29 @@ def test_openapi_document_declares_errors_and_security(api):
     assert "Idempotency-Key" in {p["name"] for p in create_op["parameters"]}
     results = document["paths"]["/v1/campaigns/{campaign_id}/results"]["get"]["responses"]["200"]["content"]
     assert set(results) == {"application/json", "text/csv"}
+
+
+def test_execute_mode_acts_without_approval_so_it_needs_an_approver(api):
+    spec = {**VALID_SPEC, "mode": "execute"}
+    refused = api.post("/v1/campaigns", json=spec, headers=auth(api, "responder"))
+    assert refused.status_code == 403
+    assert "mode 'execute'" in refused.json()["detail"]
+    assert create(api, spec, role="approver")["status"] == "completed"
+    search = {**VALID_SPEC, "action": "search", "mode": "execute"}
+    assert create(api, search)["mode"] == "preview"
+
+
+@pytest.mark.parametrize("since", ["1700000000000-0", "2026-03-01", "2026-03-01T10:00:00+02:00"])
+def test_audit_since_accepts_record_ids_and_times(api, service, since):
+    seen = []
+    service.audit = lambda value, limit: seen.append(value) or []
+    assert api.get("/v1/audit", params={"since": since}, headers=auth(api, "reader")).status_code == 200
+    assert seen[0] == {"2026-03-01": "2026-03-01T00:00:00+00:00",
+                       "2026-03-01T10:00:00+02:00": "2026-03-01T08:00:00+00:00"}.get(since, since)
+
+
+@pytest.mark.parametrize("since", ["yesterday", "1969-12-31", "5", "99999999999999999999-0"])
+def test_audit_since_rejects_anything_else_naming_the_field(api, since):
+    response = api.get("/v1/audit", params={"since": since}, headers=auth(api, "reader"))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "since"

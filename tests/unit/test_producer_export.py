@@ -31,8 +31,9 @@ def test_jsonl_is_one_object_per_line():
 
 
 def test_progress_line_with_and_without_bar():
-    progress = {"done": 25, "total": 100, "rate": 2.5, "eta_s": 30, "failed": 1}
-    status = {"status": "executing", "progress": progress}
+    progress = {"done": 25, "total": 100, "rate_per_s": 2.5, "eta_s": 30}
+    counters = {"execute": {"failed": 1}}
+    status = {"status": "executing", "phase": "execute", "counters": counters, "progress": progress}
     assert render(status, bar=False) == "25/100  25%  2.5/s  ETA 30s  failed 1  executing"
     assert render(status, bar=True).startswith("[#######.......................]  25/100")
 
