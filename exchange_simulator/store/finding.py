@@ -1,0 +1,101 @@
+"""FindItem and FindFolder semantics: which items a traversal sees, filtering, sorting and indexed paging.
+
+Exchange's rules kept here: `SoftDeleted` traversal lists the folder's soft-deleted items (in the simulator
+they sit in Recoverable Items/Deletions, remembering the folder they came from) and returns nothing when a
+restriction is given; `Associated` lists folder-associated items (the simulator has none). Unsorted results
+come newest first, as a mail folder's default view. A page never exceeds `cap` items; a capped page says
+so with `includes_last=False` and the offset to continue from, as EWSFindCountLimit does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from exchange_simulator.store.model import Folder, Item
+from exchange_simulator.store.query import Node, field_value, matches
+
+
+@dataclass(frozen=True)
+class SortKey:
+    field: str  # a FieldURI
+    descending: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Item]
+    total: int  # items that pass the restriction (TotalItemsInView)
+    next_offset: int  # IndexedPagingOffset
+    includes_last: bool  # IncludesLastItemInRange
+
+
+DEFAULT_SORT = (SortKey("item:DateTimeReceived", descending=True),)
+
+
+def traversed_items(folder: Folder, traversal: str) -> list[Item]:
+    if traversal == "Shallow":
+        return list(folder.items.values())
+    if traversal == "SoftDeleted":
+        deletions = folder.mailbox.folders.get("recoverableitemsdeletions")
+        if deletions is None or deletions is folder:
+            return []
+        return [i for i in deletions.items.values() if i.last_active_parent_folder_id == folder.id]
+    return []  # Associated: no folder-associated items are modelled
+
+
+def find_items(
+    folder: Folder,
+    *,
+    traversal: str = "Shallow",
+    predicate: Node | None = None,
+    sort: tuple[SortKey, ...] = (),
+    offset: int = 0,
+    max_entries: int | None = None,
+    from_end: bool = False,
+    cap: int = 1000,
+) -> Page:
+    if traversal == "SoftDeleted" and predicate is not None:
+        found: list[Item] = []
+    else:
+        found = traversed_items(folder, traversal)
+        if predicate is not None:
+            found = [i for i in found if matches(predicate, i)]
+    for key in reversed(sort or DEFAULT_SORT):  # stable sorts, least significant key first
+        found.sort(key=lambda i, k=key: _sort_value(i, k.field), reverse=key.descending)
+    return paginate(found, offset=offset, max_entries=max_entries, from_end=from_end, cap=cap)
+
+
+def paginate(found: list, *, offset: int, max_entries: int | None, from_end: bool, cap: int) -> Page:
+    total = len(found)
+    size = min(max_entries if max_entries is not None else total, cap)
+    if from_end:
+        end = max(total - offset, 0)
+        start = max(end - size, 0)
+        return Page(found[start:end], total, total - start, start == 0)
+    start = min(offset, total)
+    page = found[start : start + size]
+    next_offset = start + len(page)
+    return Page(page, total, next_offset, next_offset >= total)
+
+
+def _sort_value(item: Item, field_uri: str) -> tuple:
+    value = field_value(field_uri, item)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is None and field_uri == "item:DateTimeReceived":
+        value = item.date_time_created
+    if value is None:
+        return (0, "")
+    if isinstance(value, str):
+        return (1, value.lower())
+    if isinstance(value, datetime):
+        return (1, value.timestamp())
+    return (1, value)
+
+
+def find_folders(folder: Folder, deep: bool) -> list[Folder]:
+    """Subfolders of `folder`: its children (Shallow) or every descendant, depth first (Deep)."""
+    if deep:
+        return folder.walk()[1:]
+    return list(folder.children)
