@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import os
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -264,11 +265,11 @@ class Store:
     # ---- ids -----------------------------------------------------------------------------------------
     @staticmethod
     def _mint(kind: bytes) -> str:
-        return base64.b64encode(_ID_HEADER + kind + uuid.uuid4().bytes).decode()
+        return base64.b64encode(_ID_HEADER + kind + os.urandom(16)).decode()
 
     @staticmethod
     def new_change_key() -> str:
-        return base64.b64encode(b"\x09\x00\x00\x00\x16\x00\x00\x00" + uuid.uuid4().bytes[:12]).decode()
+        return base64.b64encode(b"\x09\x00\x00\x00\x16\x00\x00\x00" + os.urandom(12)).decode()
 
     @staticmethod
     def _check_form(value: str, kind: bytes) -> None:
