@@ -207,6 +207,5 @@ def _action_outcome(items: list[dict], planned: int) -> dict:
         "items_acted": acted,
         "items_already_gone": gone,
         "items_failed": failed,
-        "acted_any": 1 if acted else 0,
     }
     return outcome

@@ -237,8 +237,26 @@ def _iso(ms: int | None) -> str | None:
 _TIMING_COUNTERS = ("started_ms", "first_result_ms", "last_result_ms")
 
 
-def _public_counters(values: dict[str, int]) -> dict[str, int]:
-    return {k: v for k, v in values.items() if k not in _TIMING_COUNTERS}
+_OUTCOME_COUNTERS = (
+    "done",
+    "matched",
+    "acted",
+    "already_gone",
+    "none_found",
+    "skipped_guardrail",
+    "failed",
+    "items_found",
+    "items_acted",
+    "items_already_gone",
+    "items_failed",
+)
+
+
+def _public_counters(values: dict[str, int]) -> dict[str, int | None]:
+    """Every counter, zero when nothing counted yet; total is None until the targets are expanded."""
+    shown: dict[str, int | None] = {"total": values.get("total")}
+    shown.update({name: values.get(name, 0) for name in _OUTCOME_COUNTERS})
+    return shown
 
 
 def _public_outcome(outcome: dict) -> dict:
