@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from exchange_simulator.server.requestlog import RequestLog
 from exchange_simulator.server.throttle import Throttle
 from exchange_simulator.server.tls import create_server_tls
 from exchange_simulator.server.tokens import TokenSigner
+from exchange_simulator.store import seed as seeding
 from exchange_simulator.store.model import Store
 
 
@@ -138,10 +140,26 @@ class Simulator:
         self.phish_internet_message_id = None
 
     def seed(self, document: dict[str, Any]) -> dict[str, Any]:
-        """Load a scenario (`{"mailboxes": [...], ...}`) or generate one (`{"mailboxes": N, ...}`)."""
-        from exchange_simulator.store import seed as seeding
+        """Load a scenario (`{"mailboxes": [{...}], ...}`) or run the generator (`{"mailboxes": N, ...}`).
 
-        result = seeding.seed_from_document(self.store, document)
-        if result.get("phish_internet_message_id"):
-            self.phish_internet_message_id = result["phish_internet_message_id"]
+        Returns the ground truth: counts, and the planted phish's Message-ID and copies when generated.
+        """
+        is_generator = isinstance(document.get("mailboxes"), int)
+        try:
+            report = seeding.load_scenario(self.store, {"generate": document} if is_generator else document)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"invalid scenario: {exc.__class__.__name__} {exc}") from None
+        result: dict[str, Any] = {"mailboxes": len(report.mailboxes), "messages": report.messages}
+        generated = report.generated
+        if generated is not None:
+            self.phish_internet_message_id = generated.phish_message_id
+            result.update(
+                mailboxes=result["mailboxes"] + len(generated.mailboxes),
+                messages=result["messages"] + generated.messages,
+                phish_internet_message_id=generated.phish_message_id,
+                phish_subject=generated.phish_subject,
+                phish_sender=generated.phish_sender,
+                phish_copies=[asdict(p) for p in generated.phish_copies],
+                decoys=[asdict(p) for p in generated.decoys],
+            )
         return result
