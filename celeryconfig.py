@@ -15,6 +15,9 @@ result_backend = _settings.result_backend_url
 broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout_s,
     "global_keyprefix": f"{_settings.redis_prefix}:",
+    # Sweep for messages of lost workers every few seconds instead of kombu's ~100 s.
+    "unacked_restore_interval": max(1, min(10, int(_settings.visibility_timeout_s // 4))),
+    "unacked_restore_throttle": 1,
 }
 result_backend_transport_options = dict(broker_transport_options)
 broker_connection_retry_on_startup = True

@@ -37,6 +37,7 @@ ENV_FIELDS = {
     "ca_bundle": "EWS_CA_BUNDLE",
     "access_type": "EWS_ACCESS_TYPE",
     "service_account": "EWS_SERVICE_ACCOUNT",
+    "scope": "EWS_SCOPE",
 }
 
 
@@ -61,6 +62,8 @@ class ConnectionProfile:
     ca_bundle: str = ""
     # Mailbox used for calls that are not about one mailbox (e.g. ResolveNames); default: username.
     service_account: str = ""
+    # OAuth scope; other clouds use e.g. https://outlook.office365.us/.default.
+    scope: str = "https://outlook.office365.com/.default"
 
     @property
     def authority_url(self) -> str:

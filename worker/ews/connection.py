@@ -17,17 +17,17 @@ from exchangelib import (
     NTLM,
     OAUTH2,
     Account,
-    Build,
     Configuration,
     Credentials,
     Version,
 )
 from exchangelib.folders import Root
 from exchangelib.properties import DistinguishedFolderId, Mailbox
+from exchangelib.version import VERSIONS
 
 from worker.errors import ValidationError
 from worker.ews import policy, tls
-from worker.ews.credentials import MsalCredentials, build_msal_app, scope_for
+from worker.ews.credentials import MsalCredentials, build_msal_app
 from worker.profiles import ConnectionProfile, get_profile
 from worker.settings import get_settings
 
@@ -49,18 +49,18 @@ _threads_per_process = DEFAULT_POOL_SIZE
 
 
 def _version(name: str) -> Version:
-    """Exchange2016 etc.: an explicit version, so exchangelib sends no version-guessing request first."""
-    try:
-        build = Build.from_api_version(name) if name.startswith("Exchange") else Build.from_hex_string(name)
-    except (ValueError, KeyError) as exc:
-        raise ValidationError("version", f"unknown Exchange version {name!r}: {exc}") from None
-    return Version(build=build, api_version=name if name.startswith("Exchange") else None)
+    """An explicit version (Exchange2016, Exchange2013_SP1, ...): no version-guessing request goes first."""
+    for build, api_version, _ in VERSIONS:
+        if api_version == name:
+            return Version(build=build, api_version=api_version)
+    known = ", ".join(sorted({api_version for _, api_version, _ in VERSIONS}))
+    raise ValidationError("version", f"unknown EWS version {name!r} (known: {known})")
 
 
 def _credentials(profile: ConnectionProfile):
     identity = profile.service_account or profile.username
     if profile.auth == "oauth":
-        return MsalCredentials(build_msal_app(profile), scope_for(profile.ews_url), identity)
+        return MsalCredentials(build_msal_app(profile), profile.scope, identity)
     return Credentials(profile.username, profile.password)
 
 

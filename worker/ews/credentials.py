@@ -13,10 +13,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import msal
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from exchangelib import Identity, OAuth2AuthorizationCodeCredentials
 
+from worker.ews import tls
 from worker.profiles import ConnectionProfile
 
 # Hosts of Microsoft's own authorities: only these support msal's instance discovery.
@@ -39,12 +41,6 @@ class TokenRequestFailed(Exception):
         self.description = description
 
 
-def scope_for(ews_url: str) -> str:
-    """App-only scope of the EWS resource, e.g. https://outlook.office365.com/.default."""
-    parts = urlsplit(ews_url)
-    return f"{parts.scheme}://{parts.netloc}/.default"
-
-
 def _certificate_credential(pem_path: str) -> dict:
     pem = Path(pem_path).read_bytes()
     certificate = x509.load_pem_x509_certificate(pem)
@@ -56,13 +52,19 @@ def _certificate_credential(pem_path: str) -> dict:
 
 
 def build_msal_app(profile: ConnectionProfile) -> msal.ConfidentialClientApplication:
+    """The profile's CA bundle is trusted for a non-Microsoft authority (ADFS, the simulator) only:
+    Microsoft's own login hosts use public CAs, which a private on-prem bundle may not contain."""
     authority = profile.authority_url
     microsoft = (urlsplit(authority).hostname or "") in MICROSOFT_AUTHORITY_HOSTS
+    http = requests.Session()
+    http.mount("https://", tls.ProfileCaAdapter())
+    if profile.ca_bundle and not microsoft:
+        tls.ProfileCaAdapter.trust(authority, profile.ca_bundle)
     return msal.ConfidentialClientApplication(
         profile.client_id,
         client_credential=profile.client_secret or _certificate_credential(profile.client_cert),
         authority=authority,
-        verify=profile.ca_bundle or True,
+        http_client=http,
         instance_discovery=microsoft,
         validate_authority=microsoft,
     )

@@ -1,0 +1,37 @@
+"""A test-only action the worker imports through EWS_IR_EXTRA_TASK_MODULES: it proves the task path (JSON in,
+envelope out, retries, redelivery) through a real worker, with or without a real EWS call."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+
+from tasks.base import ActionContext, ews_action
+from worker.errors import Transient
+from worker.ews.folders import well_known_folder
+from worker.settings import get_settings
+
+
+@ews_action("probe", queue="enrichment")
+def probe(ctx: ActionContext, mailbox: str, mode: str = "echo", payload: dict | None = None) -> dict:
+    """echo: return the payload; ews: count Inbox items over EWS; transient: always fail transiently;
+    sleep_once: on the first run mark `started` in Redis and sleep (to be killed), later runs return."""
+    if mode == "echo":
+        return {"payload": payload, "pid": os.getpid(), "attempt": ctx.attempt}
+    if mode == "ews":
+        inbox = ctx.call(mailbox, lambda: well_known_folder(ctx.account(mailbox), "inbox"))
+        return {"inbox_items": ctx.call(mailbox, lambda: inbox.all().count())}
+    if mode == "transient":
+        return ctx.call(mailbox, _fail_transiently)
+    if mode == "sleep_once":
+        client = redis.Redis.from_url(get_settings().redis_url)
+        if client.incr(f"probe:sleep_once:{ctx.task_id}") == 1:
+            time.sleep(120)
+        return {"pid": os.getpid()}
+    raise ValueError(f"unknown mode {mode}")
+
+
+def _fail_transiently() -> dict:
+    raise Transient("ErrorMailboxStoreUnavailable", "the probe's mailbox store is always unavailable")
