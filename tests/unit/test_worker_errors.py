@@ -88,7 +88,7 @@ def test_exceeded_connection_count_is_a_short_throttle():
 
 
 def test_reraised_connection_error_is_transient_not_throttling():
-    exc = ews.ErrorServerBusy("Reraised from ErrorTimeoutExpired(Reraised from ConnectionError())", back_off=10)
+    exc = ews.ErrorServerBusy("Reraised from ErrorTimeoutExpired(connection refused)", back_off=1)
     error = classify(exc)
     assert isinstance(error, Transient)
     assert error.code == "ErrorTimeoutExpired"

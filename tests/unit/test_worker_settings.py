@@ -1,0 +1,146 @@
+"""Settings and connection profiles: documented defaults, errors naming the field, secrets never printed."""
+
+import json
+
+import pytest
+
+from worker import profiles
+from worker.artifacts import ArtifactStore
+from worker.errors import ValidationError
+from worker.settings import get_settings, load_settings
+
+OAUTH_ENV = {
+    "EWS_URL": "https://outlook.office365.com/EWS/Exchange.asmx",
+    "EWS_TENANT_ID": "tenant-1",
+    "EWS_CLIENT_ID": "client-1",
+    "EWS_CLIENT_SECRET": "s3cr3t-value",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("EWS_", "REDIS_URL")):
+            monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    profiles.clear_cache()
+    yield
+    get_settings.cache_clear()
+    profiles.clear_cache()
+
+
+def test_defaults():
+    settings = load_settings()
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.result_backend_url == settings.redis_url
+    assert settings.result_expires_s == 7 * 24 * 3600
+    assert settings.mailbox_concurrency == 10
+    assert settings.max_countdown_s < settings.visibility_timeout_s
+
+
+def test_countdowns_stay_below_a_short_visibility_timeout(monkeypatch):
+    monkeypatch.setenv("EWS_IR_VISIBILITY_TIMEOUT", "30")
+    assert load_settings().max_countdown_s == 15
+
+
+def test_bad_number_names_the_variable(monkeypatch):
+    monkeypatch.setenv("EWS_IR_MAILBOX_CONCURRENCY", "ten")
+    with pytest.raises(ValidationError) as raised:
+        load_settings()
+    assert raised.value.field == "EWS_IR_MAILBOX_CONCURRENCY"
+
+
+def test_oauth_profile_from_env_with_secret_hidden(monkeypatch):
+    for name, value in OAUTH_ENV.items():
+        monkeypatch.setenv(name, value)
+    profile = profiles.load_profiles()["default"]
+    assert (profile.auth, profile.access_type, profile.version) == ("oauth", "impersonation", "Exchange2016")
+    assert profile.authority_url == "https://login.microsoftonline.com/tenant-1"
+    assert profile.tenant_key == "tenant-1"
+    assert "s3cr3t-value" not in repr(profile)
+    assert "s3cr3t-value" not in str(profile)
+
+
+def test_missing_ews_url_is_named(monkeypatch):
+    with pytest.raises(ValidationError) as raised:
+        profiles.load_profiles()
+    assert raised.value.field == "EWS_URL"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field"),
+    [
+        ("EWS_AUTH", "kerberos", "EWS_AUTH"),
+        ("EWS_ACCESS_TYPE", "owner", "EWS_ACCESS_TYPE"),
+        ("EWS_URL", "outlook.office365.com", "EWS_URL"),
+        ("EWS_CA_BUNDLE", "/nonexistent/ca.pem", "EWS_CA_BUNDLE"),
+    ],
+)
+def test_invalid_env_values_name_the_variable(monkeypatch, name, value, field):
+    for key, good in OAUTH_ENV.items():
+        monkeypatch.setenv(key, good)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as raised:
+        profiles.load_profiles()
+    assert raised.value.field == field
+
+
+def test_basic_profile_needs_a_password(monkeypatch):
+    monkeypatch.setenv("EWS_URL", "https://mail.corp.example/EWS/Exchange.asmx")
+    monkeypatch.setenv("EWS_AUTH", "basic")
+    monkeypatch.setenv("EWS_USERNAME", "svc@corp.example")
+    with pytest.raises(ValidationError) as raised:
+        profiles.load_profiles()
+    assert raised.value.field == "EWS_PASSWORD"
+
+
+def test_profiles_file_with_secret_from_environment(monkeypatch, tmp_path):
+    path = tmp_path / "profiles.yaml"
+    path.write_text(
+        "profiles:\n"
+        "  onprem:\n"
+        "    ews_url: https://mail.corp.example/EWS/Exchange.asmx\n"
+        "    auth: ntlm\n"
+        "    username: CORP\\\\svc\n"
+        "    password_env: ONPREM_PASSWORD\n"
+        "    version: Exchange2013_SP1\n"
+    )
+    monkeypatch.setenv("EWS_IR_PROFILES_FILE", str(path))
+    monkeypatch.setenv("ONPREM_PASSWORD", "hunter2-long")
+    profile = profiles.get_profile("onprem")
+    assert (profile.auth, profile.password, profile.tenant_key) == (
+        "ntlm",
+        "hunter2-long",
+        "mail.corp.example",
+    )
+    assert "hunter2-long" not in repr(profile)
+
+
+def test_profiles_file_unknown_setting_is_named(monkeypatch, tmp_path):
+    path = tmp_path / "profiles.json"
+    path.write_text(json.dumps({"profiles": {"x": {"ews_url": "https://a.example/EWS", "colour": "red"}}}))
+    monkeypatch.setenv("EWS_IR_PROFILES_FILE", str(path))
+    with pytest.raises(ValidationError) as raised:
+        profiles.load_profiles()
+    assert raised.value.field == "profiles.x.colour"
+
+
+def test_unknown_profile_name_blames_the_connection_argument(monkeypatch):
+    for name, value in OAUTH_ENV.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as raised:
+        profiles.get_profile("other")
+    assert raised.value.field == "connection"
+
+
+def test_artifact_store_names_files_safely(tmp_path):
+    content = b"From: x\r\n\r\nbody"
+    stored = ArtifactStore(tmp_path).put("eml", "../../etc/passwd", content)
+    assert stored["size"] == len(content)
+    assert len(stored["sha256"]) == 64
+    assert stored["path"].startswith(str(tmp_path / "eml"))
+    assert ".." not in stored["path"].removeprefix(str(tmp_path))
+    with open(stored["path"], "rb") as handle:
+        assert handle.read() == b"From: x\r\n\r\nbody"

@@ -1,0 +1,156 @@
+"""tasks.base: argument checks, the envelope, RetryLater -> Celery retry, attempt and redelivery caps."""
+
+from types import SimpleNamespace
+
+import fakeredis
+import pytest
+
+from tasks import base
+from worker import runs
+from worker.errors import AlreadyGone, NotFound, RetryLater, Throttled, Transient, ValidationError
+from worker.settings import get_settings
+
+ENVELOPE_KEYS = {"status", "action", "mailbox", "data", "error", "attempts", "duration_ms"}
+
+
+class Retry(Exception):
+    pass
+
+
+class FakeTask:
+    def __init__(self, task_id="task-1", retries=0):
+        self.request = SimpleNamespace(id=task_id, retries=retries)
+        self.retried_with = None
+
+    def retry(self, countdown, max_retries):
+        self.retried_with = countdown
+        return Retry()
+
+
+def action(ctx: base.ActionContext, mailbox: str, limit: int = 10, folders: list[str] | None = None) -> dict:
+    if mailbox == "gone@x.example":
+        raise AlreadyGone("ErrorItemNotFound", "already deleted")
+    if mailbox == "missing@x.example":
+        raise NotFound("ErrorItemNotFound", "no such item")
+    if mailbox == "busy@x.example":
+        raise RetryLater(30, Throttled("ErrorServerBusy", "busy", 30))
+    if mailbox == "bug@x.example":
+        raise KeyError("client_secret=hunter2")
+    return {"mailbox": mailbox, "limit": limit, "folders": folders, "profile": ctx.profile}
+
+
+@pytest.fixture(autouse=True)
+def setup(monkeypatch):
+    monkeypatch.setenv("EWS_IR_MAX_ATTEMPTS", "3")
+    get_settings.cache_clear()
+    client = fakeredis.FakeRedis()
+    monkeypatch.setattr(runs, "_client", lambda: client)
+
+    def get_profile(name):
+        if name != "default":
+            raise ValidationError("connection", f"unknown connection profile {name!r}")
+
+    monkeypatch.setattr(base, "get_profile", get_profile)
+    yield
+    get_settings.cache_clear()
+
+
+def run(kwargs, task=None, args=()):
+    return base.run_action(task or FakeTask(), "probe", action, args, kwargs)
+
+
+def test_ok_envelope():
+    envelope = run({"mailbox": "a@x.example", "folders": ["inbox"]})
+    assert set(envelope) == ENVELOPE_KEYS
+    assert envelope["status"] == "ok"
+    assert envelope["data"] == {
+        "mailbox": "a@x.example",
+        "limit": 10,
+        "folders": ["inbox"],
+        "profile": "default",
+    }
+    assert (envelope["action"], envelope["mailbox"], envelope["error"], envelope["attempts"]) == (
+        "probe",
+        "a@x.example",
+        None,
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "args", "field"),
+    [
+        ({"mailbox": "a@x.example", "colour": "red"}, (), "colour"),
+        ({}, (), "mailbox"),
+        ({"mailbox": "a@x.example", "limit": "ten"}, (), "limit"),
+        ({"mailbox": "a@x.example", "limit": True}, (), "limit"),
+        ({"mailbox": "a@x.example", "folders": ["inbox", 3]}, (), "folders"),
+        ({"mailbox": "a@x.example"}, ("positional",), "args"),
+        ({"mailbox": "a@x.example", "connection": "other"}, (), "connection"),
+    ],
+)
+def test_validation_errors_name_the_field(kwargs, args, field):
+    envelope = run(kwargs, args=args)
+    assert envelope["status"] == "error"
+    assert envelope["error"]["code"] == "ValidationError"
+    assert envelope["error"]["message"].startswith(f"{field}:")
+    assert envelope["error"]["retryable"] is False
+
+
+def test_already_gone_is_a_success_without_error():
+    envelope = run({"mailbox": "gone@x.example"})
+    assert (envelope["status"], envelope["error"]) == ("already_gone", None)
+
+
+def test_not_found_reports_the_code():
+    envelope = run({"mailbox": "missing@x.example"})
+    assert envelope["status"] == "not_found"
+    assert envelope["error"]["code"] == "ErrorItemNotFound"
+
+
+def test_retry_later_becomes_a_celery_retry_with_the_countdown():
+    task = FakeTask()
+    with pytest.raises(Retry):
+        run({"mailbox": "busy@x.example"}, task=task)
+    assert task.retried_with == 30
+
+
+def test_attempts_are_capped():
+    for retries in range(2):
+        with pytest.raises(Retry):
+            run({"mailbox": "busy@x.example"}, task=FakeTask(retries=retries))
+    envelope = run({"mailbox": "busy@x.example"}, task=FakeTask(retries=2))
+    assert envelope["status"] == "error"
+    assert envelope["error"]["code"] == "ErrorServerBusy"
+    assert "gave up after 3 attempts" in envelope["error"]["message"]
+    assert envelope["attempts"] == 3
+
+
+def test_total_deadline_is_enforced(monkeypatch):
+    monkeypatch.setenv("EWS_IR_TASK_DEADLINE", "10")
+    get_settings.cache_clear()
+    envelope = run({"mailbox": "busy@x.example"})  # a 30 s countdown would overrun the 10 s deadline
+    assert envelope["status"] == "error"
+    assert "gave up" in envelope["error"]["message"]
+
+
+def test_redelivery_loop_is_capped():
+    for _ in range(get_settings().max_redeliveries + 1):
+        run({"mailbox": "a@x.example"}, task=FakeTask(task_id="looping"))  # each run counted, retries stay 0
+    envelope = run({"mailbox": "a@x.example"}, task=FakeTask(task_id="looping"))
+    assert envelope["status"] == "error"
+    assert envelope["error"]["code"] == "RedeliveryLimit"
+
+
+def test_unexpected_exceptions_do_not_leak_their_message():
+    envelope = run({"mailbox": "bug@x.example"})
+    assert envelope["error"]["code"] == "InternalError"
+    assert "hunter2" not in str(envelope)
+
+
+def test_transient_error_raised_directly_is_reported_retryable():
+    def flaky(ctx, mailbox: str) -> dict:
+        raise Transient("ErrorTimeoutExpired", "slow")
+
+    envelope = base.run_action(FakeTask(), "flaky", flaky, (), {"mailbox": "a@x.example"})
+    assert envelope["error"] == {"code": "ErrorTimeoutExpired", "message": "slow", "retryable": True}
