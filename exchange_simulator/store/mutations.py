@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
 from dataclasses import replace
 
 from exchange_simulator.errors import EwsError
@@ -209,71 +208,49 @@ def mark_as_junk(store: Store, item: Item, is_junk: bool, move: bool) -> Item | 
 
 
 # ---- update ------------------------------------------------------------------------------------------
-def _set_body(item: Item, value: object) -> None:
-    body_type, text = value  # type: ignore[misc]
-    item.body_type, item.body = body_type, text
-
-
-def _recipients(attribute: str) -> Callable[[Item, object], None]:
-    def assign(item: Item, value: object) -> None:
-        setattr(item, attribute, list(value or []))  # type: ignore[call-overload]
-
-    return assign
-
-
-def _plain(attribute: str) -> Callable[[Item, object], None]:
-    def assign(item: Item, value: object) -> None:
-        setattr(item, attribute, value)
-
-    return assign
-
-
-# Updatable properties by FieldURI: how a parsed value is stored, what deleting it leaves, and whether only a
-# draft may change it (the rest of a sent message is read-only in Exchange).
-_UPDATABLE: dict[str, tuple[Callable[[Item, object], None], object, bool]] = {
-    "message:IsRead": (_plain("is_read"), False, False),
-    "item:Categories": (_plain("categories"), [], False),
-    "item:Importance": (_plain("importance"), "Normal", False),
-    "item:Sensitivity": (_plain("sensitivity"), "Normal", False),
-    "item:Subject": (_plain("subject"), "", True),
-    "item:Body": (_set_body, ("Text", ""), True),
-    "message:ToRecipients": (_recipients("to"), [], True),
-    "message:CcRecipients": (_recipients("cc"), [], True),
-    "message:BccRecipients": (_recipients("bcc"), [], True),
-    "message:ReplyTo": (_recipients("reply_to"), [], True),
-    "message:From": (_plain("from_"), None, True),
-    "item:InReplyTo": (_plain("in_reply_to"), None, True),
-    "message:References": (_plain("references"), None, True),
+# Updatable properties by FieldURI: the item attributes that hold each, and whether only a draft may change
+# it (the rest of a sent message is read-only in Exchange).
+_UPDATABLE: dict[str, tuple[tuple[str, ...], bool]] = {
+    "message:IsRead": (("is_read",), False),
+    "item:Categories": (("categories",), False),
+    "item:Importance": (("importance",), False),
+    "item:Sensitivity": (("sensitivity",), False),
+    "item:Subject": (("subject",), True),
+    "item:Body": (("body", "body_type"), True),
+    "message:ToRecipients": (("to",), True),
+    "message:CcRecipients": (("cc",), True),
+    "message:BccRecipients": (("bcc",), True),
+    "message:ReplyTo": (("reply_to",), True),
+    "message:From": (("from_",), True),
+    "item:InReplyTo": (("in_reply_to",), True),
+    "message:References": (("references",), True),
 }
 _NOT_IN_MIME = frozenset({"message:IsRead"})
 
 
-def updatable(field_uri: str) -> bool:
-    return field_uri in _UPDATABLE
+def update_item(store: Store, item: Item, changes: list[tuple[str, Item | None]]) -> None:
+    """Apply UpdateItem changes in order, all or none.
 
-
-def update_item(store: Store, item: Item, updates: list[tuple[str, object, bool]]) -> None:
-    """Apply SetItemField (`value`) and DeleteItemField (`deleted=True`) changes in order, all or none.
-
-    `updates` holds (field_uri, value, deleted). Raises EwsError for a property Exchange would not let a
-    client change. The MIME is rewritten when a property it carries changed.
+    Each change is (FieldURI, source): SetItemField copies the property from `source`, an item parsed from
+    the request; DeleteItemField (source None) resets it to its empty value. Raises EwsError for a property
+    Exchange would not let a client change. The MIME is rewritten when a property it carries changed.
     """
     with store.lock:
-        for field_uri, _, _ in updates:
+        for field_uri, _ in changes:
             if field_uri not in _UPDATABLE:
                 raise EwsError("ErrorInvalidPropertySet", f"The property {field_uri} can not be set.")
-            if _UPDATABLE[field_uri][2] and not item.is_draft:
+            if _UPDATABLE[field_uri][1] and not item.is_draft:
                 raise EwsError(
                     "ErrorInvalidPropertyUpdateSentMessage",
                     f"The property {field_uri} can only be updated on a draft message.",
                 )
-        for field_uri, value, deleted in updates:
-            assign, empty, _ = _UPDATABLE[field_uri]
-            assign(item, empty if deleted else value)
-        if item.mime and any(uri not in _NOT_IN_MIME for uri, _, _ in updates):
+        for field_uri, source in changes:
+            for attribute in _UPDATABLE[field_uri][0]:
+                setattr(item, attribute, getattr(source if source is not None else Item(), attribute))
+        if item.mime and any(uri not in _NOT_IN_MIME for uri, _ in changes):
             mime.refresh_mime(item)
         store.touch(item)
-        store.record("updated", item, fields=",".join(uri for uri, _, _ in updates))
+        store.record("updated", item, fields=",".join(uri for uri, _ in changes))
 
 
 def address_list(addresses: list[EmailAddress]) -> str:

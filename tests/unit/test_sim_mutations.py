@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from lxml import etree
 
+from exchange_simulator.codec import operations, soap  # noqa: F401 - operations registers the handlers
+from exchange_simulator.codec.soap import NS_M, NS_T
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import mutations
 from exchange_simulator.store.model import Attachment, EmailAddress, Item, Store
@@ -132,9 +135,10 @@ def test_mark_as_junk_without_move_leaves_the_item(store: Store) -> None:
 def test_update_sets_fields_and_a_new_change_key(store: Store) -> None:
     item = _message(store)
     key = item.change_key
-    mutations.update_item(store, item, [("message:IsRead", True, False), ("item:Categories", ["IR"], False)])
+    source = Item(is_read=True, categories=["IR"])
+    mutations.update_item(store, item, [("message:IsRead", source), ("item:Categories", source)])
     assert item.is_read and item.categories == ["IR"] and item.change_key != key
-    mutations.update_item(store, item, [("item:Categories", None, True)])
+    mutations.update_item(store, item, [("item:Categories", None)])
     assert item.categories == []
     assert store.journal[-1].details["fields"] == "item:Categories"
 
@@ -142,17 +146,17 @@ def test_update_sets_fields_and_a_new_change_key(store: Store) -> None:
 def test_update_rewrites_the_mime_of_a_draft(store: Store) -> None:
     item = _message(store, folder="drafts", is_draft=True)
     item.mime = b"Received: from relay\r\nSubject: old\r\n\r\nbody\r\n"
-    mutations.update_item(store, item, [("item:Subject", "new subject", False)])
+    mutations.update_item(store, item, [("item:Subject", Item(subject="new subject"))])
     assert b"Subject: new subject" in item.mime and b"Received: from relay" in item.mime
 
 
 def test_update_refuses_recipients_of_a_sent_message_and_unknown_properties(store: Store) -> None:
     item = _message(store)
     with pytest.raises(EwsError) as err:
-        mutations.update_item(store, item, [("message:ToRecipients", [ATTACKER], False)])
+        mutations.update_item(store, item, [("message:ToRecipients", Item(to=[ATTACKER]))])
     assert err.value.code == "ErrorInvalidPropertyUpdateSentMessage"
     with pytest.raises(EwsError) as err:
-        mutations.update_item(store, item, [("item:DateTimeReceived", None, False)])
+        mutations.update_item(store, item, [("item:DateTimeReceived", Item())])
     assert err.value.code == "ErrorInvalidPropertySet"
 
 
@@ -173,3 +177,106 @@ def test_change_key_checks(store: Store) -> None:
         with pytest.raises(EwsError) as err:
             check(item, *args)
         assert err.value.code == code
+
+
+# ---- through the codec: envelope in, envelope out ------------------------------------------------------
+def _call(
+    store: Store, body: str, version: str = "Exchange2016", as_mailbox: str = "alice@contoso.example"
+) -> tuple[int, etree._Element]:
+    """One request through soap.parse_request and soap.handle, as the HTTP front makes it."""
+    envelope = (
+        f'<s:Envelope xmlns:s="{soap.NS_SOAP}" xmlns:m="{soap.NS_M}" xmlns:t="{soap.NS_T}"><s:Header>'
+        f'<t:RequestServerVersion Version="{version}"/><t:ExchangeImpersonation><t:ConnectingSID>'
+        f"<t:PrimarySmtpAddress>{as_mailbox}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>"
+        f"</s:Header><s:Body>{body}</s:Body></s:Envelope>"
+    )
+    caller = soap.CallerContext("ews-admin@contoso.example", can_impersonate=True)
+    status, raw = soap.handle(store, caller, soap.parse_request(envelope.encode()))
+    return status, etree.fromstring(raw)
+
+
+def _messages(root: etree._Element) -> list[tuple[str, str]]:
+    return [
+        (m.get("ResponseClass"), m.findtext(f"{{{NS_M}}}ResponseCode"))
+        for m in root.iter(f"{{{NS_M}}}*")
+        if m.tag.endswith("ResponseMessage")
+    ]
+
+
+def _ids(*items: Item) -> str:
+    return "".join(f'<t:ItemId Id="{i.id}" ChangeKey="{i.change_key}"/>' for i in items)
+
+
+def test_delete_item_batch_reports_each_bad_id_and_deletes_the_rest(store: Store) -> None:
+    first, second = _message(store), _message(store)
+    unknown = Store._mint(b"I")
+    body = (
+        f'<m:DeleteItem DeleteType="SoftDelete"><m:ItemIds>{_ids(first)}<t:ItemId Id="not-an-id"/>'
+        f'<t:ItemId Id="{unknown}"/>{_ids(second)}</m:ItemIds></m:DeleteItem>'
+    )
+    status, root = _call(store, body)
+    assert status == 200
+    assert _messages(root) == [
+        ("Success", "NoError"),
+        ("Error", "ErrorInvalidIdMalformed"),
+        ("Error", "ErrorItemNotFound"),
+        ("Success", "NoError"),
+    ]
+    assert {first.folder.distinguished_id, second.folder.distinguished_id} == {"recoverableitemsdeletions"}
+
+
+def test_delete_item_with_a_bad_delete_type_is_a_schema_fault(store: Store) -> None:
+    status, root = _call(store, f'<m:DeleteItem DeleteType="Shred"><m:ItemIds>{_ids(_message(store))}'
+                                "</m:ItemIds></m:DeleteItem>")
+    assert status == 500 and b"ErrorSchemaValidation" in etree.tostring(root)
+
+
+def test_move_item_returns_the_new_id_and_copy_to_another_mailbox_returns_none(store: Store) -> None:
+    item = _message(store)
+    status, root = _call(store, '<m:MoveItem><m:ToFolderId><t:DistinguishedFolderId Id="junkemail"/>'
+                                f"</m:ToFolderId><m:ItemIds>{_ids(item)}</m:ItemIds></m:MoveItem>")
+    new_id = root.find(f".//{{{NS_T}}}Message/{{{NS_T}}}ItemId")
+    assert status == 200 and new_id.get("Id") == item.id and item.folder.distinguished_id == "junkemail"
+
+    bob_inbox = store.mailbox("bob@contoso.example").folders["inbox"]
+    status, root = _call(store, f'<m:CopyItem><m:ToFolderId><t:FolderId Id="{bob_inbox.id}"/></m:ToFolderId>'
+                                f"<m:ItemIds>{_ids(item)}</m:ItemIds></m:CopyItem>")
+    assert _messages(root) == [("Success", "NoError")]
+    assert root.find(f".//{{{NS_T}}}Message") is None
+    assert len(bob_inbox.items) == 1
+
+
+def test_move_to_an_unknown_folder_fails_each_item(store: Store) -> None:
+    item = _message(store)
+    missing = Store._mint(b"F")
+    status, root = _call(store, f'<m:MoveItem><m:ToFolderId><t:FolderId Id="{missing}"/></m:ToFolderId>'
+                                f"<m:ItemIds>{_ids(item)}</m:ItemIds></m:MoveItem>")
+    assert status == 200 and _messages(root) == [("Error", "ErrorFolderNotFound")]
+    assert item.folder.distinguished_id == "inbox"
+
+
+def test_mark_as_junk_needs_exchange_2013_and_answers_moved_item_id(store: Store) -> None:
+    item = _message(store)
+    body = f'<m:MarkAsJunk IsJunk="true" MoveItem="true"><m:ItemIds>{_ids(item)}</m:ItemIds></m:MarkAsJunk>'
+    status, _ = _call(store, body, version="Exchange2010_SP2")
+    assert status == 500
+    status, root = _call(store, body)
+    moved = root.find(f".//{{{NS_M}}}MovedItemId")
+    assert status == 200 and moved.get("Id") == item.id and moved.get("ChangeKey") == item.change_key
+    assert item.folder.distinguished_id == "junkemail"
+
+
+def test_update_item_sets_is_read_and_rejects_a_stale_change_key(store: Store) -> None:
+    item = _message(store)
+    stale = Store.new_change_key()
+    body = (
+        '<m:UpdateItem ConflictResolution="AutoResolve" MessageDisposition="SaveOnly"><m:ItemChanges>'
+        '<t:ItemChange><t:ItemId Id="{id}" ChangeKey="{key}"/><t:Updates><t:SetItemField>'
+        '<t:FieldURI FieldURI="message:IsRead"/><t:Message><t:IsRead>true</t:IsRead></t:Message>'
+        "</t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"
+    )
+    _, root = _call(store, body.format(id=item.id, key=stale))
+    assert _messages(root) == [("Error", "ErrorIrresolvableConflict")] and not item.is_read
+    _, root = _call(store, body.format(id=item.id, key=item.change_key))
+    assert _messages(root) == [("Success", "NoError")] and item.is_read
+    assert root.find(f".//{{{NS_M}}}ConflictResults") is not None
