@@ -65,6 +65,9 @@ def test_real_ews_call_with_oauth_through_the_worker(celery_worker_process, simu
     envelope = send_probe(celery_worker_process, mailbox=mailbox, mode="ews").get(timeout=RESULT_TIMEOUT_S)
     assert envelope["status"] == "ok", envelope["error"]
     assert envelope["data"]["inbox_items"] >= 0
+    log = celery_worker_process.log()
+    assert simulator.client_secret not in log
+    assert "Bearer" not in log
 
 
 def test_a_task_killed_with_its_worker_is_redelivered_and_completes(celery_worker_process, redis_url):
