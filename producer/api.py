@@ -62,6 +62,7 @@ Gateway = Annotated[ActionGateway, Depends(action_gateway)]
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
+        400: "the request body is not decodable JSON",
         401: "missing or invalid API key",
         403: "the key's role is not allowed to do this",
         404: "no such campaign",
@@ -76,6 +77,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _READ = _errors(401, 403, 422, 503)
 _CAMPAIGN_READ = _errors(401, 403, 404, 422, 503)
 _TRANSITION = _errors(401, 403, 404, 409, 413, 422, 503)
+_TRANSITION_WITH_BODY = _errors(400, 401, 403, 404, 409, 413, 422, 503)
 
 CampaignId = Annotated[str, Path(min_length=1, max_length=200, description="campaign id")]
 IdempotencyKey = Annotated[
@@ -144,7 +146,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return Readiness(status="ok", **gateway.readiness())
 
     @app.post(
-        "/v1/campaigns", status_code=201, response_model=Campaign, tags=["campaigns"], responses=_TRANSITION
+        "/v1/campaigns",
+        status_code=201,
+        response_model=Campaign,
+        tags=["campaigns"],
+        responses=_TRANSITION_WITH_BODY,
     )
     def create_campaign(
         *,
@@ -210,7 +216,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         "/v1/campaigns/{campaign_id}/approve",
         response_model=Campaign,
         tags=["campaigns"],
-        responses=_TRANSITION,
+        responses=_TRANSITION_WITH_BODY,
     )
     def approve_campaign(
         *,
@@ -262,7 +268,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         status_code=202,
         response_model=ActionAccepted,
         tags=["actions"],
-        responses=_errors(401, 403, 404, 413, 422, 503),
+        responses=_errors(400, 401, 403, 404, 413, 422, 503),
     )
     def run_action(
         *,

@@ -7,7 +7,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.producer_fakes import VALID_SPEC, FakeCampaignService, FakeGateway, app_with_fakes
+from tests.producer_support import VALID_SPEC, FakeCampaignService, FakeGateway, app_with_fakes
 
 
 @pytest.fixture

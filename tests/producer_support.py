@@ -1,12 +1,19 @@
-"""In-memory stand-ins for the campaign engine and the Celery gateway, for the producer's API/CLI tests.
+"""Test support for the producer: in-memory engine and Celery gateway, an app wired to them, a live server.
 
-They validate with the engine's real spec validator and raise its real errors, so the HTTP mapping is tested
-against what the engine actually raises; only storage and Celery are replaced.
+The fakes validate with the engine's real spec validator and raise its real errors, so the HTTP mapping is
+tested against what the engine actually raises; only storage and Celery are replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
+
+import uvicorn
 
 from campaigns import spec as campaign_spec
 from campaigns.errors import Conflict, UnknownCampaign
@@ -164,3 +171,23 @@ def app_with_fakes(keys_file, service, gateway, **settings):
     app.dependency_overrides[campaign_service] = lambda: service
     app.dependency_overrides[action_gateway] = lambda: gateway
     return app, keys
+
+
+@contextlib.contextmanager
+def serve(app) -> Iterator[str]:
+    """Run `app` under a real uvicorn in a thread, on a free 127.0.0.1 port; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
