@@ -6,10 +6,13 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 
 import pytest
+from lxml import etree
 
+from exchange_simulator.codec.soap import NS_M, NS_T
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import attachments, oof, sending
 from exchange_simulator.store.model import Attachment, EmailAddress, Item, OofSettings, Store
+from tests.unit.test_sim_mutations import _call, _messages
 
 ALICE = EmailAddress("Alice", "alice@contoso.example")
 BOB = EmailAddress("Bob", "bob@contoso.example")
@@ -151,3 +154,73 @@ def test_oof_settings_round_trip_and_schedule_check(store: Store) -> None:
     with pytest.raises(EwsError) as err:
         oof.set_oof(store, alice, OofSettings("Scheduled", "All", now, now))
     assert err.value.code == "ErrorInvalidParameter"
+
+
+# ---- through the codec ---------------------------------------------------------------------------------
+def _create(disposition: str, extra: str = "") -> str:
+    attribute = f' MessageDisposition="{disposition}"' if disposition else ""
+    return (
+        f"<m:CreateItem{attribute}>{extra}<m:Items><t:Message><t:Subject>Hi</t:Subject>"
+        '<t:Body BodyType="Text">text</t:Body><t:Attachments><t:FileAttachment><t:Name>a.txt</t:Name>'
+        "<t:Content>aGVsbG8=</t:Content></t:FileAttachment></t:Attachments><t:ToRecipients><t:Mailbox>"
+        "<t:EmailAddress>bob@contoso.example</t:EmailAddress></t:Mailbox></t:ToRecipients></t:Message>"
+        "</m:Items></m:CreateItem>"
+    )
+
+
+def test_create_item_save_only_answers_item_and_attachment_ids(store: Store) -> None:
+    status, root = _call(store, _create("SaveOnly"))
+    message = root.find(f".//{{{NS_T}}}Message")
+    draft = store.item(message.find(f"{{{NS_T}}}ItemId").get("Id"))
+    attachment_id = message.find(f"{{{NS_T}}}Attachments/{{{NS_T}}}FileAttachment/{{{NS_T}}}AttachmentId")
+    assert status == 200 and draft.folder.distinguished_id == "drafts"
+    assert attachment_id.get("Id") == draft.attachments[0].id
+
+
+def test_create_item_without_disposition_or_with_a_bad_folder_fails_the_item(store: Store) -> None:
+    _, root = _call(store, _create(""))
+    assert _messages(root) == [("Error", "ErrorMessageDispositionRequired")]
+    missing = f'<m:SavedItemFolderId><t:FolderId Id="{Store._mint(b"F")}"/></m:SavedItemFolderId>'
+    _, root = _call(store, _create("SendAndSaveCopy", missing))
+    assert _messages(root) == [("Error", "ErrorSavedItemFolderNotFound")]
+    assert store.all_items() == []
+
+
+def test_send_item_with_a_stale_change_key_is_stale_object(store: Store) -> None:
+    draft = sending.save_draft(store, store.mailbox("alice@contoso.example"), Item(subject="d", to=[BOB]))
+    body = (
+        '<m:SendItem SaveItemToFolder="true"><m:ItemIds><t:ItemId Id="{}" ChangeKey="{}"/></m:ItemIds>'
+        "</m:SendItem>"
+    )
+    _, root = _call(store, body.format(draft.id, Store.new_change_key()))
+    assert _messages(root) == [("Error", "ErrorStaleObject")] and draft.is_draft
+    _, root = _call(store, body.format(draft.id, draft.change_key))
+    assert _messages(root) == [("Success", "NoError")] and draft.folder.distinguished_id == "sentitems"
+
+
+def test_delete_attachment_answers_root_item_id_with_the_new_change_key(store: Store) -> None:
+    item = store.add_item(
+        store.mailbox("alice@contoso.example").folders["inbox"],
+        Item(subject="s", attachments=[Attachment(id="", name="x.js", content=b"x")]),
+    )
+    body = f'<m:DeleteAttachment><m:AttachmentIds><t:AttachmentId Id="{item.attachments[0].id}"/>' \
+           "</m:AttachmentIds></m:DeleteAttachment>"
+    _, root = _call(store, body)
+    root_id = root.find(f".//{{{NS_M}}}RootItemId")
+    assert (root_id.get("RootItemId"), root_id.get("RootItemChangeKey")) == (item.id, item.change_key)
+    _, root = _call(store, body)
+    assert _messages(root) == [("Error", "ErrorInvalidAttachmentId")]
+
+
+def test_oof_uses_its_own_response_shape_and_only_the_own_mailbox(store: Store) -> None:
+    body = "<m:GetUserOofSettingsRequest><t:Mailbox><t:Address>{}</t:Address></t:Mailbox>" \
+           "</m:GetUserOofSettingsRequest>"
+    status, root = _call(store, body.format("alice@contoso.example"))
+    response = root.find(f".//{{{NS_M}}}GetUserOofSettingsResponse")
+    assert status == 200
+    assert [etree.QName(child).localname for child in response] == [
+        "ResponseMessage", "OofSettings", "AllowExternalOof"
+    ]
+    assert response.findtext(f"{{{NS_T}}}OofSettings/{{{NS_T}}}OofState") == "Disabled"
+    status, root = _call(store, body.format("bob@contoso.example"))
+    assert status == 500 and b"ErrorAccessDenied" in etree.tostring(root)
