@@ -44,26 +44,22 @@ def traversed_items(folder: Folder, traversal: str) -> list[Item]:
     return []  # Associated: no folder-associated items are modelled
 
 
-def find_items(
+def select_items(
     folder: Folder,
     *,
     traversal: str = "Shallow",
     predicate: Node | None = None,
     sort: tuple[SortKey, ...] = (),
-    offset: int = 0,
-    max_entries: int | None = None,
-    from_end: bool = False,
-    cap: int = 1000,
-) -> Page:
+) -> list[Item]:
+    """The items a find sees, filtered and sorted; `paginate` cuts the page."""
     if traversal == "SoftDeleted" and predicate is not None:
-        found: list[Item] = []
-    else:
-        found = traversed_items(folder, traversal)
-        if predicate is not None:
-            found = [i for i in found if matches(predicate, i)]
+        return []
+    found = traversed_items(folder, traversal)
+    if predicate is not None:
+        found = [i for i in found if matches(predicate, i)]
     for key in reversed(sort or DEFAULT_SORT):  # stable sorts, least significant key first
         found.sort(key=lambda i, k=key: _sort_value(i, k.field), reverse=key.descending)
-    return paginate(found, offset=offset, max_entries=max_entries, from_end=from_end, cap=cap)
+    return found
 
 
 def paginate(found: list, *, offset: int, max_entries: int | None, from_end: bool, cap: int) -> Page:
