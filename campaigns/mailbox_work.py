@@ -111,6 +111,7 @@ def _restore_deleted(gateway: MailboxGateway, acted: list[dict], recoverable_fol
 def failed_outcome(code: str, message: str) -> dict:
     return {
         "status": "failed",
+        "matches": 0,
         "items": [],
         "error": {"code": code, "message": message},
         "counts": {"failed": 1},
