@@ -114,3 +114,27 @@ def get_searchable_mailboxes(
             }
         )
     return mailboxes
+
+
+DL_TYPES = ("PublicDL", "PrivateDL")
+
+
+def expand_distribution_list(profile_name: str, address: str) -> list[str]:
+    """SMTP addresses of a distribution list's mailboxes, nested lists expanded (each list once, so a list
+    that contains itself still ends). Used by campaigns to turn a DL target into mailboxes."""
+    protocol = Protocol(config=configuration_for(profile_name))
+    members: list[str] = []
+    pending, seen = [address], set()
+    while pending:
+        current = pending.pop()
+        if current.lower() in seen:
+            continue
+        seen.add(current.lower())
+        for member in protocol.expand_dl(current):
+            if isinstance(member, Exception):
+                raise member
+            if member.mailbox_type in DL_TYPES and member.email_address:
+                pending.append(member.email_address)
+            elif member.email_address:
+                members.append(member.email_address)
+    return members
