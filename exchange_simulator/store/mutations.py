@@ -225,6 +225,19 @@ _UPDATABLE: dict[str, tuple[tuple[str, ...], bool]] = {
     "item:InReplyTo": (("in_reply_to",), True),
     "message:References": (("references",), True),
 }
+# Writable properties the store does not model: accepted and dropped, so a client saving every writable
+# property of an item (exchangelib's save() without update_fields) succeeds as it does against Exchange.
+_UNMODELLED = frozenset(
+    {
+        "item:ReminderIsSet",
+        "item:ReminderDueBy",
+        "item:ReminderMinutesBeforeStart",
+        "item:Culture",
+        "message:IsReadReceiptRequested",
+        "message:IsDeliveryReceiptRequested",
+        "message:IsResponseRequested",
+    }
+)
 _NOT_IN_MIME = frozenset({"message:IsRead"})
 
 
@@ -236,6 +249,7 @@ def update_item(store: Store, item: Item, changes: list[tuple[str, Item | None]]
     Exchange would not let a client change. The MIME is rewritten when a property it carries changed.
     """
     with store.lock:
+        changes = [(uri, source) for uri, source in changes if uri not in _UNMODELLED]
         for field_uri, _ in changes:
             if field_uri not in _UPDATABLE:
                 raise EwsError("ErrorInvalidPropertySet", f"The property {field_uri} can not be set.")

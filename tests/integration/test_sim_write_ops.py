@@ -176,14 +176,27 @@ def test_send_with_attachment_reply_reply_all_and_forward(account: Account, org:
 def test_draft_save_attach_send(account: Account, org: Store) -> None:
     draft = Message(account=account, folder=account.drafts, subject="Draft", body="b", to_recipients=[BOB])
     draft.save()
+    draft.subject = "Draft, edited"
+    draft.save()
     attachment = FileAttachment(name="a.bin", content=b"\x00\x01")
     draft.attach(attachment)
     stored = org.item(draft.id)
     assert stored.attachments[0].id == attachment.attachment_id.id
-    assert stored.change_key == draft.changekey
+    assert stored.change_key == draft.changekey and stored.subject == "Draft, edited"
     draft.send()
     assert stored.folder.distinguished_id == "sentitems" and not stored.is_draft
     assert any(i.mailbox.address == BOB for i in org.find_by_internet_message_id(stored.internet_message_id))
+
+
+def test_send_and_save_of_a_saved_draft_updates_then_sends(account: Account, org: Store) -> None:
+    draft = Message(account=account, folder=account.drafts, subject="Draft", body="b", to_recipients=[BOB])
+    draft.save()
+    stored = org.item(draft.id)
+    draft.body = "final text"
+    draft.send_and_save()
+    assert stored.folder.distinguished_id == "sentitems" and stored.body == "final text"
+    [received] = [i for i in org.find_by_internet_message_id(stored.internet_message_id) if i is not stored]
+    assert received.mailbox.address == BOB and received.body == "final text"
 
 
 def test_attachment_get_and_delete(account: Account, org: Store) -> None:
