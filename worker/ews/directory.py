@@ -117,6 +117,7 @@ def get_searchable_mailboxes(
 
 
 DL_TYPES = ("PublicDL", "PrivateDL")
+NOT_MAILBOXES = ("Contact", "OneOff", "PublicFolder")  # external recipients and folders: nothing to search
 
 
 def expand_distribution_list(profile_name: str, address: str) -> list[str]:
@@ -135,6 +136,6 @@ def expand_distribution_list(profile_name: str, address: str) -> list[str]:
                 raise member
             if member.mailbox_type in DL_TYPES and member.email_address:
                 pending.append(member.email_address)
-            elif member.email_address:
+            elif member.email_address and member.mailbox_type not in NOT_MAILBOXES:
                 members.append(member.email_address)
     return members
