@@ -79,13 +79,14 @@ def _describe(annotation: Any) -> str:
 
 
 def validate_kwargs(fn: Callable, args: tuple, kwargs: dict) -> dict:
-    """The kwargs for `fn`, or ValidationError naming the first bad field."""
+    """The kwargs for `fn`, or ValidationError naming the first bad field. Every action accepts `connection`
+    (checked by the caller); `fn` receives it only if it declares it."""
     if args:
         raise ValidationError("args", "pass keyword arguments only")
     parameters = dict(list(inspect.signature(fn).parameters.items())[1:])  # without ctx
     hints = typing.get_type_hints(fn)
     for name in kwargs:
-        if name not in parameters:
+        if name not in parameters and name != "connection":
             raise ValidationError(name, f"unknown argument (accepted: {', '.join(parameters)})")
     validated = {}
     for name, parameter in parameters.items():
@@ -136,11 +137,11 @@ def run_action(task: Task, name: str, fn: Callable[..., dict], args: tuple, kwar
             ),
         )
     try:
-        validated = validate_kwargs(fn, args, kwargs)
-        profile = validated.pop("connection", "default")
+        profile = kwargs.get("connection", "default")
         if not isinstance(profile, str):
             raise ValidationError("connection", "expected the name of a connection profile")
         get_profile(profile)
+        validated = validate_kwargs(fn, args, kwargs)
         ctx = ActionContext(profile, retries, task.request.id, ArtifactStore.from_settings())
         return finish("ok", fn(ctx, **validated))
     except RetryLater as later:

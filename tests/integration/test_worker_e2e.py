@@ -42,7 +42,7 @@ def test_unknown_connection_profile_is_a_validation_error(celery_worker_process)
     result = send_probe(celery_worker_process, mailbox=MAILBOX, connection="nope")
     envelope = result.get(timeout=RESULT_TIMEOUT_S)
     assert envelope["error"]["code"] == "ValidationError"
-    assert envelope["error"]["message"].startswith("connection:")
+    assert envelope["error"]["message"].startswith("connection: unknown connection profile")
 
 
 def test_transient_failures_are_retried_through_the_queue_then_reported(celery_worker_process):

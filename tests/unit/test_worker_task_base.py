@@ -97,6 +97,17 @@ def test_validation_errors_name_the_field(kwargs, args, field):
     assert envelope["error"]["retryable"] is False
 
 
+def test_every_action_accepts_a_known_connection_profile():
+    envelope = run({"mailbox": "a@x.example", "connection": "default"})
+    assert envelope["status"] == "ok"
+    assert envelope["data"]["profile"] == "default"
+
+
+def test_unknown_connection_profile_is_named():
+    envelope = run({"mailbox": "a@x.example", "connection": "other"})
+    assert envelope["error"]["message"].startswith("connection: unknown connection profile")
+
+
 def test_already_gone_is_a_success_without_error():
     envelope = run({"mailbox": "gone@x.example"})
     assert (envelope["status"], envelope["error"]) == ("already_gone", None)
