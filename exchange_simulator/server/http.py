@@ -56,6 +56,17 @@ _RESPONSE_CODE = re.compile(rb"ResponseCode[^>]*>([^<]+)<")
 _DRAIN_LIMIT = 1024 * 1024
 
 
+_MAX_HEADERS = 100
+_MAX_HEADER_LINE = 65536
+
+
+class _Headers(dict):
+    """Request headers by lower-case name."""
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+
 class SimulatorHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
@@ -93,6 +104,44 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
     timeout = 120  # idle keep-alive connections are closed after this many seconds, like IIS
     disable_nagle_algorithm = True
     server: SimulatorHttpServer
+
+    def parse_request(self) -> bool:
+        """The request line and headers, read without `email.parser` (which costs ~0.1 ms per request).
+
+        Header names are stored lower-case; `self.headers.get` is case-insensitive like the standard one.
+        """
+        self.command = None
+        self.close_connection = True
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if len(words) != 3 or not words[2].startswith("HTTP/1."):
+            self.send_error(400, "Bad Request")
+            return False
+        self.command, self.path, self.request_version = words
+        headers = _Headers()
+        for _ in range(_MAX_HEADERS):
+            line = self.rfile.readline(_MAX_HEADER_LINE + 1)
+            if len(line) > _MAX_HEADER_LINE:
+                self.send_error(431, "Request Header Fields Too Large")
+                return False
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, colon, value = line.decode("iso-8859-1").partition(":")
+            if not colon:
+                self.send_error(400, "Bad Request - Invalid Header")
+                return False
+            headers[name.strip().lower()] = value.strip()
+        else:
+            self.send_error(431, "Request Header Fields Too Large")
+            return False
+        self.headers = headers  # type: ignore[assignment]
+        connection = headers.get("connection", "").lower()
+        self.close_connection = connection == "close" or (
+            self.request_version == "HTTP/1.0" and connection != "keep-alive"
+        )
+        if headers.get("expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the request log (`/_sim/requests`) is the record of what was asked."""
