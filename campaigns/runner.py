@@ -54,6 +54,8 @@ def run_mailbox(
     if wait_ms:
         raise LeaseBusy(wait_ms / 1000)
     try:
+        if store.outcome(campaign_id, phase, mailbox) is not None:
+            return "duplicate"  # the lease holder before us finished while we waited for the lease
         outcome, stop = _work(
             store, meta, phase, mailbox, gateway_for(meta["spec"]["connection"], mailbox), last_attempt
         )

@@ -252,3 +252,29 @@ def test_cancel_then_resume_after_a_killed_worker(simulator, service, truth, cel
     )
     expected = holders + decoy_by_sender
     assert {m: r["matches"] for m, r in rows.items() if r["matches"]} == dict(expected)
+
+
+def test_targets_expand_in_the_dispatcher(service, truth):
+    body = {
+        "action": "search",
+        "targets": {"distribution_list": "finance@contoso.example"},
+        "match": {"internet_message_id": truth["phish"]},
+    }
+    created = service.create(body, requester="analyst@corp")
+    assert created["progress"]["total"] is None, "the API call does not expand"
+    state = wait_for(service, created["id"], "completed", "completed_with_errors", "failed")
+    assert state["status"] == "completed", state
+    assert state["progress"]["total"] == len(truth["mailboxes"][::20])
+
+    everyone = {
+        "action": "search",
+        "targets": {"all": True},
+        "match": {"internet_message_id": truth["phish"]},
+        "options": {"max_mailboxes": 10},
+    }
+    state = wait_for(service, service.create(everyone, requester="analyst@corp")["id"], "failed", "completed")
+    # An app token may not list searchable mailboxes (Discovery Management, on-premises only): a clear reason
+    # either way, and nothing dispatched.
+    assert state["status"] == "failed" and state["reason"]["message"]
+    assert state["reason"]["field"] in ("options.max_mailboxes", "targets"), state["reason"]
+    assert state["progress"]["done"] == 0
