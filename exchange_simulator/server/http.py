@@ -298,11 +298,14 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
         sim = self.server.simulator
         segments = [s for s in path.split("/") if s]
         answer: tuple[int, dict[str, Any]] | None = None
+        is_token_request = self.command == "POST" and segments[1:] == ["oauth2", "v2.0", "token"]
+        if not is_token_request:
+            self._discard_body()
         if self.command == "GET" and segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
             answer = sim.identity.openid_configuration(segments[0])
         elif self.command == "GET" and segments == ["common", "discovery", "instance"]:
             answer = sim.identity.instance_discovery(query.get("authorization_endpoint", [""])[0])
-        elif self.command == "POST" and segments[1:] == ["oauth2", "v2.0", "token"]:
+        elif is_token_request:
             length = self._content_length()
             if length is None:
                 return
@@ -314,7 +317,6 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
                     segments[0], self.rfile.read(length), self.headers.get("Authorization")
                 )
         if answer is None:
-            self._discard_body()
             self._send(404, HTML_TYPE, _NOT_FOUND_PAGE)
             return
         status, document = answer
@@ -327,7 +329,7 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
 
     def _control(self, path: str, query: dict[str, list[str]]) -> None:
         sim = self.server.simulator
-        length = self._content_length() if self.command == "POST" else 0
+        length = self._content_length() if "content-length" in self.headers else 0
         if length is None:
             return
         if length > sim.config.max_request_bytes:
