@@ -1,7 +1,7 @@
 """Single actions: send `ews.<action>` tasks by name and read their result envelopes back from Celery.
 
-The list of known actions and their parameters comes from the Celery app's task registry, so the API never
-drifts from what the workers actually run.
+The list of known actions and their parameters comes from the worker code's task registry (`worker.app`), so
+the API never drifts from what the workers run; the Celery app given to ActionGateway says where to send.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from celery import Celery
 from celery.result import AsyncResult
 
 from tasks.base import validate_kwargs
+from worker.app import app as worker_app
 from worker.errors import ValidationError
+from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,10 @@ class ActionGateway:
 
     def catalog(self) -> dict[str, ActionInfo]:
         """Every registered `ews.*` task; the task modules are imported first, as a worker would."""
-        self.app.loader.import_default_modules()
+        worker_app.loader.import_default_modules()
         return {
             info.name: info
-            for name, task in sorted(self.app.tasks.items())
+            for name, task in sorted(worker_app.tasks.items())
             if name.startswith(TASK_PREFIX) and hasattr(task, "action_fn")
             for info in [describe(task)]
         }
@@ -79,7 +81,7 @@ class ActionGateway:
         claim = None
         if idempotency_key:
             digest = hashlib.sha256(f"{requester}\0{action.name}\0{idempotency_key}".encode()).hexdigest()
-            claim = f"ews-ir:idempotency:action:{digest}"
+            claim = f"{get_settings().redis_prefix}:idempotency:action:{digest}"
             redis = self.app.backend.client
             if not redis.set(claim, task_id, nx=True, ex=IDEMPOTENCY_TTL_S):
                 return redis.get(claim).decode()

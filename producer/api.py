@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 
 from campaigns import service as campaigns_service
-from campaigns.service import MAX_RESULTS_PAGE
+from campaigns.service import MAX_AUDIT_PAGE, MAX_RESULTS_PAGE
 from campaigns.spec import DESTRUCTIVE_ACTIONS
 from producer import auth, export
 from producer.actions import ActionGateway, validate
@@ -33,11 +33,11 @@ from producer.schemas import (
     ResultsPage,
     TaskStatus,
 )
+from worker.app import app as worker_app
 
 _RECORD_ID = re.compile(r"^\d{1,19}-\d{1,19}$")
 CSV = "text/csv"
 JSONL = "application/x-ndjson"
-MAX_AUDIT_PAGE = 10_000
 
 
 def campaign_service() -> Any:
@@ -47,10 +47,7 @@ def campaign_service() -> Any:
 
 @cache
 def action_gateway() -> ActionGateway:
-    """Built on first use: importing the Celery app reads the worker settings from the environment."""
-    from worker.app import app
-
-    return ActionGateway(app)
+    return ActionGateway(worker_app)
 
 
 Reader = Annotated[Principal, Depends(auth.reader)]

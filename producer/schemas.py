@@ -7,13 +7,40 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class Progress(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    done: int
+    total: int | None = Field(None, description="null until the targets are expanded")
+    percent: float | None = None
+    rate_per_s: float | None = None
+    eta_s: float | None = Field(None, description="seconds left at the current rate; null when not running")
+
+
 class Campaign(BaseModel):
-    """A campaign as the engine reports it: status, counters and progress; more engine fields pass through."""
+    """A campaign as the engine reports it; fields the engine adds later pass through."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str
-    status: str
+    status: str = Field(
+        description="previewing, searching, preview_ready (waiting for approval), executing, completed, "
+        "completed_with_errors, cancelled, failed"
+    )
+    action: str | None = None
+    mode: str | None = None
+    phase: str | None = Field(None, description="preview or execute")
+    requester: str | None = Field(None, description="name of the API key that created it")
+    approved_by: str | None = Field(None, description="name of the API key that approved it")
+    created_at: str | None = None
+    approved_at: str | None = None
+    finished_at: str | None = None
+    reason: Any = Field(None, description="why it failed, when it did")
+    spec: dict[str, Any] | None = Field(None, description="the normalised spec")
+    source_campaign: str | None = Field(None, description="for a restore: the campaign it undoes")
+    counters: dict[str, dict[str, int | None]] = Field(default_factory=dict, description="per phase")
+    progress: Progress | None = None
+    next: str | None = Field(None, description="what to do next, when it waits for someone")
 
 
 class ResultsPage(BaseModel):

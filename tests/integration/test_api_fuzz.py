@@ -33,7 +33,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 @pytest.fixture(scope="module")
 def fuzzed_app(redis_url, tmp_path_factory):
     """Real engine (dispatch not enqueued: no worker needed), fake Celery gateway, one key per role."""
-    store = CampaignStore(redis.Redis.from_url(redis_url), "ewsir:audit:fuzz")
+    store = CampaignStore(redis.Redis.from_url(redis_url), "ews-ir-fuzz")
     service = CampaignService(store, enqueue_dispatch=lambda campaign_id, phase, generation: None)
     return app_with_fakes(tmp_path_factory.mktemp("fuzz") / "keys.json", service, FakeGateway())
 
