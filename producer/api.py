@@ -139,8 +139,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         responses={503: {"model": ErrorBody, "description": "Redis is unreachable"}},
     )
     def readyz(gateway: Gateway) -> Readiness:
-        """Redis reachable and the number of workers that answered a short ping."""
-        return Readiness(status="ok", **gateway.readiness())
+        """Redis reachable (else 503) and how many workers answered a short ping; status `no_workers` when
+        none did, since campaigns and actions would then only queue."""
+        checks = gateway.readiness()
+        return Readiness(status="ok" if checks["workers"] else "no_workers", **checks)
 
     @app.post(
         "/v1/campaigns",

@@ -13,7 +13,7 @@ import requests
 from campaigns.service import CampaignService
 from campaigns.store import CampaignStore
 from producer.actions import ActionGateway
-from producer.client import EwsIrClient
+from producer.client import EwsIrClient, ValidationFailed
 from tests.producer_support import app_with_fakes, serve
 
 pytestmark = pytest.mark.integration
@@ -98,7 +98,10 @@ def test_single_action_runs_on_the_worker_and_its_envelope_is_readable(simulator
     with EwsIrClient(url, keys["responder"]) as client:
         assert "search_emails" in {action["name"] for action in client.actions()}
         query = {"internet_message_id": phish["id"]}
-        accepted = client.run_action("search_emails", {"mailbox": holder, "query": query})
+        kwargs = {"mailbox": holder, "query": query}
+        accepted = client.run_action("search_emails", kwargs, idempotency_key="k")
+        again = client.run_action("search_emails", kwargs, idempotency_key="k")
+        assert again["task_id"] == accepted["task_id"]
         task = client.task(accepted["task_id"])
         while task["state"] not in ("SUCCESS", "FAILURE"):
             time.sleep(0.05)
@@ -107,9 +110,9 @@ def test_single_action_runs_on_the_worker_and_its_envelope_is_readable(simulator
         envelope = task["result"]
         assert envelope["status"] == "ok" and envelope["action"] == "search_emails", envelope
         assert envelope["data"]
-        refused = client._http.post("/v1/actions/search_emails", json={"mailbox": holder, "limit": "ten"})
-        assert refused.status_code == 422
-        assert refused.json()["errors"][0]["field"] in ("query", "limit")
+        with pytest.raises(ValidationFailed) as refused:
+            client.run_action("search_emails", {"mailbox": holder, "query": query, "limit": "ten"})
+        assert refused.value.errors == [{"field": "limit", "message": "expected int, got str"}]
 
 
 def test_readiness_sees_redis_and_the_worker(api):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.producer_support import VALID_SPEC, FakeCampaignService, FakeGateway, app_with_fakes
 
@@ -264,3 +265,16 @@ def test_audit_since_rejects_anything_else_naming_the_field(api, since):
     response = api.get("/v1/audit", params={"since": since}, headers=auth(api, "reader"))
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "since"
+
+
+def test_readiness_reports_missing_workers_and_redis_outages(api, gateway, monkeypatch):
+    monkeypatch.setattr(gateway, "readiness", lambda: {"redis": "ok", "workers": 0})
+    assert api.get("/readyz").json()["status"] == "no_workers"
+
+    def redis_down():
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6390")
+
+    monkeypatch.setattr(gateway, "readiness", redis_down)
+    response = api.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["detail"] == "Redis (broker or campaign store) is unavailable; retry shortly"
