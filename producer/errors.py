@@ -88,3 +88,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for backend_error in (RedisConnectionError, RedisTimeoutError, OperationalError):
         app.add_exception_handler(backend_error, backend_down)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Logged with its traceback (never the request headers, which hold the key), answered as JSON."""
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal error; the API log has the details")

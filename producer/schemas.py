@@ -80,7 +80,7 @@ class TaskError(BaseModel):
 class TaskStatus(BaseModel):
     task_id: str
     state: str = Field(description="PENDING (queued or unknown), STARTED, RETRY, SUCCESS, FAILURE, REVOKED")
-    result: dict[str, Any] | None = Field(description="the action's result envelope once SUCCESS")
+    result: Any = Field(description="the task's return value once SUCCESS: an action's result envelope")
     error: TaskError | None = Field(description="why the task crashed (FAILURE/REVOKED), not an action error")
 
 

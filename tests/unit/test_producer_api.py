@@ -278,3 +278,17 @@ def test_readiness_reports_missing_workers_and_redis_outages(api, gateway, monke
     response = api.get("/readyz")
     assert response.status_code == 503
     assert response.json()["detail"] == "Redis (broker or campaign store) is unavailable; retry shortly"
+
+
+def test_an_unexpected_failure_is_a_json_500_without_the_key(tmp_path, service, gateway):
+    app, keys = app_with_fakes(tmp_path / "keys.json", service, gateway)
+
+    def broken(campaign_id):
+        raise RuntimeError("engine bug")
+
+    service.get = broken
+    response = TestClient(app, raise_server_exceptions=False).get(
+        "/v1/campaigns/c1", headers={"Authorization": f"Bearer {keys['reader']}"}
+    )
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error; the API log has the details", "errors": []}
