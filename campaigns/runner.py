@@ -15,6 +15,7 @@ from campaigns import audit, mailbox_work
 from campaigns.lifecycle import EXECUTE, PREVIEW, active_status, phase_statuses
 from campaigns.mailbox_work import MailboxGateway
 from campaigns.store import CampaignStore
+from worker import task_events
 from worker.errors import ActionError, RetryLater
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ def run_mailbox(
             stop_reason=stop,
             audit_entry=entry,
         )
+        if recorded:
+            task_events.campaign_mailbox_recorded(meta, phase, mailbox, outcome)
         return "recorded" if recorded else "duplicate"
     finally:
         store.release_lease(campaign_id, phase, mailbox, token)

@@ -6,6 +6,7 @@ import importlib.util
 
 from celery import Celery, signals
 
+from worker import logs, task_events  # noqa: F401 - they connect Celery signal handlers
 from worker.ews import connection
 from worker.settings import get_settings
 
@@ -22,7 +23,11 @@ def _existing(modules: tuple[str, ...]) -> list[str]:
     return [name for name in modules if importlib.util.find_spec(name) is not None]
 
 
-app = Celery("ews_ir", include=_existing(TASK_MODULES) + list(get_settings().extra_task_modules))
+app = Celery(
+    "ews_ir",
+    amqp="worker.redaction:RedactingAMQP",  # task arguments shown in Flower/events/logs are redacted
+    include=_existing(TASK_MODULES) + list(get_settings().extra_task_modules),
+)
 app.config_from_object("celeryconfig")
 
 

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from worker import metrics
 from worker.errors import ActionError, AuthError, RetryLater, Throttled
 from worker.ews import connection
 from worker.ews.errors import classify
@@ -47,6 +48,7 @@ def _acquire_slot(budgets: list[Budget], settings: Settings) -> str:
             return token
         if time.monotonic() >= give_up_at:
             full = [b.kind for b in budgets if b.limit > 0]
+            metrics.throttled("concurrency", full[-1], 0)
             raise Throttled(
                 "ConcurrencyLimit",
                 f"all EWS slots of this {'/'.join(full)} are in use",
@@ -71,15 +73,21 @@ def _attempt(fn: Callable[[], T], profile: ConnectionProfile, budgets: list[Budg
     throttle = get_throttle()
     wait_s = throttle.gate_wait_s(budgets)
     if wait_s > 0:
+        metrics.throttled("gate", budgets[-1].kind, wait_s)
         raise Throttled(
             "BackOffGate", "Exchange asked this fleet to back off from this mailbox/tenant", wait_s
         )
     token = _acquire_slot(budgets, settings)
+    started = time.monotonic()
     try:
-        return _run_with_token_refresh(fn, profile)
+        result = _run_with_token_refresh(fn, profile)
+        metrics.ews_call_finished("ok", started)
+        return result
     except Exception as exc:
         error = classify(exc)
+        metrics.ews_call_finished(error.code, started)
         if isinstance(error, Throttled):
+            metrics.throttled("server", error.budget, error.back_off_s)
             throttled = [b for b in budgets if b.kind == error.budget] or budgets
             for budget in throttled:
                 throttle.close_gate(budget, error.back_off_s)

@@ -29,6 +29,14 @@ def _env_number(name: str, default: float, *, minimum: float = 0) -> float:
     return value
 
 
+def _env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default)."""
+    value = _env_str(name, choices[0]).lower()
+    if value not in choices:
+        raise ValidationError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def _env_list(name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
 
@@ -82,6 +90,10 @@ class Settings:
     profiles_file: str = ""
     # Extra task modules the worker imports, comma separated (EWS_IR_EXTRA_TASK_MODULES); used by tests.
     extra_task_modules: tuple[str, ...] = field(default_factory=tuple)
+    # Log lines as text or one JSON object per line (EWS_IR_LOG_FORMAT: text | json).
+    log_format: str = "text"
+    # Port of the worker's Prometheus /metrics server, 0 = none (EWS_IR_METRICS_PORT).
+    metrics_port: int = 0
 
     @property
     def max_countdown_s(self) -> float:
@@ -123,6 +135,8 @@ def load_settings() -> Settings:
         artifact_dir=_env_str("EWS_IR_ARTIFACT_DIR", Settings.artifact_dir),
         profiles_file=_env_str("EWS_IR_PROFILES_FILE", ""),
         extra_task_modules=_env_list("EWS_IR_EXTRA_TASK_MODULES"),
+        log_format=_env_choice("EWS_IR_LOG_FORMAT", ("text", "json")),
+        metrics_port=int(_env_number("EWS_IR_METRICS_PORT", Settings.metrics_port)),
     )
 
 

@@ -1,0 +1,127 @@
+"""Prometheus metrics of the workers and the API. Labels are bounded sets (action, status, error code, queue),
+never a mailbox or campaign id, so cardinality stays small and no addresses leak into monitoring.
+
+Workers serve /metrics on EWS_IR_METRICS_PORT (started at `worker_init`). With the threads pool (the default)
+every task runs in that process. With prefork, tasks run in child processes: set PROMETHEUS_MULTIPROC_DIR to
+an empty directory per worker instance and the parent serves what all children recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+
+import redis
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+ACTIONS = Counter(
+    "ews_ir_actions_total", "ews.* tasks finished, by action and envelope status", ["action", "status"]
+)
+ACTION_SECONDS = Histogram(
+    "ews_ir_action_duration_seconds",
+    "Duration of ews.* tasks from first run to result",
+    ["action"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+EWS_CALLS = Counter("ews_ir_ews_calls_total", "EWS calls made, by outcome (ok or error code)", ["outcome"])
+EWS_SECONDS = Histogram(
+    "ews_ir_ews_call_seconds",
+    "Latency of one EWS call (incl. a token refresh retry)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
+)
+THROTTLE_EVENTS = Counter(
+    "ews_ir_throttle_events_total",
+    "Throttling met: server = Exchange said back off, gate = fleet back-off gate closed, "
+    "concurrency = every in-flight slot of a budget taken",
+    ["source", "budget"],
+)
+BACKOFF_SECONDS = Counter(
+    "ews_ir_backoff_seconds_total", "Back-off asked for by Exchange or the gate, in seconds", ["source"]
+)
+RETRIES = Counter("ews_ir_task_retries_total", "Tasks re-queued with a countdown", ["task"])
+CAMPAIGN_MAILBOXES = Counter(
+    "ews_ir_campaign_mailboxes_total",
+    "Campaign mailbox outcomes recorded (progress), by action, phase and outcome",
+    ["action", "phase", "outcome"],
+)
+QUEUES = ("enrichment", "containment", "notification", "campaigns")
+
+
+def action_finished(action: str, status: str, duration_s: float) -> None:
+    ACTIONS.labels(action, status).inc()
+    ACTION_SECONDS.labels(action).observe(duration_s)
+
+
+def ews_call_finished(outcome: str, started: float) -> None:
+    """`started` is a time.monotonic() value taken just before the call."""
+    EWS_CALLS.labels(outcome).inc()
+    EWS_SECONDS.observe(time.monotonic() - started)
+
+
+def throttled(source: str, budget: str, back_off_s: float) -> None:
+    THROTTLE_EVENTS.labels(source, budget).inc()
+    if back_off_s > 0:
+        BACKOFF_SECONDS.labels(source).inc(back_off_s)
+
+
+def task_retried(task: str) -> None:
+    RETRIES.labels(task).inc()
+
+
+def campaign_mailbox_recorded(action: str, phase: str, outcome: str) -> None:
+    CAMPAIGN_MAILBOXES.labels(action, phase, outcome).inc()
+
+
+def _process_registry() -> CollectorRegistry:
+    """Prefork children write to PROMETHEUS_MULTIPROC_DIR; the server then aggregates their files."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def start_worker_server(port: int) -> None:
+    start_http_server(port, registry=_process_registry())
+
+
+class QueueDepth(Collector):
+    """Messages waiting per queue, read from Redis at scrape time (kombu keeps a queue as a list)."""
+
+    def __init__(self, client: redis.Redis, prefix: str, queues: Iterable[str] = QUEUES) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.queues = tuple(queues)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        depth = GaugeMetricFamily("ews_ir_queue_depth", "Messages waiting in each queue", labels=["queue"])
+        pipe = self.client.pipeline(transaction=False)
+        for queue in self.queues:
+            pipe.llen(f"{self.prefix}:{queue}")
+        for queue, length in zip(self.queues, pipe.execute(), strict=True):
+            depth.add_metric([queue], length)
+        yield depth
+
+
+def api_registry(client: redis.Redis, prefix: str) -> CollectorRegistry:
+    """The API's /metrics: queue depth (read from Redis per scrape) and the API process's own metrics."""
+    registry = CollectorRegistry()
+    registry.register(QueueDepth(client, prefix))
+    registry.register(REGISTRY)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> tuple[bytes, str]:
+    return generate_latest(registry), CONTENT_TYPE_LATEST
