@@ -16,6 +16,7 @@ from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, 
 from campaigns import service as campaigns_service
 from campaigns.service import MAX_AUDIT_PAGE, MAX_RESULTS_PAGE
 from campaigns.spec import DESTRUCTIVE_ACTIONS
+from campaigns.spec import validate as validate_spec
 from producer import auth, export
 from producer.actions import ActionGateway, validate
 from producer.body_limit import BodySizeLimit
@@ -172,7 +173,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         if _count_listed_targets(spec) > settings.max_targets:
             limit = f"at most {settings.max_targets} per campaign"
             raise InvalidFields("invalid campaign spec", [{"field": "targets.mailboxes", "message": limit}])
-        return service.create(spec, requester=principal.name, idempotency_key=idempotency_key)
+        if idempotency_key is None:
+            return service.create(spec, requester=principal.name, idempotency_key=None)
+        # Scoped per key name, so two teams both using "INC-1" never get each other's campaign.
+        scoped_key = f"{principal.name}:{idempotency_key}"
+        campaign = service.create(spec, requester=principal.name, idempotency_key=scoped_key)
+        if campaign.get("spec") != validate_spec(spec):
+            raise HTTPException(
+                409,
+                f"Idempotency-Key {idempotency_key!r} was already used for campaign {campaign['id']} with a "
+                "different spec; use a new key for a new campaign",
+            )
+        return campaign
 
     @app.get(
         "/v1/campaigns/{campaign_id}", response_model=Campaign, tags=["campaigns"], responses=_CAMPAIGN_READ

@@ -47,6 +47,7 @@ class FakeCampaignService:
             "mode": clean["mode"],
             "requester": requester,
             "approved_by": None,
+            "spec": clean,
             "results": [
                 {"mailbox": m, "status": "ok", "matches": 1, "subject": "=HYPERLINK(\"x\")", "error": None}
                 for m in mailboxes

@@ -141,6 +141,17 @@ def test_idempotency_key_never_starts_a_second_campaign(api, service):
     assert create(api)["id"] != first["id"]
 
 
+def test_idempotency_keys_are_per_requester_and_refuse_a_different_spec(api, service):
+    first = create(api, **{"Idempotency-Key": "INC-1"})
+    other_team = create(api, role="approver", **{"Idempotency-Key": "INC-1"})
+    assert other_team["id"] != first["id"]
+    changed = {**VALID_SPEC, "match": {"subject": "Invoice"}}
+    headers = {**auth(api, "responder"), "Idempotency-Key": "INC-1"}
+    response = api.post("/v1/campaigns", json=changed, headers=headers)
+    assert response.status_code == 409
+    assert f"already used for campaign {first['id']} with a different spec" in response.json()["detail"]
+
+
 def test_engine_errors_map_to_404_and_409(api):
     missing = api.get("/v1/campaigns/nope", headers=auth(api, "reader"))
     assert missing.status_code == 404
