@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from functools import cache
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
@@ -37,6 +36,20 @@ from producer.schemas import (
 from worker.app import app as worker_app
 
 _RECORD_ID = re.compile(r"^\d{1,19}-\d{1,19}$")
+SPEC_DESCRIPTION = (
+    "action: search|delete|junk|move; mode: preview (default: search, then wait for approval) or execute; "
+    "targets: exactly one of {mailboxes: [...]}, {all: true}, {distribution_list: address}; "
+    "match: internet_message_id, sender, subject, received_after, received_before, attachment_name; "
+    "options: delete_type (soft|hard), max_matches_per_mailbox, max_mailboxes, folders, to_folder; "
+    "connection: profile name"
+)
+SPEC_EXAMPLE = {
+    "action": "delete",
+    "mode": "preview",
+    "targets": {"mailboxes": ["alice@contoso.example", "bob@contoso.example"]},
+    "match": {"internet_message_id": "<phish-1@evil.example>"},
+    "options": {"delete_type": "soft"},
+}
 CSV = "text/csv"
 JSONL = "application/x-ndjson"
 
@@ -46,8 +59,8 @@ def campaign_service() -> Any:
     return campaigns_service
 
 
-@cache
 def action_gateway() -> ActionGateway:
+    """Actions go to the broker the worker settings (REDIS_URL) name; tests override this dependency."""
     return ActionGateway(worker_app)
 
 
@@ -63,7 +76,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "the request body is not decodable JSON",
         401: "missing or invalid API key",
         403: "the key's role is not allowed to do this",
-        404: "no such campaign",
+        404: "no such campaign or action",
         409: "the campaign's state does not allow this",
         413: "request body too large",
         422: "invalid input; `errors` names each bad field",
@@ -154,9 +167,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     def create_campaign(
         *,
-        spec: Annotated[
-            dict[str, Any], Body(description="campaign spec, as documented by the campaign engine")
-        ],
+        spec: Annotated[dict[str, Any], Body(description=SPEC_DESCRIPTION, examples=[SPEC_EXAMPLE])],
         idempotency_key: IdempotencyKey = None,
         principal: Responder,
         service: Service,
