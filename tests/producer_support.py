@@ -61,9 +61,10 @@ class FakeCampaignService:
     def get(self, campaign_id: str) -> dict[str, Any]:
         campaign = self._campaign(campaign_id)
         total = len(campaign["results"])
-        public = {k: v for k, v in campaign.items() if k != "results"}
+        public = {k: v for k, v in campaign.items() if k not in ("results", "failed")}
         progress = {"done": total, "total": total, "percent": 100.0, "rate_per_s": 1.5, "eta_s": None}
-        return {**public, "phase": "preview", "counters": {"preview": {"failed": 0}}, "progress": progress}
+        counters = {"preview": {"failed": campaign.get("failed", 0)}}
+        return {**public, "phase": "preview", "counters": counters, "progress": progress}
 
     def results(self, campaign_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
         return self._campaign(campaign_id)["results"][offset : offset + limit]

@@ -58,6 +58,17 @@ def test_preview_waits_until_ready_then_an_approver_approves(as_role, spec_file,
     assert json.loads(capsys.readouterr().out)["approved_by"] == "approver-user"
 
 
+def test_watch_exits_3_when_mailboxes_failed(as_role, live, spec_file, capsys):
+    as_role("responder")
+    main(["campaign", "preview", str(spec_file), "--no-wait"])
+    campaign_id = json.loads(capsys.readouterr().out)["id"]
+    assert main(["campaign", "watch", campaign_id]) == 0
+    live[2].campaigns[campaign_id]["failed"] = 1  # a preview that could not search one mailbox
+    assert main(["campaign", "watch", campaign_id]) == 3
+    live[2].campaigns[campaign_id].update(failed=0, status="completed_with_errors")
+    assert main(["campaign", "watch", campaign_id]) == 3
+
+
 def test_invalid_spec_lists_every_bad_field(as_role, tmp_path, capsys):
     as_role("responder")
     bad = tmp_path / "bad.json"
