@@ -69,7 +69,8 @@ def _watch(client: EwsIrClient, campaign_id: str, interval: float) -> int:
     finally:
         printer.close()
     _print_json(final)
-    return EXIT_FAILURES if final.get("status") in FINISHED_WITH_FAILURES else 0
+    failed_mailboxes = (final.get("counters") or {}).get(final.get("phase"), {}).get("failed") or 0
+    return EXIT_FAILURES if final.get("status") in FINISHED_WITH_FAILURES or failed_mailboxes else 0
 
 
 def _submit(client: EwsIrClient, args: argparse.Namespace, mode: str) -> int:
@@ -199,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = campaign.add_subparsers(dest="campaign_command", required=True)
     for name, help_text in (
         ("preview", "search only and report per-mailbox hits (dry run)"),
-        ("execute", "search, then act after approval (`ews-ir campaign approve ID`)"),
+        ("execute", "search and act at once, without a separate approval (needs an approver key)"),
     ):
         submit = sub.add_parser(name, help=help_text)
         submit.add_argument("spec", help="campaign spec JSON file, or - for stdin")
