@@ -33,6 +33,7 @@ from producer.schemas import (
     ResultsPage,
     TaskStatus,
 )
+from worker import metrics as worker_metrics
 from worker.app import app as worker_app
 
 _RECORD_ID = re.compile(r"^\d{1,19}-\d{1,19}$")
@@ -157,6 +158,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         none did, since campaigns and actions would then only queue."""
         checks = gateway.readiness()
         return Readiness(status="ok" if checks["workers"] else "no_workers", **checks)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus: queue depth and this process's metrics (worker metrics are on each worker)."""
+        body, content_type = worker_metrics.render(worker_metrics.api_metrics())
+        return Response(body, media_type=content_type)
 
     @app.post(
         "/v1/campaigns",

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from producer import export
+from producer import export, flower
 from producer.client import ApiError, EwsIrClient
 from producer.keys import KeyStore, KeyStoreError, Role, keys_file_from_env
 from producer.progress import ProgressPrinter
@@ -186,8 +186,10 @@ def api_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     from producer.api import create_app
+    from worker.logs import configure_process_logging
 
-    uvicorn.run(create_app(), host=args.host, port=args.port)
+    configure_process_logging()  # text, or JSON lines with EWS_IR_LOG_FORMAT=json (uvicorn's loggers too)
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None)
     return 0
 
 
@@ -259,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(run=api_command)
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8080)
+    flower.add_parser(commands)
     return parser
 
 

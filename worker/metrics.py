@@ -8,6 +8,7 @@ an empty directory per worker instance and the parent serves what all children r
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from worker.settings import get_settings
 
 ACTIONS = Counter(
     "ews_ir_actions_total", "ews.* tasks finished, by action and envelope status", ["action", "status"]
@@ -110,7 +113,11 @@ class QueueDepth(Collector):
         pipe = self.client.pipeline(transaction=False)
         for queue in self.queues:
             pipe.llen(f"{self.prefix}:{queue}")
-        for queue, length in zip(self.queues, pipe.execute(), strict=True):
+        try:
+            lengths = pipe.execute()
+        except redis.RedisError:
+            return  # no depth while Redis is down: an absent series, not a misleading 0 (alert on absent())
+        for queue, length in zip(self.queues, lengths, strict=True):
             depth.add_metric([queue], length)
         yield depth
 
@@ -121,6 +128,13 @@ def api_registry(client: redis.Redis, prefix: str) -> CollectorRegistry:
     registry.register(QueueDepth(client, prefix))
     registry.register(REGISTRY)
     return registry
+
+
+@functools.cache
+def api_metrics() -> CollectorRegistry:
+    """`api_registry` on the broker Redis of this process's settings."""
+    settings = get_settings()
+    return api_registry(redis.Redis.from_url(settings.redis_url, socket_timeout=5), settings.redis_prefix)
 
 
 def render(registry: CollectorRegistry) -> tuple[bytes, str]:
