@@ -2,7 +2,9 @@
 
 Rendering follows the Types schema order (ItemType's sequence, then MessageType's), because strict clients
 validate it. Shapes: IdOnly is the id; Default and AllProperties are the sets below; AdditionalProperties
-add FieldURIs, IndexedFieldURIs and ExtendedFieldURIs (PidTagLastActiveParentEntryId, 0x348A, is modelled).
+add FieldURIs, IndexedFieldURIs and ExtendedFieldURIs (modelled: PidTagLastActiveParentEntryId 0x348A,
+PidTagSenderSmtpAddress 0x5D01 and PidTagSentRepresentingSmtpAddress 0x5D02 on items, PidTagEntryId 0x0FFF on
+folders; Exchange returns these MAPI properties from FindItem/FindFolder too).
 In FindItem (`for_find=True`) From and Sender carry only a Name, as Exchange documents, and the "complex"
 properties (bodies, recipient lists, attachments, MIME) cannot be requested at all.
 """
@@ -17,7 +19,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
-from exchange_simulator.codec.soap import NS_T, OperationContext, _schema_fault, sub_t
+from exchange_simulator.codec.soap import NS_T, OperationContext, schema_fault, sub_t
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import mime
 from exchange_simulator.store.model import Attachment, EmailAddress, Folder, Item, Mailbox
@@ -81,6 +83,9 @@ DISTINGUISHED_IDS = frozenset(
 )
 _T = f"{{{NS_T}}}"
 LAST_ACTIVE_PARENT_TAG = 0x348A
+SENDER_SMTP_TAG = 0x5D01
+SENT_REPRESENTING_SMTP_TAG = 0x5D02
+ENTRY_ID_TAG = 0x0FFF
 
 
 # ---- ids in -----------------------------------------------------------------------------------------------
@@ -105,10 +110,10 @@ def parse_folder_id(ctx: OperationContext, element: etree._Element) -> Folder:
         _check_access(ctx, folder.mailbox)
         return folder
     if local != "DistinguishedFolderId":
-        raise _schema_fault(f"The element '{local}' is not a valid folder id.")
+        raise schema_fault(f"The element '{local}' is not a valid folder id.")
     name = element.get("Id", "")
     if name not in DISTINGUISHED_IDS:
-        raise _schema_fault(
+        raise schema_fault(
             f"The 'Id' attribute is invalid - The value '{name}' is invalid according to its datatype "
             f"'{{{NS_T}}}DistinguishedFolderIdNameType' - The Enumeration constraint failed."
         )
@@ -152,10 +157,10 @@ _INDEXED_BASES = {
 def parse_shape(element: etree._Element | None) -> Shape:
     """An m:ItemShape / m:FolderShape element."""
     if element is None:
-        raise _schema_fault("The element 'ItemShape' or 'FolderShape' is missing.")
+        raise schema_fault("The element 'ItemShape' or 'FolderShape' is missing.")
     base = element.findtext(f"{_T}BaseShape") or ""
     if base not in ("IdOnly", "Default", "AllProperties"):
-        raise _schema_fault(f"The 'BaseShape' element has an invalid value '{base}'.")
+        raise schema_fault(f"The 'BaseShape' element has an invalid value '{base}'.")
     fields: set[str] = set()
     extended: list[tuple[int, str]] = []
     additional = element.find(f"{_T}AdditionalProperties")
@@ -541,12 +546,31 @@ def _plan(shape: Shape, kind: str, for_find: bool) -> tuple[_Renderer | None, ..
     return tuple(plan)
 
 
+def _smtp(address: EmailAddress | None) -> str | None:
+    return address.address if address is not None and address.routing_type == "SMTP" else None
+
+
+def _extended_value(item: Item, tag: int) -> str | None:
+    if tag == LAST_ACTIVE_PARENT_TAG and item.last_active_parent_folder_id:
+        return base64.b64encode(entry_id(item.last_active_parent_folder_id)).decode()
+    if tag == SENDER_SMTP_TAG:
+        return _smtp(item.sender)
+    if tag == SENT_REPRESENTING_SMTP_TAG:
+        return _smtp(item.from_)
+    return None
+
+
 def _render_extended(element: etree._Element, item: Item, extended: tuple[tuple[int, str], ...]) -> None:
     for tag, kind in extended:
-        if tag == LAST_ACTIVE_PARENT_TAG and item.last_active_parent_folder_id:
-            prop = sub_t(element, "ExtendedProperty")
-            sub_t(prop, "ExtendedFieldURI", PropertyTag=f"0x{tag:x}", PropertyType=kind or "Binary")
-            sub_t(prop, "Value", base64.b64encode(entry_id(item.last_active_parent_folder_id)).decode())
+        value = _extended_value(item, tag)
+        if value is not None:
+            _extended_property(element, tag, kind, value)
+
+
+def _extended_property(element: etree._Element, tag: int, kind: str, value: str) -> None:
+    prop = sub_t(element, "ExtendedProperty")
+    sub_t(prop, "ExtendedFieldURI", PropertyTag=f"0x{tag:x}", PropertyType=kind)
+    sub_t(prop, "Value", value)
 
 
 # ---- folders ---------------------------------------------------------------------------------------------
@@ -587,6 +611,8 @@ def render_folder(parent: etree._Element, folder: Folder, shape: Shape) -> etree
         sub_t(element, "TotalCount", str(len(folder.items)))
     if "folder:ChildFolderCount" in wanted:
         sub_t(element, "ChildFolderCount", str(len(folder.children)))
+    if any(tag == ENTRY_ID_TAG for tag, _ in shape.extended):
+        _extended_property(element, ENTRY_ID_TAG, "Binary", base64.b64encode(entry_id(folder.id)).decode())
     if "folder:EffectiveRights" in wanted:
         rights = sub_t(element, "EffectiveRights")
         for name in ("CreateAssociated", "CreateContents", "CreateHierarchy", "Delete", "Modify", "Read"):

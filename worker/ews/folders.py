@@ -1,11 +1,10 @@
 """Folder naming for every action: well-known names (`inbox`, `junkemail`) and display-name paths
 (`Inbox/Quarantine`).
 
-Well-known folders become stubs with an explicit DistinguishedFolderId, so naming one costs no GetFolder (and
-exchangelib's multi-folder paging, which keys on folder identity, does not fail with KeyError). Paths and
-"all mail
-folders" cost exactly one FindFolder Deep, whose answer (`FolderTree`) also maps folder ids and entry ids
-to paths.
+Well-known folders become stubs with an explicit DistinguishedFolderId, so naming one costs no GetFolder
+(and exchangelib's multi-folder paging, which keys on folder identity, does not fail with KeyError). Paths
+and "all mail folders" cost exactly one FindFolder Deep, whose answer (`FolderTree`) also maps folder ids and
+entry ids to paths.
 """
 
 from __future__ import annotations
@@ -19,14 +18,15 @@ from exchangelib.folders import known_folders
 from exchangelib.folders.base import BaseFolder
 from exchangelib.folders.collections import FolderCollection
 from exchangelib.folders.queryset import DEEP
+from exchangelib.items import ID_ONLY
 from exchangelib.properties import DistinguishedFolderId, Mailbox
+from exchangelib.services import FindFolder
 
 from worker.errors import Permanent
 
 
 class FolderEntryId(ExtendedProperty):
-    """PidTagEntryId (0x0FFF): the MAPI entry id that PidTagLastActiveParentEntryId of a deleted item
-    points at."""
+    """PidTagEntryId (0x0FFF): what PidTagLastActiveParentEntryId of a deleted item points at."""
 
     property_tag = 0x0FFF
     property_type = "Binary"
@@ -43,6 +43,11 @@ WELL_KNOWN_FOLDERS: dict[str, type[BaseFolder]] = {
     )
 }
 MAIL_ROOT = "msgfolderroot"
+FOLDER_PAGE_SIZE = 1000  # FindFolder's largest page
+FOLDER_PATHS = tuple(
+    FieldPath(field=Folder.get_field_by_fieldname(f)) for f in ("name", "folder_class", "parent_folder_id")
+)
+ENTRY_ID_PATH = FieldPath(field=Folder.get_field_by_fieldname("entry_id"))
 
 
 def folder_not_found(account, spec: str) -> Permanent:
@@ -80,9 +85,17 @@ class FolderTree:
 
     @classmethod
     def load(cls, account, under: BaseFolder, prefix: str = "", *, entry_ids: bool = False) -> FolderTree:
-        fields = {"name", "folder_class", "parent_folder_id", *(("entry_id",) if entry_ids else ())}
-        found = FolderCollection(account=account, folders=[under]).find_folders(
-            depth=DEEP, additional_fields={FieldPath(field=Folder.get_field_by_fieldname(f)) for f in fields}
+        """exchangelib's find_folders refuses extended properties, which Exchange's FindFolder returns, so the
+        FindFolder service is called directly: one request (per 1000 folders) with entry ids included."""
+        fields = (*FOLDER_PATHS, ENTRY_ID_PATH) if entry_ids else FOLDER_PATHS
+        found = FindFolder(account=account, page_size=FOLDER_PAGE_SIZE).call(
+            folders=[under],
+            additional_fields=fields,
+            restriction=None,
+            shape=ID_ONLY,
+            depth=DEEP,
+            max_items=None,
+            offset=0,
         )
         folders = []
         for folder in found:
@@ -102,8 +115,7 @@ class FolderTree:
         return self._by_entry_id.get(entry_id)
 
     def mail_folders(self) -> list[FolderNode]:
-        """Folders that hold mail: IPF.Note and its sub-classes, plus class-less folders (Outlook leaves
-        some)."""
+        """Folders that hold mail: IPF.Note and its sub-classes, and class-less ones (Outlook leaves some)."""
         return [n for n in self.nodes if not n.folder_class or n.folder_class.lower().startswith("ipf.note")]
 
 
@@ -150,13 +162,13 @@ def resolve_folder(account, spec: str) -> tuple[BaseFolder, str]:
     return node.folder, node.path
 
 
-def resolve_folders(account, specs: list[str]) -> list[tuple[BaseFolder, str]]:
-    """Resolve several names to folders with real ids (one GetFolder for all well-known names together),
-    so the
-    parent folder id of each found item maps back to the name the caller used."""
+def resolve_folders(account, specs: list[str], *, real_ids: bool) -> list[tuple[BaseFolder, str]]:
+    """Resolve several names; with `real_ids`, well-known stubs are swapped for folders with real ids (one
+    GetFolder for all of them together), so the parent folder id of a found item maps back to the caller's
+    name."""
     resolved = [resolve_folder(account, spec) for spec in specs]
     stubs = [(i, folder) for i, (folder, _) in enumerate(resolved) if folder.id is None]
-    if stubs:
+    if real_ids and stubs:
         fetched = FolderCollection(account=account, folders=[f for _, f in stubs]).get_folders(
             additional_fields={FieldPath(field=Folder.get_field_by_fieldname("name"))}
         )

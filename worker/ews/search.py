@@ -1,11 +1,12 @@
-"""Search Emails Extended: criteria -> one FindItem over many folders, paged, with exact client-side
-re-checks.
+"""Search Emails Extended: criteria -> one FindItem over many folders, paged, with exact re-checks.
 
 EWS FindItem cannot traverse Deep, so "all mail folders" is one FindFolder Deep from msgfolderroot (which
-covers
-Junk and Deleted Items) and then one FindItem with every folder as a ParentFolderId. Criteria EWS cannot
-restrict
-on (To/Cc recipients, attachment names) are checked on a GetItem of the candidates.
+covers subfolders, Junk and Deleted Items) and then one FindItem with every folder as a ParentFolderId.
+exchangelib's FolderCollection.find_items refuses "complex" fields such as InternetMessageId, which Exchange
+does return from FindItem, so the FindItem service is called directly: one round trip per page. FindItem
+returns only the Name of From and Sender, so their SMTP addresses come from the MAPI properties
+PidTagSenderSmtpAddress and PidTagSentRepresentingSmtpAddress. Criteria FindItem cannot return (To/Cc
+recipients, attachment names) are checked on a GetItem of the candidates, and only then.
 """
 
 from __future__ import annotations
@@ -13,12 +14,32 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from exchangelib import EWSDateTime, Message, Q
+from exchangelib import EWSDateTime, ExtendedProperty, Message, Q
 from exchangelib.fields import FieldPath
-from exchangelib.folders.collections import FolderCollection
-from exchangelib.items import SHALLOW
+from exchangelib.items import ID_ONLY, SHALLOW
+from exchangelib.restriction import Restriction
+from exchangelib.services import FindItem
 
 from worker.ews.folders import MAIL_ROOT, FolderTree, resolve_folders, well_known_folder
+
+
+class SenderSmtpAddress(ExtendedProperty):
+    """PidTagSenderSmtpAddress (0x5D01): the Sender's SMTP address, which FindItem does return."""
+
+    property_tag = 0x5D01
+    property_type = "String"
+
+
+class FromSmtpAddress(ExtendedProperty):
+    """PidTagSentRepresentingSmtpAddress (0x5D02): the From address's SMTP form."""
+
+    property_tag = 0x5D02
+    property_type = "String"
+
+
+for _name, _cls in (("sender_smtp_address", SenderSmtpAddress), ("from_smtp_address", FromSmtpAddress)):
+    if _name not in {f.name for f in Message.FIELDS}:
+        Message.register(_name, _cls)
 
 FIND_FIELDS = (
     "parent_folder_id",
@@ -28,7 +49,10 @@ FIND_FIELDS = (
     "message_id",
     "datetime_received",
     "has_attachments",
+    "sender_smtp_address",
+    "from_smtp_address",
 )
+FIND_PATHS = tuple(FieldPath(field=Message.get_field_by_fieldname(f)) for f in FIND_FIELDS)
 FETCH_BATCH = 100
 MAX_PAGE_SIZE = 100
 MIN_PAGE_SIZE = 10
@@ -83,30 +107,43 @@ def iso(value) -> str | None:
     return datetime.fromtimestamp(value.timestamp(), UTC).isoformat() if value else None
 
 
-def _address(mailbox) -> str | None:
-    return mailbox.email_address.lower() if mailbox and mailbox.email_address else None
+def smtp_address(mailbox) -> str | None:
+    """The lower-cased SMTP address of an exchangelib Mailbox; None for a Name-only or EX (legacyDN) one."""
+    if mailbox is None or not mailbox.email_address or (mailbox.routing_type or "SMTP").upper() != "SMTP":
+        return None
+    return mailbox.email_address.lower()
+
+
+def _sender(item) -> str | None:
+    return (item.sender_smtp_address or "").lower() or smtp_address(item.sender)
+
+
+def _from(item) -> str | None:
+    return (item.from_smtp_address or "").lower() or smtp_address(item.author)
 
 
 def matches_found_fields(item, criteria: dict) -> bool:
-    """Exact re-check of what the server matched loosely (IsEqualTo is case-insensitive; Message-IDs are
-    not)."""
+    """Exact re-check of what the server matched loosely. Message-IDs are case-sensitive but IsEqualTo is
+    not; for addresses the server's restriction is the authority, so only a known, different SMTP address
+    rejects (FindItem may give just a Name, or an EX address for an internal sender)."""
     if "internet_message_id" in criteria and item.message_id != criteria["internet_message_id"]:
         return False
-    if "sender" in criteria and _address(item.sender) != criteria["sender"]:
-        return False
-    return "from" not in criteria or _address(item.author) == criteria["from"]
+    for key, found in (("sender", _sender), ("from", _from)):
+        if key in criteria and found(item) not in (None, criteria[key]):
+            return False
+    return True
 
 
 def needs_fetch(criteria: dict) -> tuple[str, ...]:
-    """Fields that FindItem cannot filter or return, so candidates need a GetItem to check them."""
+    """Fields that FindItem cannot filter on or return, so candidates need a GetItem to check them."""
     wanted = {"to": "to_recipients", "cc": "cc_recipients", "attachment_name": "attachments"}
     return tuple(field for key, field in wanted.items() if key in criteria)
 
 
 def matches_fetched_fields(item, criteria: dict) -> bool:
-    if "to" in criteria and criteria["to"] not in {_address(m) for m in item.to_recipients or ()}:
+    if "to" in criteria and criteria["to"] not in {smtp_address(m) for m in item.to_recipients or ()}:
         return False
-    if "cc" in criteria and criteria["cc"] not in {_address(m) for m in item.cc_recipients or ()}:
+    if "cc" in criteria and criteria["cc"] not in {smtp_address(m) for m in item.cc_recipients or ()}:
         return False
     if "attachment_name" in criteria:
         needle = criteria["attachment_name"].casefold()
@@ -114,42 +151,70 @@ def matches_fetched_fields(item, criteria: dict) -> bool:
     return True
 
 
-def page_size_for(folder_count: int) -> int:
-    """Keep one multi-folder page near the 250-result limit instead of asking 100 per folder from 60
-    folders."""
-    return max(MIN_PAGE_SIZE, min(MAX_PAGE_SIZE, FIND_COUNT_LIMIT // max(folder_count, 1)))
+def page_size_for(folder_count: int, limit: int) -> int:
+    """Keep one multi-folder page near the 250-result limit instead of asking 100 per folder from 60 folders,
+    and ask no more than the caller wants."""
+    per_folder = max(MIN_PAGE_SIZE, min(MAX_PAGE_SIZE, FIND_COUNT_LIMIT // max(folder_count, 1)))
+    return max(1, min(per_folder, limit))
 
 
-def search_folders(account, folders: list[str] | None) -> tuple[list, dict[str, str]]:
-    """The folders to search and a map folder id -> path label for the results."""
-    if folders is None:
-        tree = FolderTree.load(account, well_known_folder(account, MAIL_ROOT))
-        nodes = tree.mail_folders()
-        return [n.folder for n in nodes], {n.folder.id: n.path for n in nodes}
-    resolved = resolve_folders(account, folders)
-    return [f for f, _ in resolved], {f.id: label for f, label in resolved}
+class SearchScope:
+    """The folders one search covers and the path label of each, keyed by folder id."""
+
+    def __init__(self, folders: list, labels: dict[str, str], default_label: str | None = None) -> None:
+        self.folders = folders
+        self.labels = labels
+        self.default_label = default_label
+
+    @classmethod
+    def of(cls, account, names: list[str] | None) -> SearchScope:
+        """None = every mail folder (one FindFolder Deep). One name costs no GetFolder: every result is in it.
+        Several need real folder ids to label results (one GetFolder for all well-known names)."""
+        if names is None:
+            nodes = FolderTree.load(account, well_known_folder(account, MAIL_ROOT)).mail_folders()
+            return cls([n.folder for n in nodes], {n.folder.id: n.path for n in nodes})
+        resolved = resolve_folders(account, names, real_ids=len(names) > 1)
+        labels = {f.id: label for f, label in resolved if f.id}
+        return cls([f for f, _ in resolved], labels, resolved[0][1] if len(resolved) == 1 else None)
+
+    def label(self, folder_id: str | None) -> str | None:
+        return self.labels.get(folder_id, self.default_label) if folder_id else self.default_label
 
 
 def find_messages(account, criteria: dict, folders: list[str] | None, limit: int) -> list[dict]:
-    """Messages matching `criteria` (keys as in tasks.validation.CRITERIA_KEYS) in `folders` (None =
-    every mail
-    folder incl. subfolders, Junk and Deleted Items), at most `limit`, each exactly re-checked."""
-    targets, labels = search_folders(account, folders)
+    """Messages matching `criteria` (keys as in tasks.validation.CRITERIA_KEYS) in `folders` (None = every
+    mail folder incl. subfolders, Junk and Deleted Items), at most `limit`, each exactly re-checked."""
+    scope = SearchScope.of(account, folders)
+    if not scope.folders:
+        return []
     found = []
-    for item in _candidates(account, criteria, targets):
-        found.append(_summary(item, labels))
+    for item in _candidates(account, criteria, scope.folders, limit):
+        found.append(_summary(item, scope))
         if len(found) >= limit:
             break
     return found
 
 
-def _candidates(account, criteria: dict, targets: list) -> Iterator:
-    found = FolderCollection(account=account, folders=targets).find_items(
-        build_query(criteria),
+def _find_items(account, query: Q, folders: list, page_size: int) -> Iterator:
+    """Messages from FindItem pages (exchangelib follows IndexedPagingOffset to IncludesLastItemInRange)."""
+    restriction = None if query.is_empty() else Restriction(query, folders, Restriction.ITEMS)
+    is_aqs = bool(query.query_string)
+    return FindItem(account=account, page_size=page_size).call(
+        folders=folders,
+        additional_fields=FIND_PATHS,
+        restriction=None if is_aqs else restriction,
+        order_fields=None,
+        shape=ID_ONLY,
+        query_string=restriction if is_aqs else None,
         depth=SHALLOW,
-        additional_fields={FieldPath(field=Message.get_field_by_fieldname(f)) for f in FIND_FIELDS},
-        page_size=page_size_for(len(targets)),
+        calendar_view=None,
+        max_items=None,
+        offset=0,
     )
+
+
+def _candidates(account, criteria: dict, folders: list, limit: int) -> Iterator:
+    found = _find_items(account, build_query(criteria), folders, page_size_for(len(folders), limit))
     seen: set[str] = set()
     extra_fields = needs_fetch(criteria)
     batch = []
@@ -179,15 +244,14 @@ def _fetch_and_check(account, batch: list, fields: tuple[str, ...], criteria: di
             yield item
 
 
-def _summary(item, labels: dict[str, str]) -> dict:
-    parent_id = item.parent_folder_id.id if item.parent_folder_id else None
+def _summary(item, scope: SearchScope) -> dict:
     return {
         "item_id": item.id,
         "change_key": item.changekey,
-        "folder": labels.get(parent_id),
+        "folder": scope.label(item.parent_folder_id.id if item.parent_folder_id else None),
         "subject": item.subject,
-        "sender": _address(item.sender) or _address(item.author),
-        "from": _address(item.author),
+        "sender": _sender(item) or _from(item),
+        "from": _from(item),
         "internet_message_id": item.message_id,
         "received": iso(item.datetime_received),
         "has_attachments": bool(item.has_attachments),
