@@ -16,7 +16,8 @@ def message(
     subject: str,
     *,
     sender: EmailAddress = PHISHER,
-    to: str = "alice@contoso.example",
+    to: str | list[str] = "alice@contoso.example",
+    cc: list[str] | None = None,
     message_id: str | None = None,
     attachments: list[Attachment] | None = None,
     received: datetime | None = None,
@@ -27,13 +28,18 @@ def message(
         internet_message_id=message_id or new_message_id("evil.test"),
         sender=sender,
         from_=sender,
-        to=[EmailAddress(to.split("@")[0], to)],
+        to=[_address(a) for a in ([to] if isinstance(to, str) else to)],
+        cc=[_address(a) for a in cc or ()],
         date_time_sent=received or datetime(2024, 5, 1, 8, 0, tzinfo=UTC),
         date_time_received=received or datetime(2024, 5, 1, 8, 0, 5, tzinfo=UTC),
         attachments=attachments or [],
     )
     item.mime = build_mime(item)
     return item
+
+
+def _address(address: str) -> EmailAddress:
+    return EmailAddress(address.split("@")[0].title(), address)
 
 
 def put(store, mailbox: str, folder: str, item: Item) -> Item:

@@ -1,31 +1,53 @@
-"""ews.download_eml / get_attachments / send_email through a real worker against the simulator."""
+"""ews.download_eml / get_attachments / contacts / OOF / searchable mailboxes and ews.send_email /
+reply_to_email through a real worker against the simulator, asserted on the simulator's store."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from exchange_simulator.store.model import Attachment
+from exchange_simulator.store.model import Attachment, ContactInfo, EmailAddress, Item, OofSettings
 from tests.integration.actions_seed import message, put, run
 
 pytestmark = pytest.mark.integration
 
 ALICE = "alice@contoso.example"
+BOB = "bob@contoso.example"
+CAROL = "carol@contoso.example"
+SOC = "soc@contoso.example"
 
 
 @pytest.fixture
 def phish(fresh_simulator):
+    """Carol's mail to Alice and Bob (cc Soc) with an HTML attachment, in Alice's Inbox."""
     store = fresh_simulator.store
-    store.add_mailbox(ALICE)
-    store.add_mailbox("soc@contoso.example")
+    for address in (ALICE, BOB, CAROL, SOC):
+        store.add_mailbox(address)
     attachment = Attachment(
         id="", name="invoice.html", content_type="text/html", content=b"<script>x</script>"
     )
-    item = put(store, ALICE, "inbox", message("Invoice", attachments=[attachment]))
+    item = put(
+        store,
+        ALICE,
+        "inbox",
+        message(
+            "Invoice",
+            sender=EmailAddress("Carol", CAROL),
+            to=[ALICE, BOB],
+            cc=[SOC],
+            attachments=[attachment],
+        ),
+    )
     return {"sim": fresh_simulator, "item_id": item.id, "mid": item.internet_message_id}
+
+
+def inbox_subjects(sim, address: str) -> list[str]:
+    box = sim.store.mailbox(address)
+    return sorted(i.subject for i in box.folders["inbox"].items.values())
 
 
 def test_download_eml_writes_an_artifact(celery_worker_process, phish):
@@ -47,13 +69,18 @@ def test_get_attachments_hashes_content(celery_worker_process, phish):
 
 
 def test_unknown_item_is_not_found(celery_worker_process, phish):
-    result = run(celery_worker_process, "download_eml", mailbox=ALICE, item_id=phish["item_id"] + "x")
-    assert result["status"] in ("not_found", "error")
+    store = phish["sim"].store
+    gone = put(store, ALICE, "inbox", message("Gone"))
+    store.remove_item(gone)
+    result = run(celery_worker_process, "download_eml", mailbox=ALICE, item_id=gone.id)
+    assert result["status"] == "not_found" and result["error"]["code"] == "ErrorItemNotFound", result
+    malformed = run(celery_worker_process, "download_eml", mailbox=ALICE, item_id="not-an-id")
+    assert malformed["status"] == "error" and malformed["error"]["code"] == "ErrorInvalidIdMalformed"
 
 
 def test_send_email_does_not_send_twice_for_one_task_id(celery_worker_process, phish):
     kwargs = {
-        "mailbox": "soc@contoso.example",
+        "mailbox": SOC,
         "to": [ALICE],
         "subject": "Phishing removed",
         "body": "<p>We removed a phish.</p>",
@@ -68,12 +95,88 @@ def test_send_email_does_not_send_twice_for_one_task_id(celery_worker_process, p
     first = celery_worker_process.app.send_task("ews.send_email", kwargs=kwargs, task_id="send-once-1")
     result = first.get(timeout=120)
     assert result["status"] == "ok" and result["data"]["sent"], result["error"]
-    first.forget()  # the backend keeps one result per task id; wait for the redelivered run's own
+    first.forget()  # the backend keeps one result per task id; wait for the second run's own
     again = celery_worker_process.app.send_task("ews.send_email", kwargs=kwargs, task_id="send-once-1")
     repeat = again.get(timeout=120)
-    assert repeat["data"]["already_sent"] is True
+    assert repeat["status"] == "ok" and repeat["data"]["already_sent"] is True, repeat["error"]
     copies = phish["sim"].messages(result["data"]["internet_message_id"])
-    assert sorted(c["mailbox"] for c in copies) == [
-        ALICE,
-        "soc@contoso.example",
-    ]  # one delivered, one sent copy
+    assert sorted((c["mailbox"], c["folder"].split("/", 1)[1]) for c in copies) == [
+        (ALICE, "Inbox"),
+        (SOC, "Sent Items"),
+    ]
+    created = [c for c in phish["sim"].changes(mailbox=SOC) if c["kind"] == "created"]
+    assert len(created) == 1
+
+
+def test_reply_and_reply_all(celery_worker_process, phish):
+    sim = phish["sim"]
+    item_id = phish["item_id"]
+    reply = run(celery_worker_process, "reply_to_email", mailbox=ALICE, item_id=item_id, body="Thanks")
+    assert reply["status"] == "ok", reply["error"]
+    assert inbox_subjects(sim, CAROL) == ["RE: Invoice"] and inbox_subjects(sim, BOB) == []
+    everyone = run(
+        celery_worker_process,
+        "reply_to_email",
+        mailbox=ALICE,
+        item_id=phish["item_id"],
+        body="Do not open it",
+        reply_all=True,
+    )
+    assert everyone["status"] == "ok", everyone["error"]
+    assert inbox_subjects(sim, CAROL) == ["RE: Invoice", "RE: Invoice"]
+    assert inbox_subjects(sim, BOB) == inbox_subjects(sim, SOC) == ["RE: Invoice"]
+    sent = sim.store.mailbox(ALICE).folders["sentitems"].items.values()
+    assert sorted(i.subject for i in sent) == ["RE: Invoice", "RE: Invoice"]
+
+
+def test_contacts(celery_worker_process, phish):
+    store = phish["sim"].store
+    contact = ContactInfo(
+        display_name="Dan Vendor",
+        email_addresses=["dan@vendor.test"],
+        phone_numbers={"BusinessPhone": "+1 555 0100"},
+        company_name="Vendor",
+        job_title="Sales",
+    )
+    store.add_item(
+        store.mailbox(ALICE).folders["contacts"],
+        Item(item_class="IPM.Contact", subject="Dan Vendor", contact=contact),
+    )
+    result = run(celery_worker_process, "get_contacts", mailbox=ALICE)
+    assert result["status"] == "ok", result["error"]
+    (found,) = result["data"]["contacts"]
+    assert found["display_name"] == "Dan Vendor" and found["email_addresses"] == ["dan@vendor.test"]
+    assert found["phone_numbers"] == [{"label": "BusinessPhone", "number": "+1 555 0100"}]
+    assert (found["company_name"], found["job_title"]) == ("Vendor", "Sales")
+
+
+def test_out_of_office(celery_worker_process, phish):
+    start, end = datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 8, tzinfo=UTC)
+    phish["sim"].store.mailbox(BOB).oof = OofSettings(
+        state="Scheduled", start=start, end=end, internal_reply="Away", external_reply="Away (ext)"
+    )
+    result = run(celery_worker_process, "get_out_of_office", mailbox=BOB)
+    assert result["status"] == "ok", result["error"]
+    assert result["data"]["state"] == "Scheduled" and result["data"]["internal_reply"] == "Away"
+    assert datetime.fromisoformat(result["data"]["start"]) == start
+    assert datetime.fromisoformat(result["data"]["end"]) == end
+
+
+def test_searchable_mailboxes_need_discovery_rights(celery_worker_process, phish):
+    """An app-only token has no Discovery Management role: a Permanent "Unsupported" error that says why."""
+    result = run(celery_worker_process, "get_searchable_mailboxes")
+    assert result["status"] == "error" and result["error"]["code"] == "Unsupported", result
+    assert "on-premises" in result["error"]["message"] and "ErrorAccessDenied" in result["error"]["message"]
+
+
+def test_searchable_mailboxes_with_basic_auth(celery_worker_process, phish):
+    sim = phish["sim"]
+    basic = {"EWS_AUTH": "basic", "EWS_USERNAME": sim.basic_user, "EWS_PASSWORD": sim.basic_password}
+    celery_worker_process.restart(**basic)
+    try:
+        result = run(celery_worker_process, "get_searchable_mailboxes")
+    finally:
+        celery_worker_process.restart()
+    assert result["status"] == "ok", result["error"]
+    found = {m["primary_smtp_address"] for m in result["data"]["mailboxes"]}
+    assert {ALICE, BOB, CAROL, SOC} <= found

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from exchangelib import Contact, Mailbox, Q
 from exchangelib.fields import FieldPath
-from exchangelib.folders.collections import FolderCollection
-from exchangelib.items import SHALLOW
 from exchangelib.properties import FailedMailbox
 from exchangelib.protocol import Protocol
 from exchangelib.services import GetSearchableMailboxes, GetUserOofSettings
@@ -14,23 +12,17 @@ from worker.errors import Permanent
 from worker.ews.connection import configuration_for
 from worker.ews.errors import classify
 from worker.ews.folders import well_known_folder
-from worker.ews.search import iso
+from worker.ews.search import find_items, iso
 
 CONTACT_FIELDS = ("display_name", "email_addresses", "company_name", "job_title", "phone_numbers")
+CONTACT_PATHS = tuple(FieldPath(field=Contact.get_field_by_fieldname(f)) for f in CONTACT_FIELDS)
 
 
 def get_contacts(account, limit: int) -> list[dict]:
-    found = FolderCollection(account=account, folders=[well_known_folder(account, "contacts")]).find_items(
-        Q(),
-        depth=SHALLOW,
-        additional_fields={FieldPath(field=Contact.get_field_by_fieldname(f)) for f in CONTACT_FIELDS},
-        max_items=limit,
-        page_size=min(limit, 100),
-    )
+    folders = [well_known_folder(account, "contacts")]
+    found = find_items(account, folders, Q(), CONTACT_PATHS, min(limit, 100), max_items=limit)
     contacts = []
     for item in found:
-        if isinstance(item, Exception):
-            raise item
         if not isinstance(item, Contact):
             continue  # distribution lists share the folder
         contacts.append(

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from exchangelib import HTMLBody, Mailbox, Message, Q
 from exchangelib.attachments import FileAttachment
-from exchangelib.folders.collections import FolderCollection
-from exchangelib.items import SHALLOW
+from exchangelib.fields import FieldPath
 from exchangelib.properties import Body
 from exchangelib.services import CreateItem
 
 from worker.ews.content import _fetch_one
 from worker.ews.folders import well_known_folder
+from worker.ews.search import find_items
+
+MESSAGE_ID_PATHS = (FieldPath(field=Message.get_field_by_fieldname("message_id")),)
 
 
 def _body(text: str, body_type: str):
@@ -28,14 +30,8 @@ def _mailboxes(addresses: list[str] | None) -> list[Mailbox] | None:
 def already_sent(account, internet_message_id: str) -> bool:
     """True when a message with this Message-ID sits in Sent Items or the Outbox (one FindItem for both)."""
     folders = [well_known_folder(account, "sentitems"), well_known_folder(account, "outbox")]
-    found = FolderCollection(account=account, folders=folders).find_items(
-        Q(message_id=internet_message_id), depth=SHALLOW, max_items=1
-    )
-    for item in found:
-        if isinstance(item, Exception):
-            raise item
-        return True
-    return False
+    found = find_items(account, folders, Q(message_id=internet_message_id), MESSAGE_ID_PATHS, page_size=10)
+    return any(item.message_id == internet_message_id for item in found)
 
 
 def send_email(

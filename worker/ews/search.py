@@ -195,32 +195,36 @@ def find_messages(account, criteria: dict, folders: list[str] | None, limit: int
     return found
 
 
-def _find_items(account, query: Q, folders: list, page_size: int) -> Iterator:
-    """Messages from FindItem pages (exchangelib follows IndexedPagingOffset to IncludesLastItemInRange)."""
+def find_items(account, folders: list, query: Q, fields: tuple, page_size: int, max_items: int | None = None):
+    """Items from FindItem pages over `folders` (exchangelib follows IndexedPagingOffset until
+    IncludesLastItemInRange), with `fields` (FieldPaths) that Exchange returns from FindItem; errors raise."""
     restriction = None if query.is_empty() else Restriction(query, folders, Restriction.ITEMS)
     is_aqs = bool(query.query_string)
-    return FindItem(account=account, page_size=page_size).call(
+    found = FindItem(account=account, page_size=page_size).call(
         folders=folders,
-        additional_fields=FIND_PATHS,
+        additional_fields=fields,
         restriction=None if is_aqs else restriction,
         order_fields=None,
         shape=ID_ONLY,
         query_string=restriction if is_aqs else None,
         depth=SHALLOW,
         calendar_view=None,
-        max_items=None,
+        max_items=max_items,
         offset=0,
     )
+    for item in found:
+        if isinstance(item, Exception):
+            raise item
+        yield item
 
 
 def _candidates(account, criteria: dict, folders: list, limit: int) -> Iterator:
-    found = _find_items(account, build_query(criteria), folders, page_size_for(len(folders), limit))
+    page_size = page_size_for(len(folders), limit)
+    found = find_items(account, folders, build_query(criteria), FIND_PATHS, page_size)
     seen: set[str] = set()
     extra_fields = needs_fetch(criteria)
     batch = []
     for item in found:
-        if isinstance(item, Exception):
-            raise item
         if item.id in seen or not isinstance(item, Message) or not matches_found_fields(item, criteria):
             continue  # multi-folder paging shares one offset, so a folder's page can repeat
         seen.add(item.id)

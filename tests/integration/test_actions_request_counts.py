@@ -1,0 +1,81 @@
+"""EWS requests per action, counted in the simulator's request log: no stray GetFolder, no per-item round
+trips. Each action is run through the real worker; the log is read for the target mailbox."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.integration.actions_seed import message, put, run
+
+pytestmark = pytest.mark.integration
+
+ALICE = "alice@contoso.example"
+
+
+class RequestLog:
+    """The operations the simulator saw for one mailbox since the last call to `since_last`."""
+
+    def __init__(self, sim) -> None:
+        self.sim = sim
+        self.seen = len(sim.requests(mailbox=ALICE))
+
+    def since_last(self) -> Counter:
+        entries = self.sim.requests(mailbox=ALICE)
+        new, self.seen = entries[self.seen :], len(entries)
+        return Counter(e["operation"] for e in new)
+
+
+@pytest.fixture
+def seeded(fresh_simulator):
+    store = fresh_simulator.store
+    box = store.add_mailbox(ALICE)
+    for name in ("Quarantine", "Rules", "Projects"):
+        store.create_folder(box.folders["inbox"], name)
+    phish = message("Invoice overdue")
+    for folder in ("inbox", "Inbox/Rules", "junkemail"):
+        put(store, ALICE, folder, message("Invoice overdue", message_id=phish.internet_message_id))
+    return fresh_simulator, phish.internet_message_id
+
+
+def test_requests_per_action(celery_worker_process, seeded):
+    sim, mid = seeded
+    log = RequestLog(sim)
+    worker = celery_worker_process
+
+    found = run(worker, "search_emails", mailbox=ALICE, query={"internet_message_id": mid})
+    assert found["data"]["count"] == 3
+    search_ops = log.since_last()
+    assert search_ops["FindFolder"] == 1 and search_ops["FindItem"] == 1 and search_ops["GetFolder"] <= 1
+    assert sum(search_ops.values()) - search_ops["GetFolder"] == 2, search_ops
+    inbox, rules, junk = sorted(found["data"]["messages"], key=lambda m: m["folder"])
+    assert [inbox["folder"], rules["folder"], junk["folder"]] == ["Inbox", "Inbox/Rules", "Junk Email"]
+
+    assert run(worker, "download_eml", mailbox=ALICE, item_id=inbox["item_id"])["status"] == "ok"
+    assert log.since_last() == Counter(GetItem=1)
+
+    assert run(worker, "junk_email", mailbox=ALICE, item_ids=[rules["item_id"]])["status"] == "ok"
+    assert log.since_last() == Counter(MarkAsJunk=1)
+
+    moved = run(worker, "move_email", mailbox=ALICE, item_ids=[junk["item_id"]], to_folder="Inbox/Quarantine")
+    assert moved["status"] == "ok"
+    assert log.since_last() == Counter(FindFolder=1, MoveItem=1)
+
+    deleted = run(worker, "delete_email", mailbox=ALICE, item_ids=[inbox["item_id"]])
+    assert deleted["status"] == "ok"
+    assert log.since_last() == Counter(DeleteItem=1)
+
+    query = {"internet_message_id": mid}
+    (gone,) = run(
+        worker, "search_emails", mailbox=ALICE, query=query, folders=["recoverableitemsdeletions"]
+    )["data"]["messages"]
+    assert log.since_last() == Counter(FindItem=1)  # one named folder: no FindFolder, no GetFolder
+
+    restored = run(worker, "restore_email", mailbox=ALICE, item_ids=[gone["item_id"]])
+    assert restored["status"] == "ok" and restored["data"]["items"][0]["folder"] == "Inbox"
+    assert log.since_last() == Counter(GetItem=1, FindFolder=1, MoveItem=1)
+
+    sent = run(worker, "send_email", mailbox=ALICE, to=["bob@contoso.example"], subject="s", body="b")
+    assert sent["status"] == "ok", sent["error"]
+    assert log.since_last() == Counter(FindItem=1, CreateItem=1)
