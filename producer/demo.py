@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from producer.client import EwsIrClient
+from producer.client import ApiError, EwsIrClient
 from producer.keys import KeyStore, Role
 from producer.local_redis import RedisUnavailable, start_redis
 from producer.progress import ProgressPrinter, format_duration
@@ -44,14 +44,13 @@ class DemoError(RuntimeError):
 
 
 def port_or_free(preferred: int) -> int:
-    """`preferred` if nothing listens there, else any free port (a second demo, a busy 8080)."""
+    """`preferred` if nothing listens there, else any free port (a second demo, a busy 8080); 0 = any."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", preferred))
-            return preferred
         except OSError:
             sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
+        return sock.getsockname()[1]
 
 
 class Stack:
@@ -319,15 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the generated organisation")
     parser.add_argument("--concurrency", type=int, default=16, help="worker threads")
-    parser.add_argument("--api-port", type=int, default=8080, help="taken? another free port is used")
-    parser.add_argument("--flower-port", type=int, default=5555)
-    parser.add_argument("--metrics-port", type=int, default=9808, help="the worker's Prometheus port")
+    parser.add_argument("--api-port", type=int, default=8080, help="if taken, or 0: a free port")
+    parser.add_argument("--flower-port", type=int, default=5555, help="if taken, or 0: a free port")
+    parser.add_argument("--metrics-port", type=int, default=9808, help="worker /metrics; taken or 0: free")
     parser.add_argument("--exit-when-done", action="store_true", help="stop everything after the summary")
     return parser
 
 
 def _interrupt(*_: Any) -> None:
-    """SIGTERM stops the demo like Ctrl-C does."""
+    """Ctrl-C and SIGTERM stop the demo and everything it started."""
     raise KeyboardInterrupt
 
 
@@ -336,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stdout
     workdir = Path(tempfile.mkdtemp(prefix="ews-ir-demo-"))
     stack = Stack(workdir)
-    signal.signal(signal.SIGTERM, _interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (`cmd &`)
+        signal.signal(signum, _interrupt)
     code = 1
     try:
         services = start_services(args, stack, out)
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nStopping ...", file=out, flush=True)
-    except (DemoError, RedisUnavailable, httpx.HTTPError) as exc:
+    except (DemoError, RedisUnavailable, ApiError, httpx.HTTPError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         code = 1
     finally:
