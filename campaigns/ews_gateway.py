@@ -40,8 +40,8 @@ class EwsMailbox:
     def move(self, item_ids: list[str], to_folder: str) -> list[dict]:
         return self._call(items.move_items, item_ids, to_folder)
 
-    def restore(self, item_ids: list[str]) -> list[dict]:
-        return self._call(items.restore_items, item_ids)
+    def restore(self, item_ids: list[str], to_folder: str | None) -> list[dict]:
+        return self._call(items.restore_items, item_ids, to_folder)
 
 
 class EwsDirectory:

@@ -24,7 +24,7 @@ class MailboxGateway(Protocol):
     def delete(self, item_ids: list[str], delete_type: str) -> list[dict]: ...
     def junk(self, item_ids: list[str]) -> list[dict]: ...
     def move(self, item_ids: list[str], to_folder: str) -> list[dict]: ...
-    def restore(self, item_ids: list[str]) -> list[dict]: ...
+    def restore(self, item_ids: list[str], to_folder: str | None) -> list[dict]: ...
 
 
 def guardrail_reason(mailbox: str, limit: int) -> dict[str, str]:
@@ -88,12 +88,12 @@ def restore(gateway: MailboxGateway, source_spec: dict, source_outcome: dict) ->
 
 def _restore_deleted(gateway: MailboxGateway, acted: list[dict], recoverable_folder: str) -> list[dict]:
     """Deleted items get new ids in Recoverable Items, and DeleteItem does not return them: find them again
-    there by Internet Message-ID (at most as many copies as this campaign deleted), then restore them, which
-    moves each back to the folder it was deleted from (PidTagLastActiveParentEntryId)."""
+    there by Internet Message-ID (at most as many copies as this campaign deleted), then restore each to the
+    folder the campaign found it in (recorded at the time, so it does not depend on what the server kept)."""
     by_message_id: dict[str, list[dict]] = defaultdict(list)
     for item in acted:
         by_message_id[item.get("internet_message_id") or ""].append(item)
-    targets: list[dict] = []
+    by_folder: dict[str | None, list[dict]] = defaultdict(list)
     missing: list[dict] = []
     for message_id, originals in by_message_id.items():
         found = (
@@ -101,9 +101,12 @@ def _restore_deleted(gateway: MailboxGateway, acted: list[dict], recoverable_fol
             if message_id
             else []
         )
-        targets += [_undo_target(o, f["item_id"]) for o, f in zip(originals, found, strict=False)]
+        for original, copy in zip(originals, found, strict=False):
+            by_folder[original.get("folder")].append(_undo_target(original, copy["item_id"]))
         missing += [_undo_target(o, None) for o in originals[len(found) :]]
-    items = _pair(targets, gateway.restore([t["item_id"] for t in targets])) if targets else []
+    items: list[dict] = []
+    for folder, group in by_folder.items():
+        items += _pair(group, gateway.restore([t["item_id"] for t in group], folder))
     gone = {"outcome": ALREADY_GONE, "error": None}
     return items + [_merge(m, gone) for m in missing]
 

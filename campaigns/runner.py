@@ -19,7 +19,8 @@ from worker import task_events
 from worker.errors import ActionError, RetryLater
 
 log = logging.getLogger(__name__)
-LEASE_MS = 15 * 60 * 1000  # longer than any single mailbox's work, far shorter than the visibility timeout
+LEASE_MS = 5 * 60 * 1000  # longer than one mailbox's work (long waits go back to the queue), far below the
+# visibility timeout; a killed worker's lease ends with it or when `resume` clears it
 
 
 class LeaseBusy(Exception):

@@ -187,6 +187,9 @@ class CampaignService:
         meta = self._load(campaign_id)
         fields = {"status": lc.active_status(meta["action"], meta["phase"]), "finished_ms": None}
         generation = self._transition(meta, lc.RESUMABLE, fields, "resume", redispatch=True)
+        # A duplicate of a task still running elsewhere is harmless (its outcome is recorded once), while a
+        # lease left by a killed worker would hold its mailbox back for the lease's lifetime.
+        self.store.clear_leases(campaign_id, meta["phase"])
         self._audit(meta, "resumed", by)
         self.enqueue_dispatch(campaign_id, meta["phase"], generation)
         return self.get(campaign_id)

@@ -248,6 +248,11 @@ class CampaignStore:
             return 0
         return max(self.redis.pttl(key), 1)
 
+    def clear_leases(self, campaign_id: str, phase: str) -> int:
+        """Drop every lease of a phase, e.g. those of a SIGKILLed worker, so `resume` runs at once."""
+        keys = list(self.redis.scan_iter(match=f"{self.prefix}:{campaign_id}:lease:{phase}:*", count=1000))
+        return self.redis.delete(*keys) if keys else 0
+
     def release_lease(self, campaign_id: str, phase: str, mailbox: str, token: str) -> None:
         self._release(keys=[self._lease_key(campaign_id, phase, mailbox)], args=[token])
 

@@ -145,12 +145,12 @@ class FakeGateway:
         self.exchange.calls.append((self.mailbox, "move"))
         return self._move(item_ids, to_folder)
 
-    def restore(self, item_ids):
+    def restore(self, item_ids, to_folder):
         self.exchange.calls.append((self.mailbox, "restore"))
         results = []
         for item_id in item_ids:
             item = self._by_id(item_id)
-            results += self._move([item_id], item.last_folder if item else "inbox")
+            results += self._move([item_id], to_folder or (item.last_folder if item else "inbox"))
         return results
 
 

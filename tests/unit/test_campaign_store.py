@@ -108,3 +108,11 @@ def test_targets_are_written_in_chunks_and_paged(store):
     assert store.target_count("c2") == 2500
     assert store.targets_page("c2", 2499, 10) == ["u2499@x.example"]
     assert store.counters("c2", "preview")["total"] == 2500
+
+
+def test_clear_leases_frees_mailboxes_held_by_a_dead_worker(store):
+    store.acquire_lease("c1", "execute", "a@x.example", "dead", 60_000)
+    store.acquire_lease("c1", "preview", "b@x.example", "other-phase", 60_000)
+    assert store.clear_leases("c1", "execute") == 1
+    assert store.acquire_lease("c1", "execute", "a@x.example", "alive", 60_000) == 0
+    assert store.acquire_lease("c1", "preview", "b@x.example", "alive", 60_000) > 0
