@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from exchangelib import Mailbox, Message
 from exchangelib.folders import Inbox
 from exchangelib.restriction import Restriction
 from exchangelib.util import xml_to_str
@@ -177,6 +178,34 @@ def test_build_query_aqs_is_a_query_string_and_to_cc_are_client_side():
 
 
 def test_page_size_keeps_multi_folder_pages_near_the_find_limit():
-    assert search.page_size_for(1) == 100
-    assert search.page_size_for(5) == 50
-    assert search.page_size_for(60) == 10
+    assert search.page_size_for(1, 1000) == 100
+    assert search.page_size_for(5, 1000) == 50
+    assert search.page_size_for(60, 1000) == 10
+    assert search.page_size_for(60, 3) == 3  # never more than the caller wants
+
+
+def found(sender=None, smtp=None, message_id="<a@b.test>"):
+    """A Message as FindItem returns it: Sender often as a Name only, its SMTP address in 0x5D01."""
+    return Message(sender=sender, sender_smtp_address=smtp, author=None, from_smtp_address=None,
+                   message_id=message_id)
+
+
+@pytest.mark.parametrize(
+    ("item", "matches"),
+    [
+        (found(Mailbox(name="Payroll")), True),  # Name only: the server's restriction decides
+        (found(Mailbox(name="X", email_address="/o=Org/cn=payroll", routing_type="EX")), True),
+        (found(Mailbox(name="X", email_address="Payroll@Evil.test", routing_type="SMTP")), True),
+        (found(Mailbox(name="X", email_address="other@evil.test", routing_type="SMTP")), False),
+        (found(Mailbox(name="Payroll"), smtp="other@evil.test"), False),
+        (found(Mailbox(name="Payroll"), smtp="PAYROLL@evil.test"), True),
+    ],
+)
+def test_sender_recheck_rejects_only_a_known_different_smtp_address(item, matches):
+    assert search.matches_found_fields(item, {"sender": "payroll@evil.test"}) is matches
+
+
+def test_message_id_recheck_is_exact():
+    wanted = {"internet_message_id": "<a@b.test>"}
+    assert search.matches_found_fields(found(message_id="<a@b.test>"), wanted)
+    assert not search.matches_found_fields(found(message_id="<A@b.test>"), wanted)
