@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import base64
 
-from lxml import etree
-
 from exchange_simulator.codec import folders_xml
 from exchange_simulator.codec.create import item_id_elements, parse_attachment
 from exchange_simulator.codec.soap import (
     NS_M,
     NS_T,
     OperationContext,
-    _schema_fault,
     error_message,
     operation,
     response_messages,
+    schema_fault,
     sub_m,
     sub_t,
     success_message,
@@ -28,6 +26,7 @@ from exchange_simulator.codec.soap import (
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import attachments as store_attachments
 from exchange_simulator.store.model import Attachment, Item
+from lxml import etree
 
 
 def _owned_attachment(ctx: OperationContext, attachment_id: str) -> tuple[Item, Attachment]:
@@ -83,7 +82,7 @@ def get_attachment(ctx: OperationContext, request: etree._Element) -> etree._Ele
 def create_attachment(ctx: OperationContext, request: etree._Element) -> etree._Element:
     parent_element = request.find(f"{{{NS_M}}}ParentItemId")
     if parent_element is None:
-        raise _schema_fault("The element 'CreateAttachment' has incomplete content. List of possible "
+        raise schema_fault("The element 'CreateAttachment' has incomplete content. List of possible "
                             "elements expected: 'ParentItemId'.")
     response, messages = response_messages("CreateAttachment")
     for element in item_id_elements(request, "Attachments"):

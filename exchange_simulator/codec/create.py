@@ -11,17 +11,15 @@ from __future__ import annotations
 import base64
 import binascii
 
-from lxml import etree
-
 from exchange_simulator.codec import folders_xml
 from exchange_simulator.codec.soap import (
     NS_M,
     NS_T,
     OperationContext,
-    _schema_fault,
     error_message,
     operation,
     response_messages,
+    schema_fault,
     sub_m,
     sub_t,
     success_message,
@@ -29,6 +27,7 @@ from exchange_simulator.codec.soap import (
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import mime, mutations, sending
 from exchange_simulator.store.model import Attachment, EmailAddress, Folder, Item
+from lxml import etree
 
 DISPOSITIONS = ("SaveOnly", "SendOnly", "SendAndSaveCopy")
 _RECIPIENT_FIELDS = {
@@ -52,7 +51,7 @@ def parse_bool(value: str | None, name: str) -> bool:
         return True
     if value in ("false", "0"):
         return False
-    raise _schema_fault(f"The '{name}' value '{value}' is invalid according to its datatype 'Boolean'.")
+    raise schema_fault(f"The '{name}' value '{value}' is invalid according to its datatype 'Boolean'.")
 
 
 def parse_mailbox(element: etree._Element) -> EmailAddress:
@@ -156,13 +155,13 @@ def _base64(text: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise _schema_fault("The value is invalid according to its datatype 'base64Binary'.") from None
+        raise schema_fault("The value is invalid according to its datatype 'base64Binary'.") from None
 
 
 def _disposition(request: etree._Element) -> str | None:
     value = request.get("MessageDisposition")
     if value is not None and value not in DISPOSITIONS:
-        raise _schema_fault(f"The 'MessageDisposition' attribute is invalid - The value '{value}' is "
+        raise schema_fault(f"The 'MessageDisposition' attribute is invalid - The value '{value}' is "
                             "invalid.")
     return value
 
@@ -170,7 +169,7 @@ def _disposition(request: etree._Element) -> str | None:
 def folder_in(ctx: OperationContext, container: etree._Element) -> Folder:
     """The folder named by the one FolderId/DistinguishedFolderId inside `container` (ToFolderId, ...)."""
     if len(container) != 1:
-        raise _schema_fault(f"The element '{etree.QName(container).localname}' must hold one folder id.")
+        raise schema_fault(f"The element '{etree.QName(container).localname}' must hold one folder id.")
     return folders_xml.parse_folder_id(ctx, container[0])
 
 
@@ -227,7 +226,7 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
     disposition = _disposition(request)
     items = request.find(f"{{{NS_M}}}Items")
     if items is None or len(items) == 0:
-        raise _schema_fault("The element 'CreateItem' has incomplete content. List of possible elements "
+        raise schema_fault("The element 'CreateItem' has incomplete content. List of possible elements "
                             "expected: 'Items'.")
     response, messages = response_messages("CreateItem")
     assert ctx.mailbox is not None
@@ -260,7 +259,7 @@ def create_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
 def item_id_elements(request: etree._Element, container: str = "ItemIds") -> list[etree._Element]:
     found = request.find(f"{{{NS_M}}}{container}")
     if found is None or len(found) == 0:
-        raise _schema_fault(f"The element '{etree.QName(request).localname}' has incomplete content. "
+        raise schema_fault(f"The element '{etree.QName(request).localname}' has incomplete content. "
                             f"List of possible elements expected: '{container}'.")
     return list(found)
 
@@ -317,7 +316,7 @@ def _changes(change: etree._Element) -> list[tuple[str, Item | None]]:
 def update_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
     resolution = request.get("ConflictResolution", "AutoResolve")
     if resolution not in mutations.CONFLICT_RESOLUTIONS:
-        raise _schema_fault(f"The 'ConflictResolution' attribute is invalid - The value '{resolution}' is "
+        raise schema_fault(f"The 'ConflictResolution' attribute is invalid - The value '{resolution}' is "
                             "invalid.")
     disposition = _disposition(request)
     response, messages = response_messages("UpdateItem")

@@ -11,8 +11,6 @@ FindFolder accepts no Restriction in the simulator (ErrorUnsupportedQueryFilter)
 
 from __future__ import annotations
 
-from lxml import etree
-
 from exchange_simulator.codec.folders_xml import (
     Shape,
     check_find_shape,
@@ -25,10 +23,10 @@ from exchange_simulator.codec.restriction import parse_restriction, parse_sort_o
 from exchange_simulator.codec.soap import (
     NS_M,
     OperationContext,
-    _schema_fault,
     error_message,
     operation,
     response_messages,
+    schema_fault,
     sub_m,
     sub_t,
     success_message,
@@ -36,6 +34,7 @@ from exchange_simulator.codec.soap import (
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import query
 from exchange_simulator.store.finding import Page, find_folders, paginate, select_items
+from lxml import etree
 
 _M = f"{{{NS_M}}}"
 PAGE_CAP = 1000
@@ -54,7 +53,7 @@ class _View:
             try:
                 self.max_entries = int(view.get("MaxEntriesReturned", ""))
             except ValueError:
-                raise _schema_fault("The 'MaxEntriesReturned' attribute is not a valid integer.") from None
+                raise schema_fault("The 'MaxEntriesReturned' attribute is not a valid integer.") from None
             if self.max_entries < 1:
                 raise EwsError("ErrorInvalidPagingMaxRows", "The paging max rows value is invalid.")
         self.offset = 0
@@ -63,7 +62,7 @@ class _View:
             try:
                 self.offset = int(self.indexed.get("Offset", "0"))
             except ValueError:
-                raise _schema_fault("The 'Offset' attribute is not a valid integer.") from None
+                raise schema_fault("The 'Offset' attribute is not a valid integer.") from None
             if self.offset < 0:
                 raise EwsError(
                     "ErrorInvalidIndexedPagingParameters", "The indexed paging parameters are invalid."
@@ -94,7 +93,7 @@ class _View:
 def _traversal(request: etree._Element, allowed: tuple[str, ...], type_name: str) -> str:
     traversal = request.get("Traversal", "")
     if traversal not in allowed:
-        raise _schema_fault(
+        raise schema_fault(
             f"The 'Traversal' attribute is invalid - The value '{traversal}' is invalid according to its "
             f"datatype 'http://schemas.microsoft.com/exchange/services/2006/types:{type_name}' - The "
             f"Enumeration constraint failed."
@@ -118,7 +117,7 @@ def _predicate(request: etree._Element) -> query.Node | None:
 def _parent_ids(request: etree._Element) -> list[etree._Element]:
     container = request.find(f"{_M}ParentFolderIds")
     if container is None or not len(container):
-        raise _schema_fault("The element 'ParentFolderIds' is missing or empty.")
+        raise schema_fault("The element 'ParentFolderIds' is missing or empty.")
     return [c for c in container if isinstance(c.tag, str)]
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 
-from lxml import etree
-
 from exchange_simulator.codec.folders_xml import (
     entry_id,
     ews_id_of_entry,
@@ -25,14 +23,15 @@ from exchange_simulator.codec.soap import (
     NS_M,
     NS_T,
     OperationContext,
-    _schema_fault,
     error_message,
     operation,
     response_messages,
+    schema_fault,
     sub_m,
     success_message,
 )
 from exchange_simulator.errors import EwsError
+from lxml import etree
 
 _M, _T = f"{{{NS_M}}}", f"{{{NS_T}}}"
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -41,7 +40,7 @@ _XSI = "http://www.w3.org/2001/XMLSchema-instance"
 def _children(request: etree._Element, container: str) -> list[etree._Element]:
     element = request.find(f"{_M}{container}")
     if element is None or not len(element):
-        raise _schema_fault(f"The element '{container}' is missing or empty.")
+        raise schema_fault(f"The element '{container}' is missing or empty.")
     return [c for c in element if isinstance(c.tag, str)]
 
 
@@ -144,7 +143,7 @@ def from_ews_id(format_name: str, ews_id: str) -> str:
 def convert_id(ctx: OperationContext, request: etree._Element) -> etree._Element:
     destination = request.get("DestinationFormat", "")
     if destination not in ID_FORMATS:
-        raise _schema_fault(f"The 'DestinationFormat' attribute has an invalid value '{destination}'.")
+        raise schema_fault(f"The 'DestinationFormat' attribute has an invalid value '{destination}'.")
     response, messages = response_messages("ConvertId")
     for source in _children(request, "SourceIds"):
         try:
@@ -152,7 +151,7 @@ def convert_id(ctx: OperationContext, request: etree._Element) -> etree._Element
                 raise EwsError("ErrorInvalidIdNotAnItemAttachmentId", "Public folder ids are not supported.")
             source_format = source.get("Format", "")
             if source_format not in ID_FORMATS:
-                raise _schema_fault(f"The 'Format' attribute has an invalid value '{source_format}'.")
+                raise schema_fault(f"The 'Format' attribute has an invalid value '{source_format}'.")
             mailbox = source.get("Mailbox", "")
             if "@" not in mailbox:
                 raise EwsError("ErrorInvalidSmtpAddress", "The SMTP address format is invalid.")

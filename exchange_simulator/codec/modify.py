@@ -9,30 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lxml import etree
-
 from exchange_simulator.codec import folders_xml
 from exchange_simulator.codec.create import folder_in, item_id_elements, parse_bool
 from exchange_simulator.codec.soap import (
     NS_M,
     OperationContext,
-    _schema_fault,
     error_message,
     operation,
     response_messages,
+    schema_fault,
     sub_m,
     success_message,
 )
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import mutations
 from exchange_simulator.store.model import Folder, Item, Store
+from lxml import etree
 
 
 @operation("DeleteItem")
 def delete_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
     delete_type = request.get("DeleteType")
     if delete_type not in mutations.DELETE_TYPES:
-        raise _schema_fault(f"The 'DeleteType' attribute is invalid - The value '{delete_type}' is invalid "
+        raise schema_fault(f"The 'DeleteType' attribute is invalid - The value '{delete_type}' is invalid "
                             "according to its datatype 'DisposalType'.")
     response, messages = response_messages("DeleteItem")
     for element in item_id_elements(request):
@@ -53,7 +52,7 @@ def _move_or_copy(
 ) -> etree._Element:
     container = request.find(f"{{{NS_M}}}ToFolderId")
     if container is None:
-        raise _schema_fault(f"The element '{op_name}' has incomplete content. List of possible elements "
+        raise schema_fault(f"The element '{op_name}' has incomplete content. List of possible elements "
                             "expected: 'ToFolderId'.")
     response, messages = response_messages(op_name)
     for element in item_id_elements(request):

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from lxml import etree
-
 from exchange_simulator.codec.soap import (
     NS_T,
     M,
     OperationContext,
-    _schema_fault,
     fill_error,
     operation,
+    schema_fault,
     sub_m,
     sub_t,
 )
 from exchange_simulator.errors import EwsError, SoapFault
 from exchange_simulator.store import oof
 from exchange_simulator.store.model import Mailbox, OofSettings, utcnow
+from lxml import etree
 
 
 def _t(name: str) -> str:
@@ -33,7 +32,7 @@ def _t(name: str) -> str:
 def _target(ctx: OperationContext, request: etree._Element) -> Mailbox:
     address = (request.findtext(f"{_t('Mailbox')}/{_t('Address')}") or "").strip()
     if not address:
-        raise _schema_fault("The element 'Mailbox' has incomplete content. List of possible elements "
+        raise schema_fault("The element 'Mailbox' has incomplete content. List of possible elements "
                             "expected: 'Address'.")
     mailbox = ctx.store.find_mailbox(address)
     if mailbox is None:
@@ -80,19 +79,19 @@ def _datetime(text: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise _schema_fault(f"The value '{text}' is invalid according to its datatype 'DateTime'.") from None
+        raise schema_fault(f"The value '{text}' is invalid according to its datatype 'DateTime'.") from None
     return parsed.replace(tzinfo=utcnow().tzinfo) if parsed.tzinfo is None else parsed
 
 
 def _settings(request: etree._Element) -> OofSettings:
     element = request.find(_t("UserOofSettings"))
     if element is None:
-        raise _schema_fault("The element 'SetUserOofSettingsRequest' has incomplete content. List of "
+        raise schema_fault("The element 'SetUserOofSettingsRequest' has incomplete content. List of "
                             "possible elements expected: 'UserOofSettings'.")
     state = element.findtext(_t("OofState")) or ""
     audience = element.findtext(_t("ExternalAudience")) or "All"
     if state not in oof.OOF_STATES or audience not in oof.EXTERNAL_AUDIENCES:
-        raise _schema_fault(f"The OofState '{state}' or ExternalAudience '{audience}' value is invalid.")
+        raise schema_fault(f"The OofState '{state}' or ExternalAudience '{audience}' value is invalid.")
     return OofSettings(
         state=state,
         external_audience=audience,

@@ -7,12 +7,11 @@ holding a FieldURI) is refused with ErrorUnsupportedQueryFilter, as the simulato
 
 from __future__ import annotations
 
-from lxml import etree
-
-from exchange_simulator.codec.soap import NS_T, _schema_fault
+from exchange_simulator.codec.soap import NS_T, schema_fault
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import query
 from exchange_simulator.store.finding import SortKey
+from lxml import etree
 
 _T = f"{{{NS_T}}}"
 _COMPARISONS = frozenset(
@@ -32,14 +31,14 @@ def parse_restriction(element: etree._Element) -> query.Node:
     """The single search expression inside m:Restriction."""
     children = [c for c in element if isinstance(c.tag, str)]
     if len(children) != 1:
-        raise _schema_fault("The element 'Restriction' must contain exactly one search expression.")
+        raise schema_fault("The element 'Restriction' must contain exactly one search expression.")
     return _expression(children[0])
 
 
 def _field_uri(element: etree._Element) -> str:
     path = next((c for c in element if isinstance(c.tag, str)), None)
     if path is None:
-        raise _schema_fault(f"The element '{etree.QName(element).localname}' is missing a property path.")
+        raise schema_fault(f"The element '{etree.QName(element).localname}' is missing a property path.")
     local = etree.QName(path).localname
     if local == "FieldURI":
         uri = path.get("FieldURI", "")
@@ -56,12 +55,12 @@ def _expression(element: etree._Element) -> query.Node:
     if local in ("And", "Or"):
         parts = tuple(_expression(c) for c in element if isinstance(c.tag, str))
         if not parts:
-            raise _schema_fault(f"The element '{local}' has incomplete content.")
+            raise schema_fault(f"The element '{local}' has incomplete content.")
         return query.And(parts) if local == "And" else query.Or(parts)
     if local == "Not":
         parts = [c for c in element if isinstance(c.tag, str)]
         if len(parts) != 1:
-            raise _schema_fault("The element 'Not' must contain exactly one search expression.")
+            raise schema_fault("The element 'Not' must contain exactly one search expression.")
         return query.Not(_expression(parts[0]))
     if local == "Exists":
         return query.Exists(_field_uri(element))
@@ -69,10 +68,10 @@ def _expression(element: etree._Element) -> query.Node:
         field = _field_uri(element)
         constant = element.find(f"{_T}Constant")
         if constant is None:
-            raise _schema_fault("The element 'Contains' is missing its 'Constant' child.")
+            raise schema_fault("The element 'Contains' is missing its 'Constant' child.")
         mode = element.get("ContainmentMode", "Substring")
         if mode not in _CONTAINMENT_MODES:
-            raise _schema_fault(f"The 'ContainmentMode' attribute has an invalid value '{mode}'.")
+            raise schema_fault(f"The 'ContainmentMode' attribute has an invalid value '{mode}'.")
         comparison = element.get("ContainmentComparison", "Exact")
         ignore_case = "IgnoreCase" in comparison or "Loose" in comparison
         return query.Contains(field, constant.get("Value", ""), mode, ignore_case)
@@ -86,9 +85,9 @@ def _expression(element: etree._Element) -> query.Node:
                     "ErrorUnsupportedQueryFilter",
                     "The query filter compares two properties, which is not supported.",
                 )
-            raise _schema_fault(f"The element '{local}' is missing 'FieldURIOrConstant'.")
+            raise schema_fault(f"The element '{local}' is missing 'FieldURIOrConstant'.")
         return query.Compare(local, field, query.convert_constant(field, constant.get("Value", "")))
-    raise _schema_fault(f"The element '{local}' is not a valid search expression.")
+    raise schema_fault(f"The element '{local}' is not a valid search expression.")
 
 
 def parse_sort_order(element: etree._Element | None) -> tuple[SortKey, ...]:

@@ -13,10 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lxml import etree
-
 from exchange_simulator.errors import EwsError, SoapFault
 from exchange_simulator.store.model import Mailbox, Store
+from lxml import etree
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +213,7 @@ def render_fault(fault: SoapFault) -> tuple[int, bytes]:
     )
 
 
-def _schema_fault(violation: str, line: int = 1, position: int = 1) -> SoapFault:
+def schema_fault(violation: str, line: int = 1, position: int = 1) -> SoapFault:
     return SoapFault(
         "ErrorSchemaValidation",
         f"The request failed schema validation: {violation}",
@@ -229,18 +228,18 @@ def parse_request(raw: bytes) -> SoapRequest:
         root = etree.fromstring(raw, _PARSER)
     except etree.XMLSyntaxError as exc:
         line, position = exc.position if exc.position else (1, 1)
-        raise _schema_fault(str(exc.msg or "Data at the root level is invalid."), line, position) from None
+        raise schema_fault(str(exc.msg or "Data at the root level is invalid."), line, position) from None
     if root.tag != f"{{{NS_SOAP}}}Envelope":
-        raise _schema_fault(f"The root element '{etree.QName(root).localname}' is not a SOAP 1.1 Envelope.")
+        raise schema_fault(f"The root element '{etree.QName(root).localname}' is not a SOAP 1.1 Envelope.")
     body = root.find(f"{{{NS_SOAP}}}Body")
     if body is None or len(body) == 0:
-        raise _schema_fault("The SOAP Body is missing or empty.")
+        raise schema_fault("The SOAP Body is missing or empty.")
     request_element = body[0]
     if not isinstance(request_element.tag, str):
-        raise _schema_fault("The SOAP Body has no request element.")
+        raise schema_fault("The SOAP Body has no request element.")
     qname = etree.QName(request_element)
     if qname.namespace != NS_M:
-        raise _schema_fault(
+        raise schema_fault(
             f"The element 'Body' in namespace '{NS_SOAP}' has invalid child element '{qname.localname}' "
             f"in namespace '{qname.namespace}'."
         )
@@ -313,7 +312,7 @@ def handle(store: Store, caller: CallerContext, request: SoapRequest) -> tuple[i
     registration = _OPERATIONS.get(request.operation)
     try:
         if registration is None or _VERSION_RANK[request.version] < _VERSION_RANK[registration.min_version]:
-            raise _schema_fault(
+            raise schema_fault(
                 f"The element 'Body' in namespace '{NS_SOAP}' has invalid child element "
                 f"'{request.operation}' in namespace '{NS_M}'."
             )
