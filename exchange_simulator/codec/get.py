@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 
+from lxml import etree
+
 from exchange_simulator.codec.folders_xml import (
     entry_id,
     ews_id_of_entry,
@@ -31,7 +33,6 @@ from exchange_simulator.codec.soap import (
     success_message,
 )
 from exchange_simulator.errors import EwsError
-from lxml import etree
 
 _M, _T = f"{{{NS_M}}}", f"{{{NS_T}}}"
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from lxml import etree
+
 from exchange_simulator.codec.soap import (
     NS_T,
     M,
@@ -22,7 +24,6 @@ from exchange_simulator.codec.soap import (
 from exchange_simulator.errors import EwsError, SoapFault
 from exchange_simulator.store import oof
 from exchange_simulator.store.model import Mailbox, OofSettings, utcnow
-from lxml import etree
 
 
 def _t(name: str) -> str:

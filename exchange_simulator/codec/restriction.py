@@ -7,11 +7,12 @@ holding a FieldURI) is refused with ErrorUnsupportedQueryFilter, as the simulato
 
 from __future__ import annotations
 
+from lxml import etree
+
 from exchange_simulator.codec.soap import NS_T, schema_fault
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import query
 from exchange_simulator.store.finding import SortKey
-from lxml import etree
 
 _T = f"{{{NS_T}}}"
 _COMPARISONS = frozenset(
