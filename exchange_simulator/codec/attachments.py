@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 
+from lxml import etree
+
 from exchange_simulator.codec import folders_xml
 from exchange_simulator.codec.create import item_id_elements, parse_attachment
 from exchange_simulator.codec.soap import (
     NS_M,
     NS_T,
     OperationContext,
+    append_xml,
     error_message,
     operation,
     response_messages,
@@ -26,7 +29,6 @@ from exchange_simulator.codec.soap import (
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import attachments as store_attachments
 from exchange_simulator.store.model import Attachment, Item
-from lxml import etree
 
 
 def _owned_attachment(ctx: OperationContext, attachment_id: str) -> tuple[Item, Attachment]:
@@ -36,30 +38,19 @@ def _owned_attachment(ctx: OperationContext, attachment_id: str) -> tuple[Item, 
     return item, attachment
 
 
-# What an embedded item shows: its own properties, none that depend on a folder or mailbox it lacks.
-_EMBEDDED_FIELDS = frozenset(
-    [
-        "item:ItemClass", "item:Subject", "item:Sensitivity", "item:Body", "item:Attachments",
-        "item:DateTimeReceived", "item:Size", "item:Categories", "item:Importance", "item:InReplyTo",
-        "item:IsDraft", "item:DateTimeSent", "item:DateTimeCreated", "item:DisplayCc", "item:DisplayTo",
-        "item:HasAttachments", "item:LastModifiedTime", "message:Sender", "message:ToRecipients",
-        "message:CcRecipients", "message:BccRecipients", "message:From", "message:InternetMessageId",
-        "message:IsRead", "message:References", "message:ReplyTo", "message:ConversationTopic",
-    ]
-)
+_EMBEDDED_SHAPE = folders_xml.Shape("AllProperties")
+_EMBEDDED_SHAPE_WITH_MIME = folders_xml.Shape("AllProperties", frozenset({"item:MimeContent"}))
 
 
 def render_attachment(parent: etree._Element, attachment: Attachment, include_mime: bool) -> None:
-    """The whole attachment: GetItem's summary plus the content, or the embedded item's properties."""
-    element = folders_xml.render_attachment(parent, attachment)
+    """The whole attachment: GetItem's summary plus the content, or the embedded item with all its
+    properties (no ItemId or ParentFolderId: it is not a store item)."""
     if attachment.item is None:
-        sub_t(element, "Content", base64.b64encode(attachment.content or b"").decode())
-        return
-    fields = _EMBEDDED_FIELDS | ({"item:MimeContent"} if include_mime else set())
-    inner = folders_xml.render_item(element, attachment.item, folders_xml.Shape("IdOnly", frozenset(fields)))
-    id_element = inner.find(f"{{{NS_T}}}ItemId")
-    if id_element is not None:
-        inner.remove(id_element)
+        content = f"<t:Content>{base64.b64encode(attachment.content or b'').decode()}</t:Content>"
+    else:
+        shape = _EMBEDDED_SHAPE_WITH_MIME if include_mime else _EMBEDDED_SHAPE
+        content = folders_xml.item_xml(attachment.item, shape, with_id=False)
+    append_xml(parent, folders_xml.attachment_xml(attachment, content))
 
 
 @operation("GetAttachment")

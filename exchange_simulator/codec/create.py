@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 
+from lxml import etree
+
 from exchange_simulator.codec import folders_xml
 from exchange_simulator.codec.soap import (
     NS_M,
     NS_T,
     OperationContext,
+    append_xml,
     error_message,
     operation,
     response_messages,
@@ -27,7 +30,6 @@ from exchange_simulator.codec.soap import (
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import mime, mutations, sending
 from exchange_simulator.store.model import Attachment, EmailAddress, Folder, Item
-from lxml import etree
 
 DISPOSITIONS = ("SaveOnly", "SendOnly", "SendAndSaveCopy")
 _RECIPIENT_FIELDS = {
@@ -187,12 +189,14 @@ def _saved_folder(ctx: OperationContext, request: etree._Element) -> Folder | No
 
 def render_created(messages_parent: etree._Element, item: Item) -> None:
     """`<t:Message>` with the new ItemId and the ids of its attachments, as CreateItem SaveOnly answers."""
-    element = folders_xml.render_item(messages_parent, item, "IdOnly")
-    if item.attachments:
-        container = sub_t(element, "Attachments")
-        for attachment in item.attachments:
-            kind = "FileAttachment" if attachment.is_file else "ItemAttachment"
-            sub_t(sub_t(container, kind), "AttachmentId", Id=attachment.id)
+    kind = folders_xml.element_name(item)
+    ids = []
+    for attachment in item.attachments:
+        attachment_kind = "FileAttachment" if attachment.is_file else "ItemAttachment"
+        ids.append(f'<t:{attachment_kind}><t:AttachmentId Id="{attachment.id}"/></t:{attachment_kind}>')
+    attachments = f"<t:Attachments>{''.join(ids)}</t:Attachments>" if ids else ""
+    item_id = f'<t:ItemId Id="{item.id}" ChangeKey="{item.change_key}"/>'
+    append_xml(messages_parent, f"<t:{kind}>{item_id}{attachments}</t:{kind}>")
 
 
 # ---- CreateItem --------------------------------------------------------------------------------------
@@ -338,6 +342,6 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
         message = success_message(messages, "UpdateItem")
         container = sub_m(message, "Items")
         if item is not None:
-            folders_xml.render_item(container, item, "IdOnly")
+            folders_xml.render_item(container, item, folders_xml.ID_ONLY)
         sub_t(sub_m(message, "ConflictResults"), "Count", "0")
     return response

@@ -74,9 +74,8 @@ def resolve_names(ctx: OperationContext, request: etree._Element) -> etree._Elem
         )
         for resolution in found:
             element = sub_t(resolution_set, "Resolution")
-            box = render_mailbox(element, resolution.mailbox)
-            if resolution.item is not None:
-                sub_t(box, "ItemId", Id=resolution.item.id, ChangeKey=resolution.item.change_key)
+            contact_id = (resolution.item.id, resolution.item.change_key) if resolution.item else None
+            render_mailbox(element, resolution.mailbox, contact_id)
             if full and resolution.contact is not None:
                 source = None if resolution.item is not None else "ActiveDirectory"
                 _render_contact(element, resolution.contact, source)

@@ -11,13 +11,15 @@ FindFolder accepts no Restriction in the simulator (ErrorUnsupportedQueryFilter)
 
 from __future__ import annotations
 
+from lxml import etree
+
 from exchange_simulator.codec.folders_xml import (
     Shape,
     check_find_shape,
     parse_folder_id,
     parse_shape,
     render_folder,
-    render_item,
+    render_items,
 )
 from exchange_simulator.codec.restriction import parse_restriction, parse_sort_order
 from exchange_simulator.codec.soap import (
@@ -34,7 +36,6 @@ from exchange_simulator.codec.soap import (
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import query
 from exchange_simulator.store.finding import Page, find_folders, paginate, select_items
-from lxml import etree
 
 _M = f"{{{NS_M}}}"
 PAGE_CAP = 1000
@@ -158,9 +159,7 @@ def find_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
 def _render_item_page(message: etree._Element, view: _View, page: Page, shape: Shape) -> None:
     root = sub_m(message, "RootFolder")
     view.annotate(root, page)
-    items = sub_t(root, "Items")
-    for item in page.items:
-        render_item(items, item, shape, for_find=True)
+    render_items(sub_t(root, "Items"), page.items, shape, for_find=True)
 
 
 @operation("FindFolder")

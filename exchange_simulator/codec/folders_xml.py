@@ -1,12 +1,14 @@
-"""Shared EWS XML for folders and items: id elements in, Folder/Message/Contact elements out.
+"""Shared EWS XML for folders and items: id elements in, Folder/Message/Contact XML out.
 
 Rendering follows the Types schema order (ItemType's sequence, then MessageType's), because strict clients
 validate it. Shapes: IdOnly is the id; Default and AllProperties are the sets below; AdditionalProperties
 add FieldURIs, IndexedFieldURIs and ExtendedFieldURIs (modelled: PidTagLastActiveParentEntryId 0x348A,
-PidTagSenderSmtpAddress 0x5D01 and PidTagSentRepresentingSmtpAddress 0x5D02 on items, PidTagEntryId 0x0FFF on
-folders; Exchange returns these MAPI properties from FindItem/FindFolder too).
-In FindItem (`for_find=True`) From and Sender carry only a Name, as Exchange documents, and the "complex"
-properties (bodies, recipient lists, attachments, MIME) cannot be requested at all.
+PidTagSenderSmtpAddress 0x5D01 and PidTagSentRepresentingSmtpAddress 0x5D02 on items, PR_ENTRYID 0x0FFF on
+items and folders; Exchange returns these MAPI properties from FindItem/FindFolder too).
+FindItem cannot return the "complex" properties (bodies, recipient lists, attachments, MIME, headers); From
+and Sender come as full Mailboxes, as Exchange 2010 and later send them (the docs' Name-only rule is 2007's).
+Items and folders are rendered as XML text and spliced in with `soap.append_xml`: lxml's per-element cost
+was most of a FindItem's CPU.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
-from exchange_simulator.codec.soap import NS_T, OperationContext, schema_fault, sub_t
+from exchange_simulator.codec.soap import NS_T, OperationContext, append_xml, schema_fault, xml_text
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import mime
 from exchange_simulator.store.model import Attachment, EmailAddress, Folder, Item, Mailbox
@@ -198,7 +200,7 @@ def ews_id_of_entry(raw: bytes) -> str:
 
 # ---- rendering helpers ------------------------------------------------------------------------------------
 def ews_datetime(value: datetime) -> str:
-    """UTC with second precision, as Exchange writes it (isoformat is several times faster than strftime)."""
+    """UTC with second precision and a Z, as Exchange writes every DateTime whatever the TimeZoneContext."""
     return value.astimezone(UTC).isoformat()[:19] + "Z"
 
 
@@ -206,143 +208,171 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def render_mailbox(
-    parent: etree._Element, address: EmailAddress, *, name_only: bool = False
-) -> etree._Element:
-    box = sub_t(parent, "Mailbox")
-    sub_t(box, "Name", address.name)
-    if not name_only:
-        sub_t(box, "EmailAddress", address.address)
-        sub_t(box, "RoutingType", address.routing_type)
-        sub_t(box, "MailboxType", address.mailbox_type)
-    return box
+def _element(tag: str, text: str) -> str:
+    """`<t:{tag}>text</t:{tag}>` with `text` escaped."""
+    return f"<t:{tag}>{xml_text(text)}</t:{tag}>"
 
 
-def _single_mailbox(tag: str, value: Callable[[Item], EmailAddress | None]) -> Callable:
-    def render(parent: etree._Element, item: Item, for_find: bool) -> None:
-        address = value(item)
-        if address is not None:
-            render_mailbox(sub_t(parent, tag), address, name_only=for_find)
-
-    return render
-
-
-def _mailbox_list(tag: str, value: Callable[[Item], list[EmailAddress]]) -> Callable:
-    def render(parent: etree._Element, item: Item, for_find: bool) -> None:
-        addresses = value(item)
-        if addresses:
-            container = sub_t(parent, tag)
-            for address in addresses:
-                render_mailbox(container, address)
-
-    return render
-
-
-def _text(tag: str, value: Callable[[Item], object]) -> Callable:
-    def render(parent: etree._Element, item: Item, for_find: bool) -> None:
-        found = value(item)
-        if found is None:
-            return
-        if isinstance(found, bool):
-            text = _bool(found)
-        elif isinstance(found, datetime):
-            text = ews_datetime(found)
-        else:
-            text = str(found)
-        sub_t(parent, tag, text)
-
-    return render
-
-
-def _mime(parent: etree._Element, item: Item, for_find: bool) -> None:
-    encoded = base64.b64encode(mime.mime_content(item)).decode()
-    sub_t(parent, "MimeContent", encoded, CharacterSet="UTF-8")
-
-
-def _item_id(parent: etree._Element, item: Item, for_find: bool) -> None:
-    sub_t(parent, "ItemId", Id=item.id, ChangeKey=item.change_key)
-
-
-def _parent_folder_id(parent: etree._Element, item: Item, for_find: bool) -> None:
-    if item.folder is not None:
-        sub_t(parent, "ParentFolderId", Id=item.folder.id, ChangeKey=item.folder.change_key)
-
-
-def _body(parent: etree._Element, item: Item, for_find: bool) -> None:
-    sub_t(
-        parent,
-        "Body",
-        item.body,
-        BodyType="HTML" if item.body_type == "HTML" else "Text",
-        IsTruncated="false",
+def _extended_property(tag: int, kind: str, value: str) -> str:
+    return (
+        f'<t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="0x{tag:x}" PropertyType="{xml_text(kind)}"/>'
+        f"{_element('Value', value)}</t:ExtendedProperty>"
     )
 
 
-def render_attachment(parent: etree._Element, attachment: Attachment) -> etree._Element:
-    """A t:FileAttachment / t:ItemAttachment summary, as GetItem lists them (no content)."""
-    element = sub_t(parent, "FileAttachment" if attachment.is_file else "ItemAttachment")
-    sub_t(element, "AttachmentId", Id=attachment.id)
-    sub_t(element, "Name", attachment.name)
-    sub_t(element, "ContentType", attachment.content_type)
-    if attachment.content_id:
-        sub_t(element, "ContentId", attachment.content_id)
-    sub_t(element, "Size", str(attachment.size))
-    sub_t(element, "LastModifiedTime", ews_datetime(attachment.last_modified_time))
-    sub_t(element, "IsInline", _bool(attachment.is_inline))
-    if attachment.is_file:
-        sub_t(element, "IsContactPhoto", "false")
-    return element
+def mailbox_xml(address: EmailAddress, item_id: tuple[str, str] | None = None) -> str:
+    """A t:Mailbox (EmailAddressType); `item_id` is the (Id, ChangeKey) of a contact that resolved it."""
+    id_xml = f'<t:ItemId Id="{item_id[0]}" ChangeKey="{item_id[1]}"/>' if item_id else ""
+    return (
+        f"<t:Mailbox>{_element('Name', address.name)}{_element('EmailAddress', address.address)}"
+        f"<t:RoutingType>{xml_text(address.routing_type)}</t:RoutingType>"
+        f"<t:MailboxType>{xml_text(address.mailbox_type)}</t:MailboxType>{id_xml}</t:Mailbox>"
+    )
 
 
-def _attachments(parent: etree._Element, item: Item, for_find: bool) -> None:
-    if item.attachments:
-        container = sub_t(parent, "Attachments")
-        for attachment in item.attachments:
-            render_attachment(container, attachment)
+def render_mailbox(
+    parent: etree._Element, address: EmailAddress, item_id: tuple[str, str] | None = None
+) -> None:
+    append_xml(parent, mailbox_xml(address, item_id))
 
 
-def _categories(parent: etree._Element, item: Item, for_find: bool) -> None:
-    if item.categories:
-        container = sub_t(parent, "Categories")
-        for category in item.categories:
-            sub_t(container, "String", category)
+# Field renderers take the item and return its XML ("" when the item has no value), one per FieldURI.
+_Renderer = Callable[[Item], str]
 
 
-def _headers(parent: etree._Element, item: Item, for_find: bool) -> None:
-    container = sub_t(parent, "InternetMessageHeaders")
-    for name, value in mime.headers(item):
-        sub_t(container, "InternetMessageHeader", value, HeaderName=name)
+def _single_mailbox(tag: str, value: Callable[[Item], EmailAddress | None]) -> _Renderer:
+    def render(item: Item) -> str:
+        address = value(item)
+        return "" if address is None else f"<t:{tag}>{mailbox_xml(address)}</t:{tag}>"
+
+    return render
 
 
-def _effective_rights(parent: etree._Element, item: Item, for_find: bool) -> None:
-    rights = sub_t(parent, "EffectiveRights")
-    for name, value in (
-        ("CreateAssociated", False),
-        ("CreateContents", False),
-        ("CreateHierarchy", False),
-        ("Delete", True),
-        ("Modify", True),
-        ("Read", True),
-        ("ViewPrivateItems", True),
-    ):
-        sub_t(rights, name, _bool(value))
+def _mailbox_list(tag: str, value: Callable[[Item], list[EmailAddress]]) -> _Renderer:
+    def render(item: Item) -> str:
+        addresses = value(item)
+        return f"<t:{tag}>{''.join(map(mailbox_xml, addresses))}</t:{tag}>" if addresses else ""
+
+    return render
 
 
-def _contact_emails(parent: etree._Element, item: Item, for_find: bool) -> None:
-    if item.contact and item.contact.email_addresses:
-        container = sub_t(parent, "EmailAddresses")
-        for index, address in enumerate(item.contact.email_addresses[:3], start=1):
-            sub_t(container, "Entry", address, Key=f"EmailAddress{index}")
+def _text(tag: str, value: Callable[[Item], str | None]) -> _Renderer:
+    opening, closing = f"<t:{tag}>", f"</t:{tag}>"
+
+    def render(item: Item) -> str:
+        found = value(item)
+        return "" if found is None else opening + xml_text(found) + closing
+
+    return render
 
 
-def _contact_phones(parent: etree._Element, item: Item, for_find: bool) -> None:
-    if item.contact and item.contact.phone_numbers:
-        container = sub_t(parent, "PhoneNumbers")
-        for key, number in item.contact.phone_numbers.items():
-            sub_t(container, "Entry", number, Key=key)
+def _flag(tag: str, value: Callable[[Item], bool | None]) -> _Renderer:
+    true, false = f"<t:{tag}>true</t:{tag}>", f"<t:{tag}>false</t:{tag}>"
+
+    def render(item: Item) -> str:
+        found = value(item)
+        return "" if found is None else true if found else false
+
+    return render
 
 
-def _contact_text(tag: str, attribute: str) -> Callable:
+def _constant(tag: str, text: str) -> _Renderer:
+    xml = f"<t:{tag}>{text}</t:{tag}>"
+    return lambda item: xml
+
+
+def _time(tag: str, value: Callable[[Item], datetime | None]) -> _Renderer:
+    opening, closing = f"<t:{tag}>", f"</t:{tag}>"
+
+    def render(item: Item) -> str:
+        found = value(item)
+        return "" if found is None else opening + ews_datetime(found) + closing
+
+    return render
+
+
+def _mime(item: Item) -> str:
+    encoded = base64.b64encode(mime.mime_content(item)).decode()
+    return f'<t:MimeContent CharacterSet="UTF-8">{encoded}</t:MimeContent>'
+
+
+def _item_id(item: Item) -> str:
+    return f'<t:ItemId Id="{item.id}" ChangeKey="{item.change_key}"/>'
+
+
+def _parent_folder_id(item: Item) -> str:
+    folder = item.folder
+    return "" if folder is None else f'<t:ParentFolderId Id="{folder.id}" ChangeKey="{folder.change_key}"/>'
+
+
+def _body(item: Item) -> str:
+    body_type = "HTML" if item.body_type == "HTML" else "Text"
+    return f'<t:Body BodyType="{body_type}" IsTruncated="false">{xml_text(item.body)}</t:Body>'
+
+
+def attachment_xml(attachment: Attachment, content: str = "") -> str:
+    """A t:FileAttachment / t:ItemAttachment as GetItem lists it; `content` (GetAttachment's t:Content or
+    embedded item) goes last, where the schema puts it."""
+    kind = "FileAttachment" if attachment.is_file else "ItemAttachment"
+    content_id = _element("ContentId", attachment.content_id) if attachment.content_id else ""
+    photo = "<t:IsContactPhoto>false</t:IsContactPhoto>" if attachment.is_file else ""
+    return (
+        f'<t:{kind}><t:AttachmentId Id="{attachment.id}"/>{_element("Name", attachment.name)}'
+        f"{_element('ContentType', attachment.content_type)}{content_id}<t:Size>{attachment.size}</t:Size>"
+        f"<t:LastModifiedTime>{ews_datetime(attachment.last_modified_time)}</t:LastModifiedTime>"
+        f"<t:IsInline>{_bool(attachment.is_inline)}</t:IsInline>{photo}{content}</t:{kind}>"
+    )
+
+
+def _attachments(item: Item) -> str:
+    if not item.attachments:
+        return ""
+    return f"<t:Attachments>{''.join(map(attachment_xml, item.attachments))}</t:Attachments>"
+
+
+def _categories(item: Item) -> str:
+    if not item.categories:
+        return ""
+    return f"<t:Categories>{''.join(_element('String', c) for c in item.categories)}</t:Categories>"
+
+
+def _headers(item: Item) -> str:
+    headers = "".join(
+        f'<t:InternetMessageHeader HeaderName="{xml_text(name)}">{xml_text(value)}</t:InternetMessageHeader>'
+        for name, value in mime.headers(item)
+    )
+    return f"<t:InternetMessageHeaders>{headers}</t:InternetMessageHeaders>"
+
+
+_ITEM_RIGHTS = _constant(
+    "EffectiveRights",
+    "<t:CreateAssociated>false</t:CreateAssociated><t:CreateContents>false</t:CreateContents>"
+    "<t:CreateHierarchy>false</t:CreateHierarchy><t:Delete>true</t:Delete><t:Modify>true</t:Modify>"
+    "<t:Read>true</t:Read><t:ViewPrivateItems>true</t:ViewPrivateItems>",
+)
+
+
+def _contact_emails(item: Item) -> str:
+    if not (item.contact and item.contact.email_addresses):
+        return ""
+    entries = "".join(
+        f'<t:Entry Key="EmailAddress{index}">{xml_text(address)}</t:Entry>'
+        for index, address in enumerate(item.contact.email_addresses[:3], start=1)
+    )
+    return f"<t:EmailAddresses>{entries}</t:EmailAddresses>"
+
+
+def _contact_phones(item: Item) -> str:
+    if not (item.contact and item.contact.phone_numbers):
+        return ""
+    entries = "".join(
+        f'<t:Entry Key="{xml_text(key)}">{xml_text(number)}</t:Entry>'
+        for key, number in item.contact.phone_numbers.items()
+    )
+    return f"<t:PhoneNumbers>{entries}</t:PhoneNumbers>"
+
+
+def _contact_text(tag: str, attribute: str) -> _Renderer:
     return _text(tag, lambda i: (getattr(i.contact, attribute) or None) if i.contact else None)
 
 
@@ -350,7 +380,20 @@ def _display(addresses: list[EmailAddress]) -> str:
     return "; ".join(a.name or a.address for a in addresses)
 
 
-_Renderer = Callable[[etree._Element, Item, bool], None]
+def _owner(item: Item) -> Mailbox | None:
+    """The mailbox holding the item; None for an embedded item (an item attachment), which has no folder."""
+    return item.folder.mailbox if item.folder is not None else None
+
+
+def _is_from_me(item: Item) -> bool:
+    owner = _owner(item)
+    return bool(owner and item.from_ and item.from_.address == owner.address)
+
+
+def _last_modified_name(item: Item) -> str | None:
+    owner = _owner(item)
+    return owner.display_name if owner else None
+
 
 # ItemType's sequence, in schema order: (FieldURI, renderer).
 _ITEM_FIELDS: tuple[tuple[str, _Renderer], ...] = (
@@ -362,29 +405,29 @@ _ITEM_FIELDS: tuple[tuple[str, _Renderer], ...] = (
     ("item:Sensitivity", _text("Sensitivity", lambda i: i.sensitivity)),
     ("item:Body", _body),
     ("item:Attachments", _attachments),
-    ("item:DateTimeReceived", _text("DateTimeReceived", lambda i: i.date_time_received)),
-    ("item:Size", _text("Size", lambda i: i.size)),
+    ("item:DateTimeReceived", _time("DateTimeReceived", lambda i: i.date_time_received)),
+    ("item:Size", _text("Size", lambda i: str(i.size))),
     ("item:Categories", _categories),
     ("item:Importance", _text("Importance", lambda i: i.importance)),
     ("item:InReplyTo", _text("InReplyTo", lambda i: i.in_reply_to)),
-    ("item:IsSubmitted", _text("IsSubmitted", lambda i: False)),
-    ("item:IsDraft", _text("IsDraft", lambda i: i.is_draft)),
-    ("item:IsFromMe", _text("IsFromMe", lambda i: bool(i.from_ and i.from_.address == i.mailbox.address))),
-    ("item:IsResend", _text("IsResend", lambda i: False)),
-    ("item:IsUnmodified", _text("IsUnmodified", lambda i: not i.is_draft)),
+    ("item:IsSubmitted", _constant("IsSubmitted", "false")),
+    ("item:IsDraft", _flag("IsDraft", lambda i: i.is_draft)),
+    ("item:IsFromMe", _flag("IsFromMe", _is_from_me)),
+    ("item:IsResend", _constant("IsResend", "false")),
+    ("item:IsUnmodified", _flag("IsUnmodified", lambda i: not i.is_draft)),
     ("item:InternetMessageHeaders", _headers),
-    ("item:DateTimeSent", _text("DateTimeSent", lambda i: i.date_time_sent)),
-    ("item:DateTimeCreated", _text("DateTimeCreated", lambda i: i.date_time_created)),
-    ("item:ReminderIsSet", _text("ReminderIsSet", lambda i: False)),
+    ("item:DateTimeSent", _time("DateTimeSent", lambda i: i.date_time_sent)),
+    ("item:DateTimeCreated", _time("DateTimeCreated", lambda i: i.date_time_created)),
+    ("item:ReminderIsSet", _constant("ReminderIsSet", "false")),
     ("item:DisplayCc", _text("DisplayCc", lambda i: _display(i.cc))),
     ("item:DisplayTo", _text("DisplayTo", lambda i: _display(i.to))),
-    ("item:HasAttachments", _text("HasAttachments", lambda i: i.has_attachments)),
-    ("extended", lambda parent, item, for_find: None),  # placeholder: ExtendedProperty goes here
-    ("item:Culture", _text("Culture", lambda i: "en-US")),
-    ("item:EffectiveRights", _effective_rights),
-    ("item:LastModifiedName", _text("LastModifiedName", lambda i: i.mailbox.display_name)),
-    ("item:LastModifiedTime", _text("LastModifiedTime", lambda i: i.last_modified_time)),
-    ("item:IsAssociated", _text("IsAssociated", lambda i: False)),
+    ("item:HasAttachments", _flag("HasAttachments", lambda i: i.has_attachments)),
+    ("extended", lambda item: ""),  # placeholder: ExtendedProperty goes here
+    ("item:Culture", _constant("Culture", "en-US")),
+    ("item:EffectiveRights", _ITEM_RIGHTS),
+    ("item:LastModifiedName", _text("LastModifiedName", _last_modified_name)),
+    ("item:LastModifiedTime", _time("LastModifiedTime", lambda i: i.last_modified_time)),
+    ("item:IsAssociated", _constant("IsAssociated", "false")),
 )
 # MessageType's extension of ItemType.
 _MESSAGE_FIELDS: tuple[tuple[str, _Renderer], ...] = (
@@ -392,13 +435,13 @@ _MESSAGE_FIELDS: tuple[tuple[str, _Renderer], ...] = (
     ("message:ToRecipients", _mailbox_list("ToRecipients", lambda i: i.to)),
     ("message:CcRecipients", _mailbox_list("CcRecipients", lambda i: i.cc)),
     ("message:BccRecipients", _mailbox_list("BccRecipients", lambda i: i.bcc)),
-    ("message:IsReadReceiptRequested", _text("IsReadReceiptRequested", lambda i: False)),
-    ("message:IsDeliveryReceiptRequested", _text("IsDeliveryReceiptRequested", lambda i: False)),
+    ("message:IsReadReceiptRequested", _constant("IsReadReceiptRequested", "false")),
+    ("message:IsDeliveryReceiptRequested", _constant("IsDeliveryReceiptRequested", "false")),
     ("message:ConversationTopic", _text("ConversationTopic", lambda i: conversation_topic(i.subject))),
     ("message:From", _single_mailbox("From", lambda i: i.from_)),
     ("message:InternetMessageId", _text("InternetMessageId", lambda i: i.internet_message_id or None)),
-    ("message:IsRead", _text("IsRead", lambda i: i.is_read)),
-    ("message:IsResponseRequested", _text("IsResponseRequested", lambda i: False)),
+    ("message:IsRead", _flag("IsRead", lambda i: i.is_read)),
+    ("message:IsResponseRequested", _constant("IsResponseRequested", "false")),
     ("message:References", _text("References", lambda i: i.references)),
     ("message:ReplyTo", _mailbox_list("ReplyTo", lambda i: i.reply_to)),
 )
@@ -491,42 +534,51 @@ def check_find_shape(shape: Shape) -> None:
 
 
 def element_name(item: Item) -> str:
-    if item.item_class.startswith("IPM.Contact"):
+    return _element_name(item.item_class)
+
+
+@functools.cache
+def _element_name(item_class: str) -> str:
+    if item_class.startswith("IPM.Contact"):
         return "Contact"
-    if item.item_class.startswith("IPM.DistList"):
+    if item_class.startswith("IPM.DistList"):
         return "DistributionList"
     return "Message"
 
 
-def render_item(
-    parent: etree._Element,
-    item: Item,
-    shape: Shape | str,
-    additional: Shape | None = None,
-    *,
-    for_find: bool = False,
-) -> etree._Element:
-    """Append the item (t:Message, t:Contact, ...) to `parent` with the properties `shape` asks for.
+def item_xml(item: Item, shape: Shape, *, for_find: bool = False, with_id: bool = True) -> str:
+    """The item (t:Message, t:Contact, ...) with the properties `shape` asks for, as XML text.
 
-    `shape` is a parsed Shape, or a BaseShape name with `additional` giving the AdditionalProperties.
+    `with_id=False` leaves out ItemId and ParentFolderId, for an embedded item (an item attachment).
     """
-    if isinstance(shape, str):
-        shape = Shape(
-            shape, additional.fields if additional else frozenset(), additional.extended if additional else ()
-        )
-    kind = element_name(item)
-    element = etree.SubElement(parent, _T + kind)
-    for render in _plan(shape, kind, for_find):
-        if render is None:
-            _render_extended(element, item, shape.extended)
-        else:
-            render(element, item, for_find)
-    return element
+    opening, plan, closing = _plan(shape, element_name(item), for_find, with_id)
+    return opening + "".join([render(item) for render in plan]) + closing
+
+
+def render_item(parent: etree._Element, item: Item, shape: Shape) -> None:
+    """Append the item to `parent` (an m:Items or t:Items element)."""
+    append_xml(parent, item_xml(item, shape))
+
+
+def render_items(parent: etree._Element, items: list[Item], shape: Shape, *, for_find: bool = False) -> None:
+    """Append many items as one fragment: FindItem's page."""
+    plans: dict[str, tuple[str, tuple[_Renderer, ...], str]] = {}
+    parts = []
+    for item in items:
+        kind = element_name(item)
+        plan = plans.get(kind) or plans.setdefault(kind, _plan(shape, kind, for_find, True))
+        parts.append(plan[0] + "".join([render(item) for render in plan[1]]) + plan[2])
+    if parts:
+        append_xml(parent, "".join(parts))
+
+
+ID_ONLY = Shape("IdOnly")
+_WITHOUT_ID = frozenset({"item:ItemId", "item:ParentFolderId"})
 
 
 @functools.lru_cache(maxsize=256)
-def _plan(shape: Shape, kind: str, for_find: bool) -> tuple[_Renderer | None, ...]:
-    """The renderers a shape needs for a kind of item, in schema order (None: the ExtendedProperty slot)."""
+def _plan(shape: Shape, kind: str, for_find: bool, with_id: bool) -> tuple[str, tuple[_Renderer, ...], str]:
+    """Opening tag, the renderers a shape needs for a kind of item in schema order, closing tag."""
     specific = _CONTACT_FIELDS if kind == "Contact" else _MESSAGE_FIELDS if kind == "Message" else ()
     if shape.base == "IdOnly":
         wanted = set(shape.fields) | {"item:ItemId"}
@@ -536,14 +588,16 @@ def _plan(shape: Shape, kind: str, for_find: bool) -> tuple[_Renderer | None, ..
             wanted |= _ALL_EXTRA
     if for_find:
         wanted -= FIND_EXCLUDED
-    plan: list[_Renderer | None] = []
+    if not with_id:
+        wanted -= _WITHOUT_ID
+    plan: list[_Renderer] = []
     for uri, render in (*_ITEM_FIELDS, *specific):
         if uri == "extended":
             if shape.extended:
-                plan.append(None)
+                plan.append(functools.partial(_extended_xml, extended=shape.extended))
         elif uri in wanted:
             plan.append(render)
-    return tuple(plan)
+    return f"<t:{kind}>", tuple(plan), f"</t:{kind}>"
 
 
 def _smtp(address: EmailAddress | None) -> str | None:
@@ -553,6 +607,8 @@ def _smtp(address: EmailAddress | None) -> str | None:
 def _extended_value(item: Item, tag: int) -> str | None:
     if tag == LAST_ACTIVE_PARENT_TAG and item.last_active_parent_folder_id:
         return base64.b64encode(entry_id(item.last_active_parent_folder_id)).decode()
+    if tag == ENTRY_ID_TAG and item.id:
+        return base64.b64encode(entry_id(item.id)).decode()
     if tag == SENDER_SMTP_TAG:
         return _smtp(item.sender)
     if tag == SENT_REPRESENTING_SMTP_TAG:
@@ -560,17 +616,13 @@ def _extended_value(item: Item, tag: int) -> str | None:
     return None
 
 
-def _render_extended(element: etree._Element, item: Item, extended: tuple[tuple[int, str], ...]) -> None:
+def _extended_xml(item: Item, extended: tuple[tuple[int, str], ...]) -> str:
+    parts = []
     for tag, kind in extended:
         value = _extended_value(item, tag)
         if value is not None:
-            _extended_property(element, tag, kind, value)
-
-
-def _extended_property(element: etree._Element, tag: int, kind: str, value: str) -> None:
-    prop = sub_t(element, "ExtendedProperty")
-    sub_t(prop, "ExtendedFieldURI", PropertyTag=f"0x{tag:x}", PropertyType=kind)
-    sub_t(prop, "Value", value)
+            parts.append(_extended_property(tag, kind, value))
+    return "".join(parts)
 
 
 # ---- folders ---------------------------------------------------------------------------------------------
@@ -591,35 +643,46 @@ _FOLDER_DEFAULT = frozenset(
 _FOLDER_ALL = _FOLDER_DEFAULT | frozenset(
     ["folder:ParentFolderId", "folder:FolderClass", "folder:EffectiveRights", "folder:DistinguishedFolderId"]
 )
+_FOLDER_RIGHTS = (
+    "<t:EffectiveRights><t:CreateAssociated>true</t:CreateAssociated><t:CreateContents>true</t:CreateContents>"
+    "<t:CreateHierarchy>true</t:CreateHierarchy><t:Delete>true</t:Delete><t:Modify>true</t:Modify>"
+    "<t:Read>true</t:Read><t:ViewPrivateItems>true</t:ViewPrivateItems></t:EffectiveRights>"
+)
 
 
-def render_folder(parent: etree._Element, folder: Folder, shape: Shape) -> etree._Element:
+def folder_xml(folder: Folder, shape: Shape) -> str:
+    """The folder (t:Folder, t:ContactsFolder, ...) with the properties `shape` asks for, in FolderType's
+    order; PR_ENTRYID (0x0FFF) carries the same entry id as an item's PidTagLastActiveParentEntryId."""
     kind = _FOLDER_ELEMENTS.get(folder.folder_class, "Folder")
-    element = sub_t(parent, kind)
     if shape.base == "IdOnly":
         wanted = set(shape.fields) | {"folder:FolderId"}
     else:
         wanted = set((_FOLDER_ALL if shape.base == "AllProperties" else _FOLDER_DEFAULT) | shape.fields)
-    sub_t(element, "FolderId", Id=folder.id, ChangeKey=folder.change_key)
+    parts = [f'<t:{kind}><t:FolderId Id="{folder.id}" ChangeKey="{folder.change_key}"/>']
     if "folder:ParentFolderId" in wanted and folder.parent is not None:
-        sub_t(element, "ParentFolderId", Id=folder.parent.id, ChangeKey=folder.parent.change_key)
+        parts.append(f'<t:ParentFolderId Id="{folder.parent.id}" ChangeKey="{folder.parent.change_key}"/>')
     if "folder:FolderClass" in wanted and folder.folder_class:
-        sub_t(element, "FolderClass", folder.folder_class)
+        parts.append(_element("FolderClass", folder.folder_class))
     if "folder:DisplayName" in wanted:
-        sub_t(element, "DisplayName", folder.display_name)
+        parts.append(_element("DisplayName", folder.display_name))
     if "folder:TotalCount" in wanted:
-        sub_t(element, "TotalCount", str(len(folder.items)))
+        parts.append(f"<t:TotalCount>{len(folder.items)}</t:TotalCount>")
     if "folder:ChildFolderCount" in wanted:
-        sub_t(element, "ChildFolderCount", str(len(folder.children)))
-    if any(tag == ENTRY_ID_TAG for tag, _ in shape.extended):
-        _extended_property(element, ENTRY_ID_TAG, "Binary", base64.b64encode(entry_id(folder.id)).decode())
+        parts.append(f"<t:ChildFolderCount>{len(folder.children)}</t:ChildFolderCount>")
+    for tag, property_type in shape.extended:
+        if tag == ENTRY_ID_TAG:
+            entry = base64.b64encode(entry_id(folder.id)).decode()
+            parts.append(_extended_property(tag, property_type or "Binary", entry))
     if "folder:EffectiveRights" in wanted:
-        rights = sub_t(element, "EffectiveRights")
-        for name in ("CreateAssociated", "CreateContents", "CreateHierarchy", "Delete", "Modify", "Read"):
-            sub_t(rights, name, "true")
-        sub_t(rights, "ViewPrivateItems", "true")
+        parts.append(_FOLDER_RIGHTS)
     if "folder:DistinguishedFolderId" in wanted and folder.distinguished_id:
-        sub_t(element, "DistinguishedFolderId", folder.distinguished_id)
+        parts.append(_element("DistinguishedFolderId", folder.distinguished_id))
     if "folder:UnreadCount" in wanted and kind == "Folder":
-        sub_t(element, "UnreadCount", str(sum(1 for i in folder.items.values() if not i.is_read)))
-    return element
+        unread = sum(1 for i in folder.items.values() if not i.is_read)
+        parts.append(f"<t:UnreadCount>{unread}</t:UnreadCount>")
+    parts.append(f"</t:{kind}>")
+    return "".join(parts)
+
+
+def render_folder(parent: etree._Element, folder: Folder, shape: Shape) -> None:
+    append_xml(parent, folder_xml(folder, shape))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from lxml import etree
+
 from exchange_simulator.codec import folders_xml
 from exchange_simulator.codec.create import folder_in, item_id_elements, parse_bool
 from exchange_simulator.codec.soap import (
@@ -24,7 +26,6 @@ from exchange_simulator.codec.soap import (
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import mutations
 from exchange_simulator.store.model import Folder, Item, Store
-from lxml import etree
 
 
 @operation("DeleteItem")
@@ -66,7 +67,7 @@ def _move_or_copy(
             continue
         items = sub_m(success_message(messages, op_name), "Items")
         if same_mailbox:
-            folders_xml.render_item(items, result, "IdOnly")
+            folders_xml.render_item(items, result, folders_xml.ID_ONLY)
     return response
 
 

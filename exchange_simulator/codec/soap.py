@@ -9,13 +9,15 @@ message (`EwsError`, inside a handler) or a SOAP fault (`SoapFault`, for the who
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lxml import etree
+
 from exchange_simulator.errors import EwsError, SoapFault
 from exchange_simulator.store.model import Mailbox, Store
-from lxml import etree
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,31 @@ def sub_t(parent: etree._Element, tag: str, text: str | None = None, **attrs: st
     return element
 
 
+def append_xml(parent: etree._Element, xml: str) -> None:
+    """Append ready-made XML text (`t:`/`m:` prefixes, escaped with `xml_text`) to the content of `parent`.
+
+    Items and folders are rendered as text because lxml costs about 2 us per element, most of a FindItem's
+    CPU. The text travels in a processing instruction that `_envelope` unwraps after serialisation; escaped
+    text never contains "?>", so the instruction ends where the fragment does.
+    """
+    parent.append(etree.ProcessingInstruction(_FRAGMENT_TARGET, xml))
+
+
+_FRAGMENT_TARGET = "ews-fragment"
+_FRAGMENT_START = b"<?ews-fragment "
+# Markup characters, plus what lxml would refuse or normalise: control characters are dropped, CR is kept.
+_ESCAPES = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord('"'): "&quot;", ord("\r"): "&#13;"}
+_ESCAPES.update({code: None for code in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20))})
+
+
+_NEEDS_ESCAPE = re.compile('[&<>"\x00-\x08\x0b\x0c\x0e-\x1f\r]')
+
+
+def xml_text(value: str) -> str:
+    """`value` escaped for element text or a double-quoted attribute."""
+    return value.translate(_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
+
+
 def response_messages(op_name: str) -> tuple[etree._Element, etree._Element]:
     """`<m:{op}Response><m:ResponseMessages/>`: the usual shape of an answer."""
     response = M(f"{op_name}Response")
@@ -178,7 +205,10 @@ def _envelope(body_child: etree._Element, *, with_version: bool) -> bytes:
         etree.SubElement(header, f"{{{NS_T}}}ServerVersionInfo", SERVER_VERSION, nsmap={"h": NS_T})
     body = etree.SubElement(envelope, f"{{{NS_SOAP}}}Body")
     body.append(body_child)
-    return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+    serialized = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+    head, *fragments = serialized.split(_FRAGMENT_START)
+    # Each piece starts with a fragment and its closing "?>", then the serialised markup that follows it.
+    return head + b"".join(piece.replace(b"?>", b"", 1) for piece in fragments) if fragments else head
 
 
 def fault_response(

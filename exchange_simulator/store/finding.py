@@ -9,11 +9,12 @@ so with `includes_last=False` and the offset to continue from, as EWSFindCountLi
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from exchange_simulator.store.model import Folder, Item
-from exchange_simulator.store.query import Node, field_value, matches
+from exchange_simulator.store.query import FIELDS, Node, matches
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def select_items(
     if predicate is not None:
         found = [i for i in found if matches(predicate, i)]
     for key in reversed(sort or DEFAULT_SORT):  # stable sorts, least significant key first
-        found.sort(key=lambda i, k=key: _sort_value(i, k.field), reverse=key.descending)
+        found.sort(key=_sort_key(key.field), reverse=key.descending)
     return found
 
 
@@ -75,19 +76,31 @@ def paginate(found: list, *, offset: int, max_entries: int | None, from_end: boo
     return Page(page, total, next_offset, next_offset >= total)
 
 
-def _sort_value(item: Item, field_uri: str) -> tuple:
-    value = field_value(field_uri, item)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if value is None and field_uri == "item:DateTimeReceived":
-        value = item.date_time_created
-    if value is None:
-        return (0, "")
-    if isinstance(value, str):
-        return (1, value.lower())
-    if isinstance(value, datetime):
-        return (1, value.timestamp())
-    return (1, value)
+_MISSING = (0, "")  # items without the property sort before every value (after, descending)
+
+
+def _received(item: Item) -> object:
+    """An item that was never delivered (a draft) sorts by when it was created, as Exchange's view does."""
+    return item.date_time_received or item.date_time_created
+
+
+@functools.cache
+def _sort_key(field_uri: str) -> Callable[[Item], object]:
+    """The sort key function of a FieldURI, built once per field: strings compare case-insensitively, a
+    multi-valued property by its first value, datetimes (all UTC) as they are."""
+    if field_uri == "item:DateTimeReceived":
+        return _received
+    kind, accessor = FIELDS[field_uri]
+
+    def key(item: Item) -> object:
+        value = accessor(item)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value is None:
+            return _MISSING
+        return (1, value.lower() if kind is str else value)
+
+    return key
 
 
 def find_folders(folder: Folder, deep: bool) -> list[Folder]:
