@@ -237,6 +237,37 @@ def fault_response(
     return _envelope(fault, with_version=False)
 
 
+def operation_error_response(request: SoapRequest, err: EwsError) -> bytes:
+    """An HTTP 200 answer in which every response message is the error `err`.
+
+    Exchange reports ErrorExceededConnectionCount, and sometimes ErrorServerBusy, this way: inside the
+    operation's own response, one `m:{Op}ResponseMessage ResponseClass="Error"` per requested id or item
+    (one when the request names none). The availability-style OOF operations carry a single ResponseMessage.
+    """
+    op_name = request.operation
+    if op_name.endswith("Request"):  # GetUserOofSettingsRequest -> GetUserOofSettingsResponse
+        response = M(f"{op_name.removesuffix('Request')}Response")
+        fill_error(sub_m(response, "ResponseMessage", ResponseClass="Error"), err)
+    else:
+        response, messages = response_messages(op_name)
+        for _ in range(_requested_count(request.body)):
+            error_message(messages, op_name, err)
+    return _envelope(response, with_version=True)
+
+
+_REQUEST_LISTS = (
+    "ItemIds", "FolderIds", "ParentFolderIds", "AttachmentIds", "SourceIds", "Items", "Attachments"
+)
+
+
+def _requested_count(body: etree._Element) -> int:
+    for name in _REQUEST_LISTS:
+        container = body.find(f"{{{NS_M}}}{name}")
+        if container is not None:
+            return max(1, sum(1 for child in container if isinstance(child.tag, str)))
+    return 1
+
+
 def render_fault(fault: SoapFault) -> tuple[int, bytes]:
     return fault.http_status, fault_response(
         fault.code, fault.message, values=fault.values, elements=fault.elements

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from exchange_simulator.codec import soap
-from exchange_simulator.errors import SoapFault
+from exchange_simulator.errors import EwsError, SoapFault
 from exchange_simulator.server.auth import AuthFailure
 from exchange_simulator.server.faults import ERROR_500_PAGE, ERROR_503_PAGE
 from exchange_simulator.server.throttle import Admission
@@ -56,6 +56,12 @@ _RESPONSE_CODE = re.compile(rb"ResponseCode[^>]*>([^<]+)<")
 _DRAIN_LIMIT = 1024 * 1024
 
 
+_CONNECTION_COUNT = EwsError(
+    "ErrorExceededConnectionCount",
+    "You have exceeded the maximum number of concurrent connections for your account. Try again once your "
+    "other requests have completed.",
+    values={"BackOffMilliseconds": "0"},
+)
 _MAX_HEADERS = 100
 _MAX_HEADER_LINE = 65536
 
@@ -253,7 +259,7 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
         key = soap.budget_key(request, caller)
         admission = sim.throttle.admit(key)
         if not admission.admitted:
-            self._refuse(request.operation, key, caller.principal, admission)
+            self._refuse(request, key, caller.principal, admission)
             return
         started = time.perf_counter()
         try:
@@ -266,32 +272,33 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
         sim.request_log.add(request.operation, key, caller.principal, status, _fault_code(status, body))
         self._send(status, XML_TYPE, body, trickle_s=plan.trickle_s)
 
-    def _refuse(self, operation: str, key: str, principal: str, admission: Admission) -> None:
+    def _refuse(self, request: soap.SoapRequest, key: str, principal: str, admission: Admission) -> None:
+        """ErrorServerBusy as an HTTP 500 fault (or, if configured, a 200 error message); a connection-count
+        refusal as an HTTP 200 error message inside the operation's response, as Exchange sends them."""
         sim = self.server.simulator
         if admission.code == "ErrorServerBusy":
-            body = soap.fault_response(
+            busy = EwsError(
                 "ErrorServerBusy",
                 "The server cannot service this request right now. Try again later.",
                 values={"BackOffMilliseconds": str(admission.backoff_ms)},
             )
+            if sim.throttle.settings.busy_as_response_message:
+                status, body = 200, soap.operation_error_response(request, busy)
+            else:
+                status, body = 500, soap.fault_response(busy.code, busy.message, values=busy.values)
         else:
-            body = soap.fault_response(
-                "ErrorExceededConnectionCount",
-                "You have exceeded the maximum number of concurrent connections for your account. Try again "
-                "once your other requests have completed.",
-                values={"BackOffMilliseconds": "0"},
-            )
+            status, body = 200, soap.operation_error_response(request, _CONNECTION_COUNT)
         sim.request_log.add(
-            operation,
+            request.operation,
             key,
             principal,
-            500,
+            status,
             admission.code or "",
             throttled=True,
             backoff_ms=admission.backoff_ms,
             penalised=admission.penalised,
         )
-        self._send(500, XML_TYPE, body)
+        self._send(status, XML_TYPE, body)
 
     # ---- identity provider and control API -----------------------------------------------------------
     def _identity(self, path: str, query: dict[str, list[str]]) -> None:

@@ -30,6 +30,7 @@ class ThrottleSettings:
     storm_every_nth: int = 0  # when > 0, every Nth request is answered ErrorServerBusy
     storm_fraction: float = 0.0  # share of budgets (chosen by a stable hash) that are always busy
     storm_backoff_ms: int = 2_000  # the hint given by storm answers
+    busy_as_response_message: bool = False  # ErrorServerBusy as an HTTP 200 error message, not a 500 fault
     overloaded: bool = False  # answer every EWS request HTTP 503, as a queuing IIS does
     retry_after_s: int = 30  # the Retry-After header of overload answers
 

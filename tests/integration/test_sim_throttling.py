@@ -75,6 +75,14 @@ def test_the_busy_fault_has_exchanges_shape(sim):
     assert back_off_ms(busy) >= 1000  # 10 ms charged at 10 ms per second, plus the time it took
 
 
+def test_busy_can_come_as_an_http_200_error_message_instead(sim):
+    sim.configure(storm_every_nth=1, storm_backoff_ms=1234, busy_as_response_message=True)
+    busy = sim.post_ews(soap_request(impersonate=MAILBOX))
+    assert busy.status_code == 200 and "<faultcode" not in busy.text
+    assert '<m:GetFolderResponseMessage ResponseClass="Error">' in busy.text
+    assert response_code(busy) == "ErrorServerBusy" and back_off_ms(busy) == 1234
+
+
 def test_budgets_are_per_target_mailbox(sim):
     sim.store.add_mailbox("bob@contoso.example")
     sim.configure(burst_ms=0, request_cost_ms=10, recharge_ms_per_s=1)
@@ -91,8 +99,12 @@ def test_too_many_concurrent_requests_get_exceeded_connection_count(sim):
     time.sleep(0.5)  # the first request now sits in its injected latency, holding the only slot
     refused = sim.post_ews(soap_request(impersonate=MAILBOX))
     worker.join()
+    # Exchange sends it as an HTTP 200 error message inside the operation's own response.
+    assert refused.status_code == 200 and "<faultcode" not in refused.text
+    assert '<m:GetFolderResponseMessage ResponseClass="Error">' in refused.text
     assert response_code(refused) == "ErrorExceededConnectionCount"
     assert response_code(slow[0]) != "ErrorExceededConnectionCount"
+    assert any(entry["code"] == "ErrorExceededConnectionCount" for entry in sim.requests(mailbox=MAILBOX))
 
 
 def test_overloaded_mode_answers_503_with_retry_after(sim):
