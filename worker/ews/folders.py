@@ -9,6 +9,7 @@ entry ids to paths.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 from exchangelib import ExtendedProperty, Folder
@@ -19,8 +20,9 @@ from exchangelib.folders.base import BaseFolder
 from exchangelib.folders.collections import FolderCollection
 from exchangelib.folders.queryset import DEEP
 from exchangelib.items import ID_ONLY
-from exchangelib.properties import DistinguishedFolderId, Mailbox
+from exchangelib.properties import DistinguishedFolderId, FolderId, Mailbox
 from exchangelib.services import FindFolder
+from exchangelib.util import TNS
 
 from worker.errors import Permanent
 
@@ -48,6 +50,11 @@ FOLDER_PATHS = tuple(
     FieldPath(field=Folder.get_field_by_fieldname(f)) for f in ("name", "folder_class", "parent_folder_id")
 )
 ENTRY_ID_PATH = FieldPath(field=Folder.get_field_by_fieldname("entry_id"))
+ENTRY_ID_TAG = FolderEntryId.property_tag
+_FOLDER_ID, _PARENT_ID = f"{{{TNS}}}FolderId", f"{{{TNS}}}ParentFolderId"
+_DISPLAY_NAME, _FOLDER_CLASS = f"{{{TNS}}}DisplayName", f"{{{TNS}}}FolderClass"
+_EXTENDED, _EXTENDED_URI = f"{{{TNS}}}ExtendedProperty", f"{{{TNS}}}ExtendedFieldURI"
+_VALUE = f"{{{TNS}}}Value"
 
 
 def folder_not_found(account, spec: str) -> Permanent:
@@ -67,8 +74,41 @@ def well_known_folder(account, name: str) -> BaseFolder:
 
 
 @dataclass(frozen=True)
+class FolderRow:
+    """One FindFolder result as plain data. Building exchangelib Folder objects (and guessing each one's class
+    from its name) cost about half of a search's worker CPU; a FolderId is all FindItem and MoveItem need."""
+
+    folder: FolderId
+    parent_id: str | None
+    name: str
+    folder_class: str | None
+    entry_id: bytes | None
+
+    @classmethod
+    def from_xml(cls, elem) -> FolderRow:
+        folder_id, parent = elem.find(_FOLDER_ID), elem.find(_PARENT_ID)
+        entry_id = None
+        for prop in elem.iterfind(_EXTENDED):
+            uri = prop.find(_EXTENDED_URI)
+            if uri is not None and int(uri.get("PropertyTag", "0"), 16) == ENTRY_ID_TAG:
+                entry_id = base64.b64decode(prop.findtext(_VALUE) or "")
+        return cls(
+            folder=FolderId(id=folder_id.get("Id"), changekey=folder_id.get("ChangeKey")),
+            parent_id=parent.get("Id") if parent is not None else None,
+            name=elem.findtext(_DISPLAY_NAME) or "",
+            folder_class=elem.findtext(_FOLDER_CLASS),
+            entry_id=entry_id,
+        )
+
+
+class _FindFolderRows(FindFolder):
+    def _elem_to_obj(self, elem) -> FolderRow:
+        return FolderRow.from_xml(elem)
+
+
+@dataclass(frozen=True)
 class FolderNode:
-    folder: BaseFolder
+    folder: BaseFolder | FolderId
     path: str
     folder_class: str | None
     entry_id: bytes | None
@@ -80,7 +120,6 @@ class FolderTree:
     def __init__(self, nodes: list[FolderNode]) -> None:
         self.nodes = nodes
         self._by_path = {node.path.casefold(): node for node in nodes}
-        self._by_id = {node.folder.id: node for node in nodes}
         self._by_entry_id = {node.entry_id: node for node in nodes if node.entry_id}
 
     @classmethod
@@ -88,7 +127,7 @@ class FolderTree:
         """exchangelib's find_folders refuses extended properties, which Exchange's FindFolder returns, so the
         FindFolder service is called directly: one request (per 1000 folders) with entry ids included."""
         fields = (*FOLDER_PATHS, ENTRY_ID_PATH) if entry_ids else FOLDER_PATHS
-        found = FindFolder(account=account, page_size=FOLDER_PAGE_SIZE).call(
+        found = _FindFolderRows(account=account, page_size=FOLDER_PAGE_SIZE).call(
             folders=[under],
             additional_fields=fields,
             restriction=None,
@@ -97,19 +136,15 @@ class FolderTree:
             max_items=None,
             offset=0,
         )
-        folders = []
-        for folder in found:
-            if isinstance(folder, Exception):
-                raise folder
-            folders.append(folder)
-        return cls(_with_paths(folders, prefix, entry_ids))
+        rows = []
+        for row in found:
+            if isinstance(row, Exception):
+                raise row
+            rows.append(row)
+        return cls(_with_paths(rows, prefix))
 
     def find(self, path: str) -> FolderNode | None:
         return self._by_path.get(path.casefold())
-
-    def path_of(self, folder_id: str) -> str | None:
-        node = self._by_id.get(folder_id)
-        return node.path if node else None
 
     def by_entry_id(self, entry_id: bytes) -> FolderNode | None:
         return self._by_entry_id.get(entry_id)
@@ -119,27 +154,18 @@ class FolderTree:
         return [n for n in self.nodes if not n.folder_class or n.folder_class.lower().startswith("ipf.note")]
 
 
-def _with_paths(folders: list, prefix: str, entry_ids: bool) -> list[FolderNode]:
-    by_id = {f.id: f for f in folders}
+def _with_paths(rows: list[FolderRow], prefix: str) -> list[FolderNode]:
+    by_id = {row.folder.id: row for row in rows}
     paths: dict[str, str] = {}
 
-    def path(folder) -> str:
-        if folder.id not in paths:
-            parent_id = folder.parent_folder_id.id if folder.parent_folder_id else None
-            parent = by_id.get(parent_id) if parent_id != folder.id else None
+    def path(row: FolderRow) -> str:
+        if row.folder.id not in paths:
+            parent = by_id.get(row.parent_id) if row.parent_id != row.folder.id else None
             head = path(parent) if parent is not None else prefix
-            paths[folder.id] = f"{head}/{folder.name}" if head else folder.name
-        return paths[folder.id]
+            paths[row.folder.id] = f"{head}/{row.name}" if head else row.name
+        return paths[row.folder.id]
 
-    return [
-        FolderNode(
-            folder=f,
-            path=path(f),
-            folder_class=f.folder_class,
-            entry_id=getattr(f, "entry_id", None) if entry_ids else None,
-        )
-        for f in folders
-    ]
+    return [FolderNode(row.folder, path(row), row.folder_class, row.entry_id) for row in rows]
 
 
 def resolve_folder(account, spec: str) -> tuple[BaseFolder, str]:

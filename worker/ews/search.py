@@ -11,14 +11,19 @@ recipients, attachment names) are checked on a GetItem of the candidates, and on
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from exchangelib import EWSDateTime, ExtendedProperty, Message, Q
+from exchangelib import EWSDateTime, ExtendedProperty, Folder, Message, Q
 from exchangelib.fields import FieldPath
 from exchangelib.items import ID_ONLY, SHALLOW
+from exchangelib.properties import FolderId
 from exchangelib.restriction import Restriction
 from exchangelib.services import FindItem
+from exchangelib.services.common import shape_element
+from exchangelib.util import create_element, set_xml_value
 
 from worker.ews.folders import MAIL_ROOT, FolderTree, resolve_folders, well_known_folder
 
@@ -53,6 +58,8 @@ FIND_FIELDS = (
     "from_smtp_address",
 )
 FIND_PATHS = tuple(FieldPath(field=Message.get_field_by_fieldname(f)) for f in FIND_FIELDS)
+# Restriction uses its folders only to check field names against their item types; `folders` may be FolderIds.
+FIELD_CHECK_FOLDERS = [Folder()]
 FETCH_BATCH = 100
 MAX_PAGE_SIZE = 100
 MIN_PAGE_SIZE = 10
@@ -195,12 +202,43 @@ def find_messages(account, criteria: dict, folders: list[str] | None, limit: int
     return found
 
 
+class _LeanFindItem(FindItem):
+    """FindItem with a cached ItemShape and FolderIds written directly: exchangelib's generic serialisation of
+    nine FieldPaths and a few dozen FolderIds cost about 0.6 ms CPU per request, a tenth of a search."""
+
+    def get_payload(self, folders, additional_fields, restriction, order_fields, query_string, shape, depth,
+                    calendar_view, page_size, offset=0):
+        version = self.account.version
+        payload = create_element("m:FindItem", attrs={"Traversal": depth})
+        payload.append(copy.deepcopy(_item_shape(shape, additional_fields, version)))
+        view = {"MaxEntriesReturned": page_size, "Offset": offset, "BasePoint": "Beginning"}
+        payload.append(create_element("m:IndexedPageItemView", attrs=view))
+        if restriction:
+            payload.append(restriction.to_xml(version=version))
+        parents = create_element("m:ParentFolderIds")
+        for folder in folders:
+            if isinstance(folder, FolderId):
+                ids = {"Id": folder.id, "ChangeKey": folder.changekey}
+                parents.append(create_element("t:FolderId", attrs=ids))
+            else:
+                set_xml_value(parents, folder.to_id(), version=version)
+        payload.append(parents)
+        if query_string:
+            payload.append(query_string.to_xml(version=version))
+        return payload
+
+
+@functools.lru_cache(maxsize=32)
+def _item_shape(shape: str, fields: tuple, version):
+    return shape_element(tag="m:ItemShape", shape=shape, additional_fields=fields, version=version)
+
+
 def find_items(account, folders: list, query: Q, fields: tuple, page_size: int, max_items: int | None = None):
     """Items from FindItem pages over `folders` (exchangelib follows IndexedPagingOffset until
     IncludesLastItemInRange), with `fields` (FieldPaths) that Exchange returns from FindItem; errors raise."""
-    restriction = None if query.is_empty() else Restriction(query, folders, Restriction.ITEMS)
+    restriction = None if query.is_empty() else Restriction(query, FIELD_CHECK_FOLDERS, Restriction.ITEMS)
     is_aqs = bool(query.query_string)
-    found = FindItem(account=account, page_size=page_size).call(
+    found = _LeanFindItem(account=account, page_size=page_size).call(
         folders=folders,
         additional_fields=fields,
         restriction=None if is_aqs else restriction,
