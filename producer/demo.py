@@ -116,9 +116,37 @@ def http_ok(url: str, **kwargs: Any) -> bool:
         return False
 
 
+def start_simulator(args: argparse.Namespace, stack: Stack, env: dict[str, str]) -> dict[str, Any]:
+    """The simulator prints one JSON line when it listens: where it is and the credentials it made up."""
+    command = f"-m exchange_simulator serve --mailboxes {args.mailboxes} --messages-per-mailbox 4"
+    command += f" --phish-rate {args.phish_rate} --seed {args.seed}"
+    simulator = stack.start(
+        "simulator", [sys.executable, *command.split()], env, stdout=subprocess.PIPE, text=True
+    )
+    line = simulator.stdout.readline()
+    if not line:
+        stack.check_running()
+        raise DemoError("the simulator printed nothing")
+    return json.loads(line)
+
+
+def profile_env(sim: dict[str, Any]) -> dict[str, str]:
+    """Connection profile `default` for the workers: the simulator's OAuth app (full_access_as_app)."""
+    app = sim["apps"][0]
+    return {
+        "EWS_URL": sim["ews_url"],
+        "EWS_AUTH": "oauth",
+        "EWS_TENANT_ID": app["tenant_id"],
+        "EWS_CLIENT_ID": app["client_id"],
+        "EWS_CLIENT_SECRET": app["client_secret"],
+        "EWS_AUTHORITY": sim["authority"],
+        "EWS_CA_BUNDLE": sim["ca_bundle"],
+    }
+
+
 def start_services(args: argparse.Namespace, stack: Stack, out) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EWS_", "FLOWER_"))}
-    env["PYTHONPATH"] = str(REPO)
+    env.update(PYTHONPATH=str(REPO), EWS_IR_LOG_FORMAT="json")
     if os.environ.get("REDIS_URL"):
         # Someone else's Redis: our keys under a prefix of their own, so nothing there is touched.
         env["EWS_IR_REDIS_PREFIX"] = f"ews-ir-demo-{uuid.uuid4().hex[:8]}"
@@ -129,87 +157,33 @@ def start_services(args: argparse.Namespace, stack: Stack, out) -> dict[str, Any
         print(f"Redis     {env['REDIS_URL']} (private, stopped with the demo)", file=out)
 
     print(f"Simulator seeding {args.mailboxes} mailboxes ...", file=out, flush=True)
-    simulator = stack.start(
-        "simulator",
-        [
-            sys.executable,
-            "-m",
-            "exchange_simulator",
-            "serve",
-            "--mailboxes",
-            str(args.mailboxes),
-            "--messages-per-mailbox",
-            "4",
-            "--phish-rate",
-            str(args.phish_rate),
-            "--seed",
-            str(args.seed),
-        ],
-        env,
-        stdout=subprocess.PIPE,
-        text=True,
+    sim = start_simulator(args, stack, env)
+    print(
+        f"Simulator {sim['ews_url']} (OAuth app {sim['apps'][0]['client_id']}, full_access_as_app)", file=out
     )
-    line = simulator.stdout.readline()
-    if not line:
-        stack.check_running()
-        raise DemoError("the simulator printed nothing")
-    sim = json.loads(line)
-    app = sim["apps"][0]
-    env.update(
-        EWS_URL=sim["ews_url"],
-        EWS_AUTH="oauth",
-        EWS_TENANT_ID=app["tenant_id"],
-        EWS_CLIENT_ID=app["client_id"],
-        EWS_CLIENT_SECRET=app["client_secret"],
-        EWS_AUTHORITY=sim["authority"],
-        EWS_CA_BUNDLE=sim["ca_bundle"],
-        EWS_IR_ARTIFACT_DIR=str(stack.workdir / "artifacts"),
-        EWS_IR_LOG_FORMAT="json",
-    )
-    print(f"Simulator {sim['ews_url']} (OAuth app {app['client_id']}, full_access_as_app)", file=out)
 
-    ports = {
-        "api": port_or_free(args.api_port),
-        "flower": port_or_free(args.flower_port),
-        "metrics": port_or_free(args.metrics_port),
+    ports = {name: port_or_free(getattr(args, f"{name}_port")) for name in ("api", "flower", "metrics")}
+    worker_env = {
+        **env,
+        **profile_env(sim),  # only the workers hold Exchange credentials
+        "EWS_IR_ARTIFACT_DIR": str(stack.workdir / "artifacts"),
+        "EWS_IR_METRICS_PORT": str(ports["metrics"]),
     }
-    worker_env = {**env, "EWS_IR_METRICS_PORT": str(ports["metrics"])}
-    stack.start(
-        "worker",
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "-P",
-            "threads",
-            "-c",
-            str(args.concurrency),
-            "-Q",
-            QUEUES,
-            "-n",
-            f"demo-{uuid.uuid4().hex[:6]}@%h",
-            "-l",
-            "info",
-        ],
-        worker_env,
-    )
+    worker = f"-m celery -A worker worker -P threads -c {args.concurrency} -Q {QUEUES} -l info"
+    worker += f" -n demo-{uuid.uuid4().hex[:6]}@%h"
+    stack.start("worker", [sys.executable, *worker.split()], worker_env)
 
     keys_file = stack.workdir / "api-keys.json"
-    api_key = KeyStore(keys_file).add("demo-responder", Role.approver)
-    api_env = {**env, "EWS_IR_API_KEYS_FILE": str(keys_file)}
-    stack.start(
-        "api",
-        [sys.executable, "-m", "producer", "api", "--host", "127.0.0.1", "--port", str(ports["api"])],
-        api_env,
-    )
+    api_key = KeyStore(keys_file).add("demo-analyst", Role.approver)
+    api = f"-m producer api --host 127.0.0.1 --port {ports['api']}"
+    stack.start("api", [sys.executable, *api.split()], {**env, "EWS_IR_API_KEYS_FILE": str(keys_file)})
 
     flower_password = secrets.token_urlsafe(12)
-    flower_env = {**env, "EWS_IR_FLOWER_BASIC_AUTH": f"demo:{flower_password}"}
+    flower = f"-m producer flower --port {ports['flower']}"
     stack.start(
-        "flower", [sys.executable, "-m", "producer", "flower", "--port", str(ports["flower"])], flower_env
+        "flower",
+        [sys.executable, *flower.split()],
+        {**env, "EWS_IR_FLOWER_BASIC_AUTH": f"demo:{flower_password}"},
     )
 
     api_url = f"http://127.0.0.1:{ports['api']}"

@@ -82,9 +82,9 @@ def test_process_logging_follows_the_setting(monkeypatch, capsys):
     saved = root.handlers[:], root.level
     try:
         logs.configure_process_logging()
-        logging.getLogger("uvicorn.access").info("GET /healthz 200")
+        logging.getLogger("ews_ir.api_test").info("GET /healthz 200")
         record = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
-        assert record["logger"] == "uvicorn.access" and record["message"] == "GET /healthz 200"
+        assert record["logger"] == "ews_ir.api_test" and record["message"] == "GET /healthz 200"
     finally:
         root.handlers[:], root.level = saved[0], saved[1]
         get_settings.cache_clear()
