@@ -17,7 +17,8 @@ from campaigns.spec import validate as validate_spec
 from producer.api import create_app
 from producer.cli import build_parser
 from tests.env_vars import REPO, read_by_code
-from worker.profiles import _profiles_from_file
+from worker.profiles import load_profiles
+from worker.settings import get_settings
 
 README = (REPO / "README.md").read_text()
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -104,7 +105,12 @@ def test_profiles_file_example_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("EWS_ONPREM_PASSWORD", "from-the-environment")
     file = tmp_path / "profiles.yaml"
     file.write_text(yaml.safe_dump(document))
-    profiles = _profiles_from_file(file)
+    monkeypatch.setenv("EWS_IR_PROFILES_FILE", str(file))
+    get_settings.cache_clear()
+    try:
+        profiles = load_profiles()
+    finally:
+        get_settings.cache_clear()
     assert set(profiles) == {"default", "onprem"}
     assert profiles["onprem"].password == "from-the-environment"
 
