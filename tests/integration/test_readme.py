@@ -18,7 +18,7 @@ from producer.api import create_app
 from producer.cli import build_parser
 from tests.env_vars import REPO, read_by_code
 from worker.profiles import load_profiles
-from worker.settings import get_settings
+from worker.settings import get_settings, load_settings
 
 README = (REPO / "README.md").read_text()
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -129,3 +129,23 @@ def test_python_send_task_example_runs_against_a_worker(
     assert envelope["status"] == "ok" or envelope["error"]["code"] == "ErrorNonExistentMailbox", envelope
     assert set(envelope) == {"status", "action", "mailbox", "data", "error", "attempts", "duration_ms"}
     assert capsys.readouterr().out.startswith(envelope["status"])
+
+
+def test_documented_defaults_match_the_worker_settings(monkeypatch):
+    """Each worker setting's default in the table is what `load_settings` gives with the variable unset."""
+    source = (REPO / "worker" / "settings.py").read_text()
+    field_of = {
+        var: field for field, var in re.findall(r'(\w+)\s*=\s*(?:int\()?\s*_env_\w+\(\s*"([A-Z_]+)"', source)
+    }
+    rows = re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \| `([^`]+)` \|", README, re.MULTILINE)
+    checked = 0
+    for var in field_of:
+        monkeypatch.delenv(var, raising=False)
+    settings = load_settings()
+    for var, default in rows:
+        if var not in field_of or re.fullmatch(r"[A-Z][A-Z0-9_]+", default):  # names another variable
+            continue
+        value = getattr(settings, field_of[var])
+        assert str(int(value) if isinstance(value, float) and value.is_integer() else value) == default, var
+        checked += 1
+    assert checked >= 20
