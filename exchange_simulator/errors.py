@@ -6,13 +6,20 @@ Store and codec raise these; the codec turns `EwsError` into a per-item error re
 
 
 class EwsError(Exception):
-    """One EWS ResponseCode (e.g. ErrorItemNotFound), reported inside an error response message."""
+    """One EWS ResponseCode (e.g. ErrorItemNotFound), reported inside an error response message.
 
-    def __init__(self, code: str, message: str, *, values: dict[str, str] | None = None) -> None:
+    `property_path` is the XML of the property path at fault (`<t:FieldURI .../>`, `<t:ExtendedFieldURI
+    .../>`), which Exchange puts in MessageXml so that the client can name the bad property.
+    """
+
+    def __init__(
+        self, code: str, message: str, *, values: dict[str, str] | None = None, property_path: str = ""
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.values = values or {}
+        self.property_path = property_path
 
 
 class SoapFault(Exception):

@@ -13,7 +13,7 @@ import binascii
 
 from lxml import etree
 
-from exchange_simulator.codec import folders_xml
+from exchange_simulator.codec import extended, folders_xml
 from exchange_simulator.codec.soap import (
     NS_M,
     NS_T,
@@ -29,7 +29,7 @@ from exchange_simulator.codec.soap import (
 )
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import mime, mutations, sending
-from exchange_simulator.store.model import Attachment, EmailAddress, Folder, Item
+from exchange_simulator.store.model import Attachment, EmailAddress, ExtendedValue, Folder, Item, PropertyKey
 
 DISPOSITIONS = ("SaveOnly", "SendOnly", "SendAndSaveCopy")
 _RECIPIENT_FIELDS = {
@@ -126,6 +126,10 @@ def parse_item(element: etree._Element) -> Item:
     attachments = element.find(_t("Attachments"))
     if attachments is not None:
         item.attachments = [parse_attachment(a) for a in attachments]
+    for found in element.findall(_t("ExtendedProperty")):
+        path, value = extended.parse_property(found)
+        extended.check_writable(path)
+        item.extended[path.key] = value
     return item
 
 
@@ -292,28 +296,69 @@ def send_item(ctx: OperationContext, request: etree._Element) -> etree._Element:
 
 
 # ---- UpdateItem --------------------------------------------------------------------------------------
-def _changes(change: etree._Element) -> list[tuple[str, Item | None]]:
+_PATHS = (_t("FieldURI"), _t("IndexedFieldURI"), _t("ExtendedFieldURI"))
+
+
+def _changes(
+    change: etree._Element,
+) -> tuple[list[tuple[str, Item | None]], list[tuple[PropertyKey, ExtendedValue | None]]]:
+    """The ItemChange's updates: (FieldURI, source item or None to delete), and the same for extended
+    properties (key, value or None to delete)."""
     updates = change.find(_t("Updates"))
-    found: list[tuple[str, Item | None]] = []
+    fields: list[tuple[str, Item | None]] = []
+    properties: list[tuple[PropertyKey, ExtendedValue | None]] = []
     for update in updates if updates is not None else ():
         action = etree.QName(update).localname
-        path = update.find(_t("FieldURI"))
+        path = next((child for child in update if child.tag in _PATHS), None)
         if path is None:
-            raise EwsError("ErrorInvalidPropertySet", "Only FieldURI properties can be updated here.")
+            raise schema_fault(f"The element '{action}' has incomplete content. List of possible elements "
+                               "expected: 'FieldURI, IndexedFieldURI, ExtendedFieldURI'.")
+        source = next((child for child in update if child is not path), None)
+        if etree.QName(path).localname == "ExtendedFieldURI":
+            properties.append(_extended_change(action, extended.parse_path(path), source))
+            continue
         field_uri = path.get("FieldURI", "")
+        if path.tag == _t("IndexedFieldURI"):
+            raise EwsError("ErrorInvalidPropertySet", "Set action is invalid for property.",
+                           property_path=f'<t:IndexedFieldURI FieldURI="{field_uri}" '
+                                         f'FieldIndex="{path.get("FieldIndex", "")}"/>')
         if action == "DeleteItemField":
-            found.append((field_uri, None))
+            fields.append((field_uri, None))
             continue
         if action != "SetItemField":
             raise EwsError("ErrorInvalidPropertyAppend", f"{field_uri} does not support the append action.")
-        source = next((child for child in update if child is not path), None)
         if source is None:
-            raise EwsError(
-                "ErrorIncorrectUpdatePropertyCount",
-                "An object within a change description must contain one and only one property to modify.",
-            )
-        found.append((field_uri, parse_item(source)))
-    return found
+            raise _incorrect_count()
+        fields.append((field_uri, parse_item(source)))
+    return fields, properties
+
+
+def _extended_change(
+    action: str, path: extended.ExtendedPath, source: etree._Element | None
+) -> tuple[PropertyKey, ExtendedValue | None]:
+    """Delete removes the property if set (a computed one never is); set needs the one ExtendedProperty of the
+    item element to be the property the path names."""
+    if action == "DeleteItemField":
+        return path.key, None
+    if action != "SetItemField":
+        raise EwsError("ErrorInvalidPropertyAppend", "Append action is invalid for property.",
+                       property_path=path.xml)
+    written = [child for child in source if isinstance(child.tag, str)] if source is not None else []
+    if len(written) != 1 or written[0].tag != _t("ExtendedProperty"):
+        raise _incorrect_count()
+    written_path, value = extended.parse_property(written[0])
+    if written_path.key != path.key:
+        raise EwsError("ErrorUpdatePropertyMismatch",
+                       "Property for update does not match property in object.", property_path=path.xml)
+    extended.check_writable(path)
+    return path.key, value
+
+
+def _incorrect_count() -> EwsError:
+    return EwsError(
+        "ErrorIncorrectUpdatePropertyCount",
+        "An object within a change description must contain one and only one property to modify.",
+    )
 
 
 @operation("UpdateItem")
@@ -331,7 +376,7 @@ def update_item(ctx: OperationContext, request: etree._Element) -> etree._Elemen
                 raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
             item = folders_xml.parse_item_id(ctx, id_element)
             mutations.check_update_change_key(item, id_element.get("ChangeKey"), resolution)
-            mutations.update_item(ctx.store, item, _changes(change))
+            mutations.update_item(ctx.store, item, *_changes(change))
             if disposition in ("SendOnly", "SendAndSaveCopy"):
                 folder = _saved_folder(ctx, request) or item.mailbox.folders["sentitems"]
                 sending.send_draft(ctx.store, item, folder if disposition == "SendAndSaveCopy" else None)

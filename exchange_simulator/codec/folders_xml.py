@@ -2,9 +2,10 @@
 
 Rendering follows the Types schema order (ItemType's sequence, then MessageType's), because strict clients
 validate it. Shapes: IdOnly is the id; Default and AllProperties are the sets below; AdditionalProperties
-add FieldURIs, IndexedFieldURIs and ExtendedFieldURIs (modelled: PidTagLastActiveParentEntryId 0x348A,
-PidTagSenderSmtpAddress 0x5D01 and PidTagSentRepresentingSmtpAddress 0x5D02 on items, PR_ENTRYID 0x0FFF on
-items and folders; Exchange returns these MAPI properties from FindItem/FindFolder too).
+add FieldURIs, IndexedFieldURIs and ExtendedFieldURIs: the extended properties a client set on an item, and
+those computed from the model (PidTagLastActiveParentEntryId 0x348A, PidTagSenderSmtpAddress 0x5D01 and
+PidTagSentRepresentingSmtpAddress 0x5D02 on items, PR_ENTRYID 0x0FFF on items and folders; Exchange returns
+these MAPI properties from FindItem/FindFolder too).
 FindItem cannot return the "complex" properties (bodies, recipient lists, attachments, MIME, headers); From
 and Sender come as full Mailboxes, as Exchange 2010 and later send them (the docs' Name-only rule is 2007's).
 Items and folders are rendered as XML text and spliced in with `soap.append_xml`: lxml's per-element cost
@@ -21,10 +22,12 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
+from exchange_simulator.codec import extended
+from exchange_simulator.codec.extended import ExtendedPath
 from exchange_simulator.codec.soap import NS_T, OperationContext, append_xml, schema_fault, xml_text
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import mime
-from exchange_simulator.store.model import Attachment, EmailAddress, Folder, Item, Mailbox
+from exchange_simulator.store.model import Attachment, EmailAddress, Folder, Item, Mailbox, PropertyKey
 from exchange_simulator.store.query import conversation_topic
 
 # DistinguishedFolderIdNameType values of the schema; an id outside this list fails schema validation,
@@ -84,10 +87,6 @@ DISTINGUISHED_IDS = frozenset(
     ]
 )
 _T = f"{{{NS_T}}}"
-LAST_ACTIVE_PARENT_TAG = 0x348A
-SENDER_SMTP_TAG = 0x5D01
-SENT_REPRESENTING_SMTP_TAG = 0x5D02
-ENTRY_ID_TAG = 0x0FFF
 
 
 # ---- ids in -----------------------------------------------------------------------------------------------
@@ -147,7 +146,7 @@ def parse_item_id(ctx: OperationContext, element: etree._Element) -> Item:
 class Shape:
     base: str  # IdOnly | Default | AllProperties
     fields: frozenset[str] = frozenset()  # FieldURIs from AdditionalProperties (indexed ones by their base)
-    extended: tuple[tuple[int, str], ...] = ()  # (PropertyTag, PropertyType) of ExtendedFieldURIs
+    extended: tuple[ExtendedPath, ...] = ()  # from ExtendedFieldURIs
 
 
 _INDEXED_BASES = {
@@ -164,7 +163,7 @@ def parse_shape(element: etree._Element | None) -> Shape:
     if base not in ("IdOnly", "Default", "AllProperties"):
         raise schema_fault(f"The 'BaseShape' element has an invalid value '{base}'.")
     fields: set[str] = set()
-    extended: list[tuple[int, str]] = []
+    paths: list[ExtendedPath] = []
     additional = element.find(f"{_T}AdditionalProperties")
     for path in additional if additional is not None else ():
         local = etree.QName(path).localname
@@ -173,12 +172,9 @@ def parse_shape(element: etree._Element | None) -> Shape:
         elif local == "IndexedFieldURI":
             uri = path.get("FieldURI", "")
             fields.add(_INDEXED_BASES.get(uri, uri))
-        elif local == "ExtendedFieldURI" and path.get("PropertyTag"):
-            tag = path.get("PropertyTag", "0")
-            extended.append(
-                (int(tag, 16) if tag.lower().startswith("0x") else int(tag), path.get("PropertyType", ""))
-            )
-    return Shape(base, frozenset(fields), tuple(extended))
+        elif local == "ExtendedFieldURI":
+            paths.append(extended.parse_path(path))
+    return Shape(base, frozenset(fields), tuple(paths))
 
 
 # ---- id formats ------------------------------------------------------------------------------------------
@@ -211,13 +207,6 @@ def _bool(value: bool) -> str:
 def _element(tag: str, text: str) -> str:
     """`<t:{tag}>text</t:{tag}>` with `text` escaped."""
     return f"<t:{tag}>{xml_text(text)}</t:{tag}>"
-
-
-def _extended_property(tag: int, kind: str, value: str) -> str:
-    return (
-        f'<t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="0x{tag:x}" PropertyType="{xml_text(kind)}"/>'
-        f"{_element('Value', value)}</t:ExtendedProperty>"
-    )
 
 
 def mailbox_xml(address: EmailAddress, item_id: tuple[str, str] | None = None) -> str:
@@ -594,7 +583,7 @@ def _plan(shape: Shape, kind: str, for_find: bool, with_id: bool) -> tuple[str, 
     for uri, render in (*_ITEM_FIELDS, *specific):
         if uri == "extended":
             if shape.extended:
-                plan.append(functools.partial(_extended_xml, extended=shape.extended))
+                plan.append(functools.partial(_extended_xml, extended_paths=shape.extended))
         elif uri in wanted:
             plan.append(render)
     return f"<t:{kind}>", tuple(plan), f"</t:{kind}>"
@@ -604,24 +593,29 @@ def _smtp(address: EmailAddress | None) -> str | None:
     return address.address if address is not None and address.routing_type == "SMTP" else None
 
 
-def _extended_value(item: Item, tag: int) -> str | None:
-    if tag == LAST_ACTIVE_PARENT_TAG and item.last_active_parent_folder_id:
+def _computed_value(item: Item, tag: int | None) -> str | None:
+    if tag == extended.LAST_ACTIVE_PARENT_TAG and item.last_active_parent_folder_id:
         return base64.b64encode(entry_id(item.last_active_parent_folder_id)).decode()
-    if tag == ENTRY_ID_TAG and item.id:
+    if tag == extended.ENTRY_ID_TAG and item.id:
         return base64.b64encode(entry_id(item.id)).decode()
-    if tag == SENDER_SMTP_TAG:
+    if tag == extended.SENDER_SMTP_TAG:
         return _smtp(item.sender)
-    if tag == SENT_REPRESENTING_SMTP_TAG:
+    if tag == extended.SENT_REPRESENTING_SMTP_TAG:
         return _smtp(item.from_)
     return None
 
 
-def _extended_xml(item: Item, extended: tuple[tuple[int, str], ...]) -> str:
+def _extended_xml(item: Item, extended_paths: tuple[ExtendedPath, ...]) -> str:
+    """The asked-for extended properties the item has (one stored with another PropertyType is not)."""
     parts = []
-    for tag, kind in extended:
-        value = _extended_value(item, tag)
+    for path in extended_paths:
+        if path.key.tag in extended.COMPUTED_TAGS:
+            value: str | tuple[str, ...] | None = _computed_value(item, path.key.tag)
+        else:
+            stored = item.extended.get(path.key)
+            value = stored[1] if stored is not None and stored[0] == path.property_type else None
         if value is not None:
-            parts.append(_extended_property(tag, kind, value))
+            parts.append(extended.property_xml(path, value))
     return "".join(parts)
 
 
@@ -643,6 +637,7 @@ _FOLDER_DEFAULT = frozenset(
 _FOLDER_ALL = _FOLDER_DEFAULT | frozenset(
     ["folder:ParentFolderId", "folder:FolderClass", "folder:EffectiveRights", "folder:DistinguishedFolderId"]
 )
+_FOLDER_ENTRY_ID = PropertyKey(tag=extended.ENTRY_ID_TAG)
 _FOLDER_RIGHTS = (
     "<t:EffectiveRights><t:CreateAssociated>true</t:CreateAssociated><t:CreateContents>true</t:CreateContents>"
     "<t:CreateHierarchy>true</t:CreateHierarchy><t:Delete>true</t:Delete><t:Modify>true</t:Modify>"
@@ -669,10 +664,9 @@ def folder_xml(folder: Folder, shape: Shape) -> str:
         parts.append(f"<t:TotalCount>{len(folder.items)}</t:TotalCount>")
     if "folder:ChildFolderCount" in wanted:
         parts.append(f"<t:ChildFolderCount>{len(folder.children)}</t:ChildFolderCount>")
-    for tag, property_type in shape.extended:
-        if tag == ENTRY_ID_TAG:
-            entry = base64.b64encode(entry_id(folder.id)).decode()
-            parts.append(_extended_property(tag, property_type or "Binary", entry))
+    for path in shape.extended:
+        if path.key == _FOLDER_ENTRY_ID:
+            parts.append(extended.property_xml(path, base64.b64encode(entry_id(folder.id)).decode()))
     if "folder:EffectiveRights" in wanted:
         parts.append(_FOLDER_RIGHTS)
     if "folder:DistinguishedFolderId" in wanted and folder.distinguished_id:

@@ -191,8 +191,10 @@ def fill_error(message: etree._Element, err: EwsError) -> None:
     sub_m(message, "MessageText", err.message)
     sub_m(message, "ResponseCode", err.code)
     sub_m(message, "DescriptiveLinkKey", "0")
-    if err.values:
+    if err.values or err.property_path:
         xml = sub_m(message, "MessageXml")
+        if err.property_path:
+            append_xml(xml, err.property_path)
         for name, value in err.values.items():
             sub_t(xml, "Value", value, Name=name)
 

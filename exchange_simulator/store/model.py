@@ -102,6 +102,22 @@ class ContactInfo:
     phone_numbers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PropertyKey:
+    """An extended MAPI property a client names: a PropertyTag, or a property set GUID (lower case) with a
+    PropertyName or a PropertyId. A distinguished set name is stored as its GUID: it is the same property."""
+
+    tag: int | None = None
+    property_set: str | None = None
+    name: str | None = None
+    dispatch_id: int | None = None
+
+
+# An extended property's value: its PropertyType and the value (a tuple of values for an *Array type), as
+# the text Exchange answers with.
+ExtendedValue = tuple[str, str | tuple[str, ...]]
+
+
 @dataclass(eq=False)
 class Item:
     """A message (IPM.Note and kin) or a contact (IPM.Contact).
@@ -140,6 +156,7 @@ class Item:
     # PidTagLastActiveParentEntryId (0x348A): where a deleted item came from, so it can be restored there.
     last_active_parent_folder_id: str | None = None
     contact: ContactInfo | None = None
+    extended: dict[PropertyKey, ExtendedValue] = field(default_factory=dict)  # client-set properties
 
     @property
     def mailbox(self) -> Mailbox:

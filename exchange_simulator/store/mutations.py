@@ -14,11 +14,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import replace
 
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import mime
-from exchange_simulator.store.model import Attachment, EmailAddress, Folder, Item, Store, utcnow
+from exchange_simulator.store.model import (
+    Attachment,
+    EmailAddress,
+    ExtendedValue,
+    Folder,
+    Item,
+    PropertyKey,
+    Store,
+    utcnow,
+)
 
 DELETE_TYPES = ("HardDelete", "SoftDelete", "MoveToDeletedItems")
 CONFLICT_RESOLUTIONS = ("NeverOverwrite", "AutoResolve", "AlwaysOverwrite")
@@ -159,6 +169,7 @@ def clone_item(item: Item) -> Item:
         last_modified_time=now,
         last_active_parent_folder_id=None,
         contact=replace(item.contact) if item.contact is not None else None,
+        extended=dict(item.extended),
     )
 
 
@@ -241,12 +252,20 @@ _UNMODELLED = frozenset(
 _NOT_IN_MIME = frozenset({"message:IsRead"})
 
 
-def update_item(store: Store, item: Item, changes: list[tuple[str, Item | None]]) -> None:
+def update_item(
+    store: Store,
+    item: Item,
+    changes: list[tuple[str, Item | None]],
+    extended_changes: Sequence[tuple[PropertyKey, ExtendedValue | None]] = (),
+) -> None:
     """Apply UpdateItem changes in order, all or none.
 
     Each change is (FieldURI, source): SetItemField copies the property from `source`, an item parsed from
     the request; DeleteItemField (source None) resets it to its empty value. Raises EwsError for a property
     Exchange would not let a client change. The MIME is rewritten when a property it carries changed.
+    Extended property changes are (key, value): a value sets the property, None deletes it (deleting one
+    that is not set is no error, as in Exchange). They are allowed on sent messages too, and the MIME does
+    not carry them.
     """
     with store.lock:
         changes = [(uri, source) for uri, source in changes if uri not in _UNMODELLED]
@@ -261,10 +280,23 @@ def update_item(store: Store, item: Item, changes: list[tuple[str, Item | None]]
         for field_uri, source in changes:
             for attribute in _UPDATABLE[field_uri][0]:
                 setattr(item, attribute, getattr(source if source is not None else Item(), attribute))
+        for key, value in extended_changes:
+            if value is None:
+                item.extended.pop(key, None)
+            else:
+                item.extended[key] = value
         if item.mime and any(uri not in _NOT_IN_MIME for uri, _ in changes):
             mime.refresh_mime(item)
         store.touch(item)
-        store.record("updated", item, fields=",".join(uri for uri, _ in changes))
+        names = [uri for uri, _ in changes] + [_extended_name(key) for key, _ in extended_changes]
+        store.record("updated", item, fields=",".join(names))
+
+
+def _extended_name(key: PropertyKey) -> str:
+    """How the journal names an extended property: its tag, or its set and name or id."""
+    if key.tag is not None:
+        return f"extended:0x{key.tag:04x}"
+    return f"extended:{{{key.property_set}}}:{key.name if key.name is not None else key.dispatch_id}"
 
 
 def address_list(addresses: list[EmailAddress]) -> str:
