@@ -6,6 +6,7 @@ exchangelib reports back.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from exchangelib import (
     Build,
     Configuration,
     Credentials,
+    ExtendedProperty,
     FileAttachment,
     HTMLBody,
     Mailbox,
@@ -23,11 +25,11 @@ from exchangelib import (
     OofSettings,
     Version,
 )
-from exchangelib.errors import ErrorInvalidIdMalformed, ErrorItemNotFound
+from exchangelib.errors import ErrorInvalidIdMalformed, ErrorInvalidPropertySet, ErrorItemNotFound
 from exchangelib.ewsdatetime import UTC_NOW
 from exchangelib.items import SOFT_DELETE
 
-from exchange_simulator.store.model import Attachment, EmailAddress, Item, Store
+from exchange_simulator.store.model import Attachment, EmailAddress, Item, PropertyKey, Store
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +56,47 @@ def account(fresh_simulator, org: Store) -> Account:
         version=Version(build=Build(15, 1, 2507, 39), api_version="Exchange2016"),
     )
     return Account(ALICE, config=config, access_type=IMPERSONATION, autodiscover=False)
+
+
+class IncidentTag(ExtendedProperty):
+    distinguished_property_set_id = "PublicStrings"
+    property_name = "IncidentTag"
+    property_type = "String"
+
+
+class SenderSmtp(ExtendedProperty):
+    property_tag = 0x5D01
+    property_type = "String"
+
+
+class FromSmtp(ExtendedProperty):
+    property_tag = 0x5D02
+    property_type = "String"
+
+
+class LastActiveParent(ExtendedProperty):
+    property_tag = 0x348A
+    property_type = "Binary"
+
+
+_REGISTERED = {
+    "sim_incident_tag": IncidentTag,
+    "sim_sender_smtp": SenderSmtp,
+    "sim_from_smtp": FromSmtp,
+    "sim_last_active_parent": LastActiveParent,
+}
+INCIDENT_TAG_KEY = PropertyKey(property_set="00020329-0000-0000-c000-000000000046", name="IncidentTag")
+
+
+@pytest.fixture
+def extended_on_message() -> Iterator[None]:
+    """Extended properties registered on exchangelib's Message, as worker/ews/search.py and items.py do
+    process-wide: every Message.save() then also writes (or deletes) them, the computed ones included."""
+    for name, cls in _REGISTERED.items():
+        Message.register(name, cls)
+    yield
+    for name in _REGISTERED:
+        Message.deregister(name)
 
 
 def _phish(store: Store, count: int = 1, **fields) -> list[Item]:
@@ -173,7 +216,10 @@ def test_send_with_attachment_reply_reply_all_and_forward(account: Account, org:
     assert [c.details["external"] for c in outbound[1:]] == ["evil@attacker.example"] * 2 + [""]
 
 
-def test_draft_save_attach_send(account: Account, org: Store) -> None:
+@pytest.mark.parametrize("registered", [False, True], ids=["plain", "extended_on_message"])
+def test_draft_save_attach_send(account: Account, org: Store, registered: bool, request) -> None:
+    if registered:
+        request.getfixturevalue("extended_on_message")
     draft = Message(account=account, folder=account.drafts, subject="Draft", body="b", to_recipients=[BOB])
     draft.save()
     draft.subject = "Draft, edited"
@@ -188,6 +234,7 @@ def test_draft_save_attach_send(account: Account, org: Store) -> None:
     assert any(i.mailbox.address == BOB for i in org.find_by_internet_message_id(stored.internet_message_id))
 
 
+@pytest.mark.usefixtures("extended_on_message")
 def test_send_and_save_of_a_saved_draft_updates_then_sends(account: Account, org: Store) -> None:
     draft = Message(account=account, folder=account.drafts, subject="Draft", body="b", to_recipients=[BOB])
     draft.save()
@@ -197,6 +244,43 @@ def test_send_and_save_of_a_saved_draft_updates_then_sends(account: Account, org
     assert stored.folder.distinguished_id == "sentitems" and stored.body == "final text"
     [received] = [i for i in org.find_by_internet_message_id(stored.internet_message_id) if i is not stored]
     assert received.mailbox.address == BOB and received.body == "final text"
+
+
+@pytest.mark.usefixtures("extended_on_message")
+def test_extended_property_round_trips_through_a_draft(account: Account, org: Store) -> None:
+    draft = Message(account=account, folder=account.drafts, subject="Draft", to_recipients=[BOB],
+                    sim_incident_tag="IR-2026-001")
+    draft.save()
+    stored = org.item(draft.id)
+    assert stored.extended[INCIDENT_TAG_KEY] == ("String", "IR-2026-001")
+    draft.subject = "Draft, edited"
+    draft.save()  # SetItemField for the tag, DeleteItemField for each computed property (not set: no error)
+    fetched = account.drafts.get(id=draft.id)
+    assert (fetched.sim_incident_tag, fetched.sim_sender_smtp, fetched.sim_last_active_parent) == (
+        "IR-2026-001", ALICE, None
+    )
+    [found] = account.drafts.filter(subject="Draft, edited").only("sim_incident_tag", "sim_from_smtp")
+    assert (found.sim_incident_tag, found.sim_from_smtp) == ("IR-2026-001", ALICE)
+    draft.sim_incident_tag = None
+    draft.save(update_fields=["sim_incident_tag"])
+    assert INCIDENT_TAG_KEY not in stored.extended
+    assert account.drafts.get(id=draft.id).sim_incident_tag is None
+
+
+@pytest.mark.usefixtures("extended_on_message")
+def test_computed_extended_properties_are_read_only(account: Account, org: Store) -> None:
+    [phish] = _phish(org)
+    message = account.inbox.get(id=phish.id)
+    assert message.sim_sender_smtp == ATTACKER.address
+    message.sim_sender_smtp = "someone@else.example"
+    with pytest.raises(ErrorInvalidPropertySet, match="0x5d01"):
+        message.save(update_fields=["sim_sender_smtp"])
+    assert phish.sender == ATTACKER
+    with pytest.raises(ErrorInvalidPropertySet):
+        Message(account=account, folder=account.drafts, subject="x", sim_from_smtp="a@b.example").save()
+    message.sim_incident_tag = "IR-2026-002"
+    message.save(update_fields=["sim_incident_tag"])  # a received message takes client properties too
+    assert phish.extended[INCIDENT_TAG_KEY] == ("String", "IR-2026-002")
 
 
 def test_attachment_get_and_delete(account: Account, org: Store) -> None:
