@@ -203,8 +203,9 @@ def find_messages(account, criteria: dict, folders: list[str] | None, limit: int
 
 
 class _LeanFindItem(FindItem):
-    """FindItem with a cached ItemShape and FolderIds written directly: exchangelib's generic serialisation of
-    nine FieldPaths and a few dozen FolderIds cost about 0.6 ms CPU per request, a tenth of a search."""
+    """FindItem with a cached ItemShape and Restriction and FolderIds written directly: exchangelib's generic
+    serialisation of nine FieldPaths, the restriction and a few dozen FolderIds cost about 0.6 ms CPU per
+    request, a tenth of a search."""
 
     def get_payload(self, folders, additional_fields, restriction, order_fields, query_string, shape, depth,
                     calendar_view, page_size, offset=0):
@@ -214,7 +215,7 @@ class _LeanFindItem(FindItem):
         view = {"MaxEntriesReturned": page_size, "Offset": offset, "BasePoint": "Beginning"}
         payload.append(create_element("m:IndexedPageItemView", attrs=view))
         if restriction:
-            payload.append(restriction.to_xml(version=version))
+            payload.append(copy.deepcopy(_restriction_xml(restriction.q, version)))
         parents = create_element("m:ParentFolderIds")
         for folder in folders:
             if isinstance(folder, FolderId):
@@ -231,6 +232,12 @@ class _LeanFindItem(FindItem):
 @functools.lru_cache(maxsize=32)
 def _item_shape(shape: str, fields: tuple, version):
     return shape_element(tag="m:ItemShape", shape=shape, additional_fields=fields, version=version)
+
+
+@functools.lru_cache(maxsize=256)
+def _restriction_xml(query: Q, version):
+    """A campaign searches thousands of mailboxes for the same criteria: serialise them once."""
+    return Restriction(query, FIELD_CHECK_FOLDERS, Restriction.ITEMS).to_xml(version=version)
 
 
 def find_items(account, folders: list, query: Q, fields: tuple, page_size: int, max_items: int | None = None):
