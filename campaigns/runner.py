@@ -45,19 +45,17 @@ def run_mailbox(
 
     Raises RetryLater (EWS asked us to wait; not on the last attempt) or LeaseBusy for the task to retry.
     """
-    meta = store.load(campaign_id)
+    meta = store.load_for_mailbox(campaign_id)
     if meta is None:
         return "unknown_campaign"
     if meta["phase"] != phase or meta["status"] != active_status(meta["action"], phase):
         return "inactive"
-    if store.outcome(campaign_id, phase, mailbox) is not None:
-        return "duplicate"
     wait_ms = store.acquire_lease(campaign_id, phase, mailbox, token, LEASE_MS)
+    if wait_ms < 0:
+        return "duplicate"  # recorded, perhaps by the lease holder before us while we waited for the lease
     if wait_ms:
         raise LeaseBusy(wait_ms / 1000)
     try:
-        if store.outcome(campaign_id, phase, mailbox) is not None:
-            return "duplicate"  # the lease holder before us finished while we waited for the lease
         outcome, stop = _work(
             store, meta, phase, mailbox, gateway_for(meta["spec"]["connection"], mailbox), last_attempt
         )
@@ -114,7 +112,7 @@ def _dispatch_work(
         source = store.outcome(source_id, EXECUTE, mailbox)
         if not (source and source.get("acted")):
             source = store.retried_outcome(source_id, EXECUTE, mailbox) or source or {}
-        return mailbox_work.restore(gateway, store.load(source_id)["spec"], source)
+        return mailbox_work.restore(gateway, store.load_for_mailbox(source_id)["spec"], source)
     planned = None
     if meta["mode"] == PREVIEW and meta.get("research") != "1":
         planned = (store.outcome(campaign_id, PREVIEW, mailbox) or {}).get("items", [])

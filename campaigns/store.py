@@ -25,6 +25,7 @@ import redis
 
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 TARGET_CHUNK = 1000
+SPEC_CACHE_SIZE = 64  # campaigns whose spec one process keeps decoded (see load_for_mailbox)
 
 # Shared tail of the scripts below: finish the phase when every target has an outcome.
 _FINISH_IF_DONE = """
@@ -119,6 +120,29 @@ redis.call('HSET', KEYS[1], 'cursor', ARGV[3])
 return 1
 """
 
+# The metadata without its spec (which can list 50,000 target mailboxes), for the per-mailbox tasks.
+_META_WITHOUT_SPEC = """
+local fields = redis.call('HGETALL', KEYS[1])
+local meta = {}
+for i = 1, #fields, 2 do
+  if fields[i] ~= 'spec' then
+    meta[#meta + 1] = fields[i]
+    meta[#meta + 1] = fields[i + 1]
+  end
+end
+return meta
+"""
+
+# One round trip per delivery: nothing to do once the outcome is recorded (-1); else take the lease or report
+# how long another delivery still holds it.
+_ACQUIRE_LEASE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return -1 end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) or redis.call('GET', KEYS[2]) == ARGV[2] then
+  return 0
+end
+return math.max(redis.call('PTTL', KEYS[2]), 1)
+"""
+
 _RELEASE_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
@@ -141,6 +165,9 @@ class CampaignStore:
         self._forget = client.register_script(_FORGET_OUTCOME)
         self._transition = client.register_script(_TRANSITION)
         self._advance = client.register_script(_ADVANCE_CURSOR)
+        self._meta_without_spec = client.register_script(_META_WITHOUT_SPEC)
+        self._acquire_lease = client.register_script(_ACQUIRE_LEASE)
+        self._specs: dict[str, dict] = {}
         self._release = client.register_script(_RELEASE_LEASE)
 
     # -- keys ------------------------------------------------------------------------------------------------
@@ -210,6 +237,24 @@ class CampaignStore:
         raw = self.redis.hgetall(self.meta_key(campaign_id))
         return _decode(raw) if raw else None
 
+    def load_for_mailbox(self, campaign_id: str) -> dict[str, Any] | None:
+        """`load` for mailbox tasks: a spec never changes after creation but can be megabytes (the target
+        list), so it is read and decoded once per campaign and process, not once per mailbox."""
+        spec = self._specs.get(campaign_id)
+        if spec is None:
+            meta = self.load(campaign_id)
+            if meta is not None:
+                if len(self._specs) >= SPEC_CACHE_SIZE:
+                    self._specs.clear()
+                self._specs[campaign_id] = meta["spec"]
+            return meta
+        raw = self._meta_without_spec(keys=[self.meta_key(campaign_id)])
+        if not raw:
+            return None
+        meta = _decode(dict(zip(raw[::2], raw[1::2], strict=True)))
+        meta["spec"] = spec
+        return meta
+
     def counters(self, campaign_id: str, phase: str) -> dict[str, int]:
         raw = self.redis.hgetall(self._counters_key(campaign_id, phase))
         return {k.decode(): int(v) for k, v in raw.items()}
@@ -242,11 +287,10 @@ class CampaignStore:
 
     # -- per-mailbox work ------------------------------------------------------------------------------------
     def acquire_lease(self, campaign_id: str, phase: str, mailbox: str, token: str, ttl_ms: int) -> int:
-        """0 when we hold the lease, else the milliseconds left on another task's lease."""
-        key = self._lease_key(campaign_id, phase, mailbox)
-        if self.redis.set(key, token, nx=True, px=ttl_ms) or self.redis.get(key) == token.encode():
-            return 0
-        return max(self.redis.pttl(key), 1)
+        """0 when we hold the lease, else the milliseconds left on another task's lease; -1 (and no lease)
+        when the mailbox's outcome for this phase is already recorded."""
+        keys = [self._outcomes_key(campaign_id, phase), self._lease_key(campaign_id, phase, mailbox)]
+        return int(self._acquire_lease(keys=keys, args=[mailbox, token, ttl_ms]))
 
     def clear_leases(self, campaign_id: str, phase: str) -> int:
         """Drop every lease of a phase, e.g. those of a SIGKILLed worker, so `resume` runs at once."""

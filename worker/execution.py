@@ -39,13 +39,21 @@ def _countdown(error: ActionError, attempt: int, settings: Settings) -> float:
     return min(settings.max_countdown_s, max(1.0, countdown))
 
 
-def _acquire_slot(budgets: list[Budget], settings: Settings) -> str:
+def _enter(budgets: list[Budget], settings: Settings) -> str:
+    """A concurrency lease on every budget, once their gates are open (one Redis round trip per try). A closed
+    gate raises Throttled at once, so no request is sent while Exchange asked the fleet to back off; full
+    budgets are polled until the in-process wait is used up."""
     throttle = get_throttle()
     give_up_at = time.monotonic() + settings.inprocess_max_wait_s
     while True:
-        token = throttle.try_acquire(budgets, settings.lease_s)
+        token, gate_wait_s = throttle.enter(budgets, settings.lease_s)
         if token is not None:
             return token
+        if gate_wait_s > 0:
+            metrics.throttled("gate", budgets[-1].kind, gate_wait_s)
+            raise Throttled(
+                "BackOffGate", "Exchange asked this fleet to back off from this mailbox/tenant", gate_wait_s
+            )
         if time.monotonic() >= give_up_at:
             full = [b.kind for b in budgets if b.limit > 0]
             metrics.throttled("concurrency", full[-1], 0)
@@ -71,13 +79,7 @@ def _run_with_token_refresh(fn: Callable[[], T], profile: ConnectionProfile) -> 
 
 def _attempt(fn: Callable[[], T], profile: ConnectionProfile, budgets: list[Budget], settings: Settings) -> T:
     throttle = get_throttle()
-    wait_s = throttle.gate_wait_s(budgets)
-    if wait_s > 0:
-        metrics.throttled("gate", budgets[-1].kind, wait_s)
-        raise Throttled(
-            "BackOffGate", "Exchange asked this fleet to back off from this mailbox/tenant", wait_s
-        )
-    token = _acquire_slot(budgets, settings)
+    token = _enter(budgets, settings)
     started = time.monotonic()
     try:
         result = _run_with_token_refresh(fn, profile)

@@ -47,7 +47,8 @@ def redact(value: Any, key: str = "") -> Any:
 
 class RedactingAMQP(AMQP):
     """The Celery app's message builder (`Celery(amqp=...)`): fills `argsrepr`/`kwargsrepr` with redacted
-    copies unless the caller set them, for the message headers and the `task-sent` event alike."""
+    copies unless the caller set them, for the message headers and the `task-sent` event alike. A task that
+    sends no events (`send_events=False`) gets no `task-sent` event either."""
 
     def as_task_v2(
         self, task_id: str, name: str, args: Any = None, kwargs: Any = None, *more: Any, **options: Any
@@ -56,4 +57,8 @@ class RedactingAMQP(AMQP):
             options["argsrepr"] = repr(redact(list(args or ())))
         if options.get("kwargsrepr") is None:
             options["kwargsrepr"] = repr(redact(dict(kwargs or {})))
-        return super().as_task_v2(task_id, name, args, kwargs, *more, **options)
+        message = super().as_task_v2(task_id, name, args, kwargs, *more, **options)
+        task = self.app.tasks.get(name)
+        if message.sent_event and task is not None and not task.send_events:
+            return message._replace(sent_event=None)
+        return message

@@ -29,22 +29,31 @@ end
 return current
 """
 
-# All-or-nothing: take one slot in every budget's lease set, or none. Expired leases are dropped first.
-_ACQUIRE = """
-local now, deadline, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-for i, key in ipairs(KEYS) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if redis.call('ZCARD', key) >= tonumber(ARGV[3 + i]) then
-    return 0
+# One round trip per EWS call: report the longest closed gate (as {-1, ms}), else take one slot in every
+# capped budget's lease set, all or nothing ({1, 0}; {0, 0} if one is full). Expired leases are dropped first.
+# KEYS = the gate keys (ARGV[1] of them), then the lease keys; ARGV[5..] = the lease keys' limits.
+_ENTER = """
+local gates = tonumber(ARGV[1])
+local wait = 0
+for i = 1, gates do
+  local ttl = redis.call('PTTL', KEYS[i])
+  if ttl > wait then wait = ttl end
+end
+if wait > 0 then return {-1, wait} end
+local now, deadline, token = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+for i = gates + 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[4 + i - gates]) then
+    return {0, 0}
   end
 end
-for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, deadline, token)
-  if redis.call('PTTL', key) < deadline - now then
-    redis.call('PEXPIRE', key, deadline - now)
+for i = gates + 1, #KEYS do
+  redis.call('ZADD', KEYS[i], deadline, token)
+  if redis.call('PTTL', KEYS[i]) < deadline - now then
+    redis.call('PEXPIRE', KEYS[i], deadline - now)
   end
 end
-return 1
+return {1, 0}
 """
 
 
@@ -71,7 +80,7 @@ class Throttle:
         self._prefix = prefix
         self._clock = clock
         self._close_gate = client.register_script(_CLOSE_GATE)
-        self._acquire = client.register_script(_ACQUIRE)
+        self._enter = client.register_script(_ENTER)
 
     def _gate_key(self, budget: Budget) -> str:
         return f"{self._prefix}:gate:{budget.kind}:{budget.key}"
@@ -91,18 +100,24 @@ class Throttle:
             pipe.pttl(self._gate_key(budget))
         return max([0, *pipe.execute()]) / 1000
 
-    def try_acquire(self, budgets: list[Budget], lease_s: float) -> str | None:
-        """Take an in-flight slot in each capped budget; returns a lease token, or None if any is full."""
+    def enter(self, budgets: list[Budget], lease_s: float) -> tuple[str | None, float]:
+        """In one round trip: (lease token, 0) when every gate is open and each capped budget had a free slot;
+        (None, seconds) when a gate is closed; (None, 0) when a budget is full."""
         capped = [b for b in budgets if b.limit > 0]
+        gates = [self._gate_key(b) for b in budgets]
         token = uuid.uuid4().hex
-        if not capped:
-            return token
         now_ms = int(self._clock() * 1000)
-        taken = self._acquire(
-            keys=[self._lease_key(b) for b in capped],
-            args=[now_ms, now_ms + int(lease_s * 1000), token, *[b.limit for b in capped]],
+        status, wait_ms = self._enter(
+            keys=[*gates, *(self._lease_key(b) for b in capped)],
+            args=[len(gates), now_ms, now_ms + int(lease_s * 1000), token, *(b.limit for b in capped)],
         )
-        return token if taken else None
+        if status == 1:
+            return token, 0.0
+        return None, wait_ms / 1000
+
+    def try_acquire(self, budgets: list[Budget], lease_s: float) -> str | None:
+        """`enter` without the reason: a lease token, or None when a gate is closed or a budget full."""
+        return self.enter(budgets, lease_s)[0]
 
     def release(self, budgets: list[Budget], token: str) -> None:
         pipe = self._redis.pipeline(transaction=False)
