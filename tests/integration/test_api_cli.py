@@ -13,7 +13,7 @@ import pytest
 
 from producer.cli import main
 from producer.client import ConflictError, EwsIrClient, PermissionDenied, ValidationFailed
-from tests.fixtures.redis_server import free_port
+from producer.local_redis import free_port
 from tests.producer_support import VALID_SPEC, FakeCampaignService, FakeGateway, app_with_fakes, serve
 
 pytestmark = pytest.mark.integration
