@@ -70,12 +70,14 @@ def run_mailbox(
             statuses=phase_statuses(meta["action"], phase),
             stop_reason=stop,
             audit_entry=entry,
+            lease_token=token,  # released in the same round trip
         )
-        if recorded:
-            task_events.campaign_mailbox_recorded(meta, phase, mailbox, outcome)
-        return "recorded" if recorded else "duplicate"
-    finally:
+    except BaseException:
         store.release_lease(campaign_id, phase, mailbox, token)
+        raise
+    if recorded:
+        task_events.campaign_mailbox_recorded(meta, phase, mailbox, outcome)
+    return "recorded" if recorded else "duplicate"
 
 
 def _work(

@@ -44,11 +44,12 @@ return 1
 
 _RECORD_OUTCOME = (
     """
-local meta, outcomes, counters, audit = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local meta, outcomes, counters, audit, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local active, ok_status, error_status, now = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if lease and redis.call('GET', lease) == ARGV[7] then redis.call('DEL', lease) end
 if redis.call('HSETNX', outcomes, ARGV[1], ARGV[2]) == 0 then return 0 end
-local i = 8
-for _ = 1, tonumber(ARGV[7]) do
+local i = 9
+for _ = 1, tonumber(ARGV[8]) do
   redis.call('HINCRBY', counters, ARGV[i], ARGV[i + 1])
   i = i + 2
 end
@@ -311,10 +312,12 @@ class CampaignStore:
         statuses: tuple[str, str, str],
         stop_reason: dict | None = None,
         audit_entry: dict[str, str] | None = None,
+        lease_token: str | None = None,
     ) -> bool:
         """Record the mailbox outcome exactly once; False when an earlier delivery already recorded it.
 
-        `statuses` = (active status, final status without failures, final status with failures).
+        `statuses` = (active status, final status without failures, final status with failures). With
+        `lease_token`, the mailbox lease held under that token is released in the same round trip.
         """
         active, ok_status, error_status = statuses
         args: list[Any] = [
@@ -324,6 +327,7 @@ class CampaignStore:
             ok_status,
             error_status,
             now_ms(),
+            lease_token or "",
             len(counts),
         ]
         for name, value in counts.items():
@@ -337,6 +341,8 @@ class CampaignStore:
             self._counters_key(campaign_id, phase),
             self.audit_stream,
         ]
+        if lease_token:
+            keys.append(self._lease_key(campaign_id, phase, mailbox))
         return bool(self._record(keys=keys, args=args))
 
     def finish_if_done(self, campaign_id: str, phase: str, statuses: tuple[str, str, str]) -> None:

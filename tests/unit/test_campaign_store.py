@@ -87,6 +87,28 @@ def test_lease_excludes_a_second_worker_until_released(store):
     assert store.acquire_lease("c1", "execute", "a@x.example", "w2", 60_000) == 0
 
 
+def test_no_lease_is_taken_once_the_outcome_is_recorded(store):
+    record(store, "a@x.example")
+    assert store.acquire_lease("c1", "execute", "a@x.example", "w1", 60_000) == -1
+    assert store.clear_leases("c1", "execute") == 0
+
+
+def test_recording_with_the_lease_token_releases_only_that_lease(store):
+    store.acquire_lease("c1", "execute", "a@x.example", "w1", 60_000)
+    store.acquire_lease("c1", "execute", "b@x.example", "w2", 60_000)
+    assert record(store, "a@x.example", lease_token="w1")
+    assert record(store, "b@x.example", lease_token="not-the-holder")
+    assert store.clear_leases("c1", "execute") == 1  # b's lease, still held by w2
+
+
+def test_load_for_mailbox_sees_every_change_but_the_immutable_spec(store):
+    assert store.load_for_mailbox("c1") == store.load("c1")
+    store.transition("c1", ["executing"], {"status": "cancelled"}, redispatch=False)
+    assert store.load_for_mailbox("c1") == store.load("c1")
+    assert store.load_for_mailbox("c1")["status"] == "cancelled"
+    assert store.load_for_mailbox("unknown") is None
+
+
 def test_cursor_advances_only_from_the_expected_position_and_generation(store):
     assert store.advance_cursor("c1", 1, 0, 500)
     assert not store.advance_cursor("c1", 1, 0, 500)  # a redelivered step

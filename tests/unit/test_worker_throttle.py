@@ -90,3 +90,19 @@ def test_lease_set_itself_expires(throttle):
 def test_uncapped_budget_always_admits(throttle):
     uncapped = Budget("tenant", "tenant-b", 0)
     assert all(throttle.try_acquire([uncapped], lease_s=10) for _ in range(100))
+
+
+def test_enter_reports_the_longest_closed_gate_and_takes_no_slot(throttle):
+    throttle.close_gate(TENANT, 5)
+    throttle.close_gate(MAILBOX, 30)
+    token, wait_s = throttle.enter([TENANT, MAILBOX], lease_s=60)
+    assert token is None and 29 < wait_s <= 30
+    assert throttle.in_flight(MAILBOX) == 0 and throttle.in_flight(TENANT) == 0
+
+
+def test_enter_takes_a_slot_in_every_capped_budget_when_the_gates_are_open(throttle):
+    token, wait_s = throttle.enter([TENANT, MAILBOX], lease_s=60)
+    assert token and wait_s == 0
+    assert throttle.in_flight(MAILBOX) == 1 and throttle.in_flight(TENANT) == 1
+    throttle.release([TENANT, MAILBOX], token)
+    assert throttle.in_flight(MAILBOX) == 0

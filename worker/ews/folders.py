@@ -10,6 +10,8 @@ entry ids to paths.
 from __future__ import annotations
 
 import base64
+import copy
+import functools
 from dataclasses import dataclass
 
 from exchangelib import ExtendedProperty, Folder
@@ -22,7 +24,8 @@ from exchangelib.folders.queryset import DEEP
 from exchangelib.items import ID_ONLY
 from exchangelib.properties import DistinguishedFolderId, FolderId, Mailbox
 from exchangelib.services import FindFolder
-from exchangelib.util import TNS
+from exchangelib.services.common import shape_element, to_item_id
+from exchangelib.util import TNS, create_element, set_xml_value
 
 from worker.errors import Permanent
 
@@ -55,6 +58,7 @@ _FOLDER_ID, _PARENT_ID = f"{{{TNS}}}FolderId", f"{{{TNS}}}ParentFolderId"
 _DISPLAY_NAME, _FOLDER_CLASS = f"{{{TNS}}}DisplayName", f"{{{TNS}}}FolderClass"
 _EXTENDED, _EXTENDED_URI = f"{{{TNS}}}ExtendedProperty", f"{{{TNS}}}ExtendedFieldURI"
 _VALUE = f"{{{TNS}}}Value"
+_TEMPLATE_ADDRESS = f"{{{TNS}}}Mailbox/{{{TNS}}}EmailAddress"
 
 
 def folder_not_found(account, spec: str) -> Permanent:
@@ -102,8 +106,59 @@ class FolderRow:
 
 
 class _FindFolderRows(FindFolder):
+    """FindFolder answering FolderRows, with a cached FolderShape: every mailbox of a campaign asks for the
+    same fields, and exchangelib's generic serialisation of them cost about 0.2 ms CPU per request."""
+
     def _elem_to_obj(self, elem) -> FolderRow:
         return FolderRow.from_xml(elem)
+
+    def get_payload(self, folders, additional_fields, restriction, shape, depth, page_size, offset=0):
+        version = self.account.version
+        payload = create_element("m:FindFolder", attrs={"Traversal": depth})
+        payload.append(copy.deepcopy(_folder_shape(shape, additional_fields, version)))
+        view = {"MaxEntriesReturned": page_size, "Offset": offset, "BasePoint": "Beginning"}
+        payload.append(create_element("m:IndexedPageFolderView", attrs=view))
+        if restriction:
+            payload.append(restriction.to_xml(version=version))
+        parents = create_element("m:ParentFolderIds")
+        for folder in folders:
+            parents.append(_folder_id_xml(folder, version))
+        payload.append(parents)
+        return payload
+
+
+def _folder_id_xml(folder, version):
+    """A well-known folder of a mailbox from a cached template (only the address differs between mailboxes);
+    anything else the generic way."""
+    folder_id = to_item_id(folder, FolderId)
+    mailbox = getattr(folder_id, "mailbox", None)
+    if type(folder_id) is DistinguishedFolderId and mailbox is not None and _is_plain(folder_id, mailbox):
+        elem = copy.deepcopy(_distinguished_folder_template(folder_id.id, version))
+        elem.find(_TEMPLATE_ADDRESS).text = mailbox.email_address
+        return elem
+    return set_xml_value(create_element("m:ParentFolderIds"), folder_id, version=version)[0]
+
+
+def _is_plain(folder_id: DistinguishedFolderId, mailbox: Mailbox) -> bool:
+    """The shape well_known_folder() builds: an SMTP address and nothing else the template would lack."""
+    return (
+        folder_id.changekey is None
+        and mailbox.name is None
+        and mailbox.item_id is None
+        and mailbox.routing_type == "SMTP"
+        and mailbox.mailbox_type == "Mailbox"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _distinguished_folder_template(folder_name: str, version):
+    stub = DistinguishedFolderId(id=folder_name, mailbox=Mailbox(email_address="template@invalid"))
+    return set_xml_value(create_element("m:ParentFolderIds"), stub, version=version)[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_shape(shape: str, fields: tuple, version):
+    return shape_element(tag="m:FolderShape", shape=shape, additional_fields=fields, version=version)
 
 
 @dataclass(frozen=True)
