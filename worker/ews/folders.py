@@ -140,13 +140,14 @@ def _folder_id_xml(folder, version):
 
 
 def _is_plain(folder_id: DistinguishedFolderId, mailbox: Mailbox) -> bool:
-    """The shape well_known_folder() builds: an SMTP address and nothing else the template would lack."""
+    """The shape well_known_folder() builds: an SMTP address and nothing else the template would lack (unset
+    routing and mailbox types serialise as their defaults, SMTP and Mailbox)."""
     return (
         folder_id.changekey is None
         and mailbox.name is None
         and mailbox.item_id is None
-        and mailbox.routing_type == "SMTP"
-        and mailbox.mailbox_type == "Mailbox"
+        and mailbox.routing_type in (None, "SMTP")
+        and mailbox.mailbox_type in (None, "Mailbox")
     )
 
 
