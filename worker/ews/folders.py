@@ -90,17 +90,23 @@ class FolderRow:
 
     @classmethod
     def from_xml(cls, elem) -> FolderRow:
-        folder_id, parent = elem.find(_FOLDER_ID), elem.find(_PARENT_ID)
-        entry_id = None
-        for prop in elem.iterfind(_EXTENDED):
-            uri = prop.find(_EXTENDED_URI)
+        """One pass over the children (each lxml `find` by namespaced tag costs a few microseconds, and a
+        campaign parses about fifteen folders per mailbox)."""
+        children, entry_id = {}, None
+        for child in elem:
+            if child.tag != _EXTENDED:
+                children[child.tag] = child
+                continue
+            uri = child.find(_EXTENDED_URI)
             if uri is not None and int(uri.get("PropertyTag", "0"), 16) == ENTRY_ID_TAG:
-                entry_id = base64.b64decode(prop.findtext(_VALUE) or "")
+                entry_id = base64.b64decode(child.findtext(_VALUE) or "")
+        folder_id, parent = children[_FOLDER_ID], children.get(_PARENT_ID)
+        name, folder_class = children.get(_DISPLAY_NAME), children.get(_FOLDER_CLASS)
         return cls(
             folder=FolderId(id=folder_id.get("Id"), changekey=folder_id.get("ChangeKey")),
             parent_id=parent.get("Id") if parent is not None else None,
-            name=elem.findtext(_DISPLAY_NAME) or "",
-            folder_class=elem.findtext(_FOLDER_CLASS),
+            name=(name.text if name is not None else None) or "",
+            folder_class=(folder_class.text or "") if folder_class is not None else None,
             entry_id=entry_id,
         )
 
