@@ -6,9 +6,11 @@ import importlib.util
 
 from celery import Celery, signals
 
-from worker import logs, task_events  # noqa: F401 - they connect Celery signal handlers
+from worker import broker, logs, task_events  # noqa: F401 - they connect Celery signal handlers
 from worker.ews import connection
 from worker.settings import get_settings
+
+broker.install()  # one Redis client per kombu channel, not one per publish/ack
 
 TASK_MODULES = (
     "tasks.enrichment",
