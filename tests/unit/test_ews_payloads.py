@@ -6,7 +6,7 @@ from exchangelib.items import ID_ONLY, SHALLOW
 from exchangelib.properties import FolderId
 from exchangelib.restriction import Restriction
 from exchangelib.services import FindFolder, FindItem
-from exchangelib.util import xml_to_str
+from exchangelib.util import TNS, xml_to_str
 
 from worker import profiles
 from worker.ews import connection, folders, search
@@ -66,3 +66,57 @@ def test_find_item_payload_is_exchangelibs(account):
         lean = search._LeanFindItem(account=account, page_size=83).get_payload(folders=parents, **kwargs)
         generic = FindItem(account=account, page_size=83).get_payload(folders=parents, **kwargs)
         assert xml_to_str(lean) == xml_to_str(generic)
+
+
+FOUND_MESSAGES = [
+    # Sender as a Name only, SMTP addresses in the MAPI properties; From with an SMTP mailbox.
+    '<t:Message><t:ItemId Id="AAMkI1=" ChangeKey="CQ1"/><t:ParentFolderId Id="AAMkF1=" ChangeKey="AQ1"/>'
+    "<t:Subject>Invoice &lt;urgent&gt;</t:Subject>"
+    "<t:DateTimeReceived>2026-11-01T10:00:00Z</t:DateTimeReceived>"
+    "<t:HasAttachments>true</t:HasAttachments>"
+    "<t:Sender><t:Mailbox><t:Name>Payroll</t:Name></t:Mailbox></t:Sender>"
+    "<t:InternetMessageId>&lt;p@bad.example&gt;</t:InternetMessageId>"
+    "<t:From><t:Mailbox><t:Name>P</t:Name><t:EmailAddress>Payroll@Bad.example</t:EmailAddress>"
+    "<t:RoutingType>SMTP</t:RoutingType></t:Mailbox></t:From>"
+    '<t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="0x5d01" PropertyType="String"/>'
+    "<t:Value>Payroll@Bad.example</t:Value></t:ExtendedProperty>"
+    '<t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="0x5d02" PropertyType="String"/>'
+    "<t:Value>boss@bad.example</t:Value></t:ExtendedProperty></t:Message>",
+    # An internal (EX) sender, an offset time, no attachments flag, no From, no properties.
+    '<t:Message><t:ItemId Id="AAMkI2=" ChangeKey="CQ2"/><t:ParentFolderId Id="AAMkF2=" ChangeKey="AQ2"/>'
+    "<t:DateTimeReceived>2026-11-01T12:30:15+02:00</t:DateTimeReceived>"
+    "<t:Sender><t:Mailbox><t:Name>X</t:Name><t:EmailAddress>/o=Org/cn=x</t:EmailAddress>"
+    "<t:RoutingType>EX</t:RoutingType></t:Mailbox></t:Sender></t:Message>",
+]
+
+
+@pytest.mark.parametrize("xml", FOUND_MESSAGES)
+def test_found_message_rows_read_what_exchangelib_reads(account, xml):
+    from exchangelib import Message
+    from lxml import etree
+
+    from worker.ews.found_messages import FoundMessage
+
+    def elem():  # a fresh one for each: exchangelib clears the elements it has parsed
+        return etree.fromstring(f'<t:Items xmlns:t="{TNS}">{xml}</t:Items>')[0]
+
+    generic, lean = Message.from_xml(elem=elem(), account=account), FoundMessage.from_xml(elem())
+
+    def view(item, parent_id):
+        return {
+            "id": (item.id, item.changekey, parent_id),
+            "fields": (item.subject, item.message_id, search.iso(item.datetime_received)),
+            "attachments": item.has_attachments,
+            "addresses": (search._sender(item), search._from(item)),
+        }
+
+    assert view(lean, lean.parent_folder_id) == view(generic, generic.parent_folder_id.id)
+
+
+def test_found_message_rows_skip_what_is_not_a_message():
+    from lxml import etree
+
+    from worker.ews.found_messages import FoundMessage
+
+    meeting = f'<t:MeetingRequest xmlns:t="{TNS}"><t:ItemId Id="M=" ChangeKey="C"/></t:MeetingRequest>'
+    assert FoundMessage.from_xml(etree.fromstring(meeting)) is None

@@ -26,6 +26,7 @@ from exchangelib.services.common import shape_element
 from exchangelib.util import create_element, set_xml_value
 
 from worker.ews.folders import MAIL_ROOT, FolderTree, resolve_folders, well_known_folder
+from worker.ews.found_messages import FoundMessage
 
 
 class SenderSmtpAddress(ExtendedProperty):
@@ -240,12 +241,28 @@ def _restriction_xml(query: Q, version):
     return Restriction(query, FIELD_CHECK_FOLDERS, Restriction.ITEMS).to_xml(version=version)
 
 
-def find_items(account, folders: list, query: Q, fields: tuple, page_size: int, max_items: int | None = None):
+class _FindMessageRows(_LeanFindItem):
+    """The search's FindItem: messages as FoundMessage rows (worker.ews.found_messages), others as None."""
+
+    def _elem_to_obj(self, elem) -> FoundMessage | None:
+        return FoundMessage.from_xml(elem)
+
+
+def find_items(
+    account,
+    folders: list,
+    query: Q,
+    fields: tuple,
+    page_size: int,
+    max_items: int | None = None,
+    *,
+    service: type[_LeanFindItem] = _LeanFindItem,
+):
     """Items from FindItem pages over `folders` (exchangelib follows IndexedPagingOffset until
     IncludesLastItemInRange), with `fields` (FieldPaths) that Exchange returns from FindItem; errors raise."""
     restriction = None if query.is_empty() else Restriction(query, FIELD_CHECK_FOLDERS, Restriction.ITEMS)
     is_aqs = bool(query.query_string)
-    found = _LeanFindItem(account=account, page_size=page_size).call(
+    found = service(account=account, page_size=page_size).call(
         folders=folders,
         additional_fields=fields,
         restriction=None if is_aqs else restriction,
@@ -265,13 +282,14 @@ def find_items(account, folders: list, query: Q, fields: tuple, page_size: int, 
 
 def _candidates(account, criteria: dict, folders: list, limit: int) -> Iterator:
     page_size = page_size_for(len(folders), limit)
-    found = find_items(account, folders, build_query(criteria), FIND_PATHS, page_size)
+    query = build_query(criteria)
+    found = find_items(account, folders, query, FIND_PATHS, page_size, service=_FindMessageRows)
     seen: set[str] = set()
     extra_fields = needs_fetch(criteria)
     batch = []
     for item in found:
-        if item.id in seen or not isinstance(item, Message) or not matches_found_fields(item, criteria):
-            continue  # multi-folder paging shares one offset, so a folder's page can repeat
+        if item is None or item.id in seen or not matches_found_fields(item, criteria):
+            continue  # not a message; or a repeat (multi-folder paging shares one offset)
         seen.add(item.id)
         if not extra_fields:
             yield item
@@ -297,7 +315,7 @@ def _summary(item, scope: SearchScope) -> dict:
     return {
         "item_id": item.id,
         "change_key": item.changekey,
-        "folder": scope.label(item.parent_folder_id.id if item.parent_folder_id else None),
+        "folder": scope.label(item.parent_folder_id),
         "subject": item.subject,
         "sender": _sender(item) or _from(item),
         "from": _from(item),
