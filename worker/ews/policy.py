@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import re
 
-from exchangelib.errors import ErrorInternalServerTransientError, ErrorServerBusy
-from exchangelib.protocol import FailFast
+from exchangelib.errors import ErrorInternalServerTransientError, ErrorServerBusy, SessionPoolMinSizeReached
+from exchangelib.protocol import FailFast, Protocol
 from exchangelib.services.common import EWSService
 
 _SUGGESTED_BACKOFF = re.compile(
@@ -76,9 +76,17 @@ class _LargeChunks:
         return self._response.iter_content(chunk_size=chunk_size, decode_unicode=decode_unicode)
 
 
+def _keep_pool_size(self) -> None:
+    """exchangelib shrinks its session pool on every busy answer, and can deadlock doing so: it holds the pool
+    lock while waiting for a free session, and an empty pool makes that wait take the same lock again. The
+    fleet-wide gate and leases already pace requests, so the pool keeps its size and the error goes to the
+    caller (exchangelib re-raises it when the pool cannot shrink)."""
+    raise SessionPoolMinSizeReached("the worker's throttle, not the session pool, limits requests")
+
+
 def install() -> None:
-    """Patch exchangelib once per process: busy hints from HTTP-200 responses, chunked XML parsing, and
-    each service's API versions computed once."""
+    """Patch exchangelib once per process: busy hints from HTTP-200 responses, chunked XML parsing,
+    each service's API versions computed once, and a session pool that never shrinks."""
     if getattr(EWSService, "_ews_ir_patched", False):
         return
     original_get_exception = EWSService._get_exception
@@ -98,4 +106,5 @@ def install() -> None:
     # A service class's API versions never change, but exchangelib rebuilds and sorts them on every request.
     api_versions = functools.cache(EWSService.supported_api_versions.__func__)
     EWSService.supported_api_versions = classmethod(api_versions)
+    Protocol.decrease_poolsize = _keep_pool_size
     EWSService._ews_ir_patched = True
