@@ -257,9 +257,10 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
             self._send(status, XML_TYPE, body)
             return
         key = soap.budget_key(request, caller)
+        received = time.time()
         admission = sim.throttle.admit(key)
         if not admission.admitted:
-            self._refuse(request, key, caller.principal, admission)
+            self._refuse(request, key, caller.principal, admission, received)
             return
         started = time.perf_counter()
         try:
@@ -269,10 +270,14 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
             status, body = soap.handle(sim.store, caller, request)
         finally:  # the budget is charged for the work only, not for injected latency
             sim.throttle.release(key, (time.perf_counter() - started) * 1000.0)
-        sim.request_log.add(request.operation, key, caller.principal, status, _fault_code(status, body))
+        sim.request_log.add(
+            request.operation, key, caller.principal, status, _fault_code(status, body), received=received
+        )
         self._send(status, XML_TYPE, body, trickle_s=plan.trickle_s)
 
-    def _refuse(self, request: soap.SoapRequest, key: str, principal: str, admission: Admission) -> None:
+    def _refuse(
+        self, request: soap.SoapRequest, key: str, principal: str, admission: Admission, received: float
+    ) -> None:
         """ErrorServerBusy as an HTTP 500 fault (or, if configured, a 200 error message); a connection-count
         refusal as an HTTP 200 error message inside the operation's response, as Exchange sends them."""
         sim = self.server.simulator
@@ -297,6 +302,7 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
             throttled=True,
             backoff_ms=admission.backoff_ms,
             penalised=admission.penalised,
+            received=received,
         )
         self._send(status, XML_TYPE, body)
 

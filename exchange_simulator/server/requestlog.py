@@ -24,6 +24,8 @@ class RequestRecord:
     throttled: bool
     backoff_ms: int = 0
     penalised: bool = False
+    # Unix time the throttle judged the request (a back-off window starts here); `time` for other entries
+    received: float = 0.0
 
 
 class RequestLog:
@@ -44,12 +46,14 @@ class RequestLog:
         throttled: bool = False,
         backoff_ms: int = 0,
         penalised: bool = False,
+        received: float | None = None,
     ) -> None:
+        now = time.time()
         with self._lock:
             self._entries.append(
                 RequestRecord(
                     next(self._seq),
-                    time.time(),
+                    now,
                     operation,
                     mailbox,
                     caller,
@@ -58,6 +62,7 @@ class RequestLog:
                     throttled,
                     backoff_ms,
                     penalised,
+                    now if received is None else received,
                 )
             )
             self.total += 1
