@@ -3,6 +3,7 @@
 import pytest
 import requests
 from exchangelib import errors as ews
+from exchangelib.protocol import Protocol
 from exchangelib.services.common import EWSService
 from lxml import etree
 from oauthlib.oauth2 import TokenExpiredError
@@ -154,3 +155,11 @@ def test_installed_patch_reads_back_off_from_http_200_message_xml():
     exc = EWSService._get_exception(code="ErrorServerBusy", text="busy", msg_xml=message_xml(2500))
     assert isinstance(exc, ews.ErrorServerBusy)
     assert exc.back_off == 2.5
+
+
+def test_busy_answers_never_shrink_the_session_pool():
+    """exchangelib's decrease_poolsize deadlocks on an empty pool; with the policy it refuses, so the busy
+    error goes straight to the caller."""
+    policy.install()
+    with pytest.raises(ews.SessionPoolMinSizeReached):
+        Protocol.decrease_poolsize(object())
