@@ -5,6 +5,14 @@ A budget has a ceiling on requests in flight (EWSMaxConcurrency) and a token buc
 ErrorServerBusy and a BackOffMilliseconds hint; a client that comes back before that hint has passed is
 penalised with a longer one, which is what makes honouring the hint the fastest way through.
 Storm and overload switches let a test put the whole server under pressure on demand.
+
+Who "came back early"? Exchange charges the target mailbox's budget, not a connection, and a client runs many
+requests at once (Microsoft advises up to 10 per mailbox), so requests already on their way when a busy
+answer leaves the server cannot be recalled: they reach it up to a round trip plus the client's reaction time
+later. A request is therefore penalised only if it arrives more than `penalty_grace_ms` after the busy answer
+was given; inside the grace it is refused with the back-off that remains, unpenalised. Judging by connection
+("did this socket already get the busy answer?") would be less faithful: Exchange keeps no such state, and a
+client ignoring the hint on another connection, or from another worker of its fleet, would go unpunished.
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ class ThrottleSettings:
     request_cost_ms: float = 0.0  # charged per request on top of the time it took
     max_backoff_ms: int = 300_000  # the longest hint Exchange has been seen to give
     penalty_factor: float = 2.0  # how much longer the hint gets for a client that came back early
+    # Requests arriving this soon after a busy answer were in flight when it was given: a round trip plus the
+    # client's reaction (parse, tell its fleet) on a LAN, with room for a busy client host.
+    penalty_grace_ms: int = 50
     storm_every_nth: int = 0  # when > 0, every Nth request is answered ErrorServerBusy
     storm_fraction: float = 0.0  # share of budgets (chosen by a stable hash) that are always busy
     storm_backoff_ms: int = 2_000  # the hint given by storm answers
@@ -43,6 +54,8 @@ class ThrottleSettings:
             raise ValueError("storm_fraction must be between 0 and 1")
         if self.burst_ms < 0 or self.request_cost_ms < 0 or self.max_backoff_ms < 1:
             raise ValueError("burst_ms and request_cost_ms must be >= 0, max_backoff_ms >= 1")
+        if self.penalty_grace_ms < 0:
+            raise ValueError("penalty_grace_ms must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -52,7 +65,7 @@ class Admission:
     code: str | None = None  # ErrorServerBusy | ErrorExceededConnectionCount
     backoff_ms: int = 0
     penalised: bool = False  # the client ignored an earlier back-off hint
-    reason: str = ""  # budget | storm | penalty | concurrency
+    reason: str = ""  # budget | storm | penalty | in_flight | concurrency
 
     @property
     def admitted(self) -> bool:
@@ -69,6 +82,7 @@ class _Budget:
     in_flight: int = 0
     backoff_until: float = 0.0
     last_backoff_ms: int = 0
+    penalise_after: float = 0.0  # the last busy answer plus the grace for requests already in flight
 
 
 class Throttle:
@@ -94,6 +108,8 @@ class Throttle:
             budget = self._recharged(key, now)
             if now < budget.backoff_until:
                 remaining_ms = (budget.backoff_until - now) * 1000.0
+                if now < budget.penalise_after:  # sent before the client could know: the same back-off
+                    return Admission("ErrorServerBusy", math.ceil(remaining_ms), reason="in_flight")
                 hint = max(remaining_ms, budget.last_backoff_ms) * settings.penalty_factor
                 return self._busy(budget, now, hint, "penalty", penalised=True)
             if budget.in_flight >= settings.max_concurrent:
@@ -132,6 +148,7 @@ class Throttle:
         backoff_ms = min(self.settings.max_backoff_ms, max(1, math.ceil(hint_ms)))
         budget.backoff_until = now + backoff_ms / 1000.0
         budget.last_backoff_ms = backoff_ms
+        budget.penalise_after = now + self.settings.penalty_grace_ms / 1000.0
         return Admission("ErrorServerBusy", backoff_ms, penalised, reason)
 
 

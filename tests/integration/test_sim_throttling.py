@@ -12,8 +12,15 @@ from tests.fixtures.simulator import back_off_ms, response_code, soap_request
 pytestmark = pytest.mark.integration
 
 MAILBOX = "alice@contoso.example"
-# Every request costs 150 ms of a 100 ms budget that recharges at 1 s per s: hints of about 50 ms.
-TIGHT_BUDGET = {"burst_ms": 100, "request_cost_ms": 150, "recharge_ms_per_s": 1000, "penalty_factor": 4}
+# Every request costs 150 ms of a 100 ms budget that recharges at 1 s per s: hints of about 50 ms. One client
+# sending one request at a time has nothing in flight, so no grace for in-flight requests.
+TIGHT_BUDGET = {
+    "burst_ms": 100,
+    "request_cost_ms": 150,
+    "recharge_ms_per_s": 1000,
+    "penalty_factor": 4,
+    "penalty_grace_ms": 0,
+}
 
 
 @pytest.fixture

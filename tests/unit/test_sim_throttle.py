@@ -54,7 +54,7 @@ def test_a_client_that_waits_for_the_hint_is_admitted_without_penalty():
 
 
 def test_a_client_that_comes_back_early_is_penalised_with_a_longer_back_off():
-    throttle, clock = make(burst_ms=100, recharge_ms_per_s=100, penalty_factor=2.0)
+    throttle, clock = make(burst_ms=100, recharge_ms_per_s=100, penalty_factor=2.0, penalty_grace_ms=50)
     spend(throttle, "a@x", 150)
     first = throttle.admit("a@x")
     clock.advance_ms(first.backoff_ms / 2)
@@ -63,6 +63,28 @@ def test_a_client_that_comes_back_early_is_penalised_with_a_longer_back_off():
     assert second.backoff_ms == 2 * first.backoff_ms
     clock.advance_ms(first.backoff_ms)  # the original hint has passed, the penalty has not
     assert throttle.admit("a@x").penalised
+
+
+def test_a_request_that_was_in_flight_when_the_busy_answer_left_is_refused_without_penalty():
+    throttle, clock = make(burst_ms=100, recharge_ms_per_s=100, penalty_grace_ms=50)
+    spend(throttle, "a@x", 150)
+    first = throttle.admit("a@x")
+    clock.advance_ms(30)  # arrives inside the grace: sent before the client could have seen the answer
+    in_flight = throttle.admit("a@x")
+    assert (in_flight.code, in_flight.penalised, in_flight.reason) == ("ErrorServerBusy", False, "in_flight")
+    assert abs(in_flight.backoff_ms - (first.backoff_ms - 30)) <= 1  # what remains of it, not a longer one
+    clock.advance_ms(21)  # past the grace, still inside the back-off: the client ignored the hint
+    assert throttle.admit("a@x").penalised
+
+
+def test_the_grace_starts_again_with_each_busy_answer():
+    throttle, clock = make(burst_ms=100, recharge_ms_per_s=100, penalty_grace_ms=50)
+    spend(throttle, "a@x", 150)
+    throttle.admit("a@x")
+    clock.advance_ms(60)
+    assert throttle.admit("a@x").penalised
+    clock.advance_ms(10)
+    assert not throttle.admit("a@x").penalised
 
 
 def test_back_off_is_capped():
@@ -101,7 +123,9 @@ def test_storm_fraction_throttles_a_stable_share_of_budgets():
     assert {k for k in keys if throttle.admit(k).code == "ErrorServerBusy"} == busy
 
 
-@pytest.mark.parametrize("bad", [{"max_concurrent": 0}, {"recharge_ms_per_s": 0}, {"storm_fraction": 2}])
+@pytest.mark.parametrize(
+    "bad", [{"max_concurrent": 0}, {"recharge_ms_per_s": 0}, {"storm_fraction": 2}, {"penalty_grace_ms": -1}]
+)
 def test_invalid_settings_are_rejected(bad):
     with pytest.raises(ValueError):
         ThrottleSettings(**bad).validate()
