@@ -1,9 +1,13 @@
 """`ews_action`: turn a plain action function into the Celery task `ews.<name>` with one result envelope.
 
 An action is `fn(ctx: ActionContext, **kwargs) -> dict` (the envelope's `data`). The decorator validates the
-JSON keyword arguments against the function's signature, runs it, turns RetryLater into a Celery retry
-(bounded by attempts and a total deadline, redeliveries capped) and always returns
-`{"status", "action", "mailbox", "data", "error", "attempts", "duration_ms"}`.
+JSON keyword arguments against the function's signature, runs it, turns RetryLater into a Celery retry and
+always returns `{"status", "action", "mailbox", "data", "error", "attempts", "duration_ms"}`.
+
+Retries are bounded two ways: failed runs (timeouts, 5xx, store hiccups) by EWS_IR_MAX_ATTEMPTS, and every
+retry by the total deadline EWS_IR_TASK_DEADLINE. Being throttled is Exchange saying "wait", not a failure, so
+throttled runs only spend time: a storm that outlasts a fixed number of tries must not make a task give up.
+`attempts` reports every run the task had, throttled ones and redeliveries included.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from celery import Task
 
 from worker.app import app
 from worker.artifacts import ArtifactStore
-from worker.errors import ActionError, Permanent, RetryLater, ValidationError
+from worker.errors import ActionError, Permanent, RetryLater, Throttled, ValidationError
 from worker.ews.connection import account_for
 from worker.execution import call_ews
 from worker.profiles import get_profile
-from worker.runs import record_run
+from worker.runs import record_failure, record_run
 from worker.settings import get_settings
 
 T = TypeVar("T")
@@ -38,7 +42,7 @@ class ActionContext:
     """What an action may use: its connection profile name, EWS calls under throttling, the artifact store."""
 
     profile: str
-    attempt: int
+    attempt: int  # failed runs so far: spaces out retries of transient failures
     task_id: str
     artifacts: ArtifactStore
 
@@ -142,12 +146,20 @@ def run_action(task: Task, name: str, fn: Callable[..., dict], args: tuple, kwar
             raise ValidationError("connection", "expected the name of a connection profile")
         get_profile(profile)
         validated = validate_kwargs(fn, args, kwargs)
-        ctx = ActionContext(profile, retries, task.request.id, ArtifactStore.from_settings())
+        ctx = ActionContext(profile, record.failures, task.request.id, ArtifactStore.from_settings())
         return finish("ok", fn(ctx, **validated))
     except RetryLater as later:
         elapsed = time.time() - record.first_started_at
-        if record.runs >= settings.max_attempts or elapsed + later.countdown_s > settings.task_deadline_s:
-            later.cause.message += f" (gave up after {record.runs} attempts, {int(elapsed)} s)"
+        failures = record.failures if isinstance(later.cause, Throttled) else record_failure(task.request.id)
+        ran = f"{record.runs} runs, {int(elapsed)} s"
+        if failures >= settings.max_attempts:
+            later.cause.message += f" (gave up after {failures} failed attempts, {ran})"
+            return finish("error", error=later.cause)
+        if elapsed + later.countdown_s > settings.task_deadline_s:
+            later.cause.message += (
+                f" (gave up after {ran}: waiting {later.countdown_s:.0f} s more would pass"
+                f" the task deadline of {settings.task_deadline_s:g} s)"
+            )
             return finish("error", error=later.cause)
         raise task.retry(countdown=later.countdown_s, max_retries=None) from None
     except ActionError as error:

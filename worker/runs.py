@@ -1,7 +1,8 @@
-"""Per task id: when its first run started and how many runs it has had, kept in Redis.
+"""Per task id: when its first run started, how many runs it has had and how many of them failed, in Redis.
 
 Celery keeps the task id across `retry()` and across redelivery after a lost worker, so this bounds a task's
-total time and tells a redelivery (runs > retries + 1) from a retry, to cap redelivery loops.
+total time, tells a redelivery (runs > retries + 1) from a retry, to cap redelivery loops, and counts the
+failed runs that use up the attempt budget (being throttled is waiting, not failing, so it does not count).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from worker.settings import get_settings
 class RunRecord:
     first_started_at: float
     runs: int
+    failures: int  # earlier runs that ended in a retryable failure other than throttling
 
     def redeliveries(self, retries: int) -> int:
         return max(0, self.runs - (retries + 1))
@@ -29,13 +31,22 @@ def _client() -> redis.Redis:
     return redis.Redis.from_url(get_settings().redis_url)
 
 
+def _key(task_id: str) -> str:
+    return f"{get_settings().redis_prefix}:runs:{task_id}"
+
+
 def record_run(task_id: str) -> RunRecord:
     settings = get_settings()
-    key = f"{settings.redis_prefix}:runs:{task_id}"
+    key = _key(task_id)
     pipe = _client().pipeline()
     pipe.hsetnx(key, "first_started_at", repr(time.time()))
     pipe.hincrby(key, "runs", 1)
-    pipe.hget(key, "first_started_at")
+    pipe.hmget(key, "first_started_at", "failures")
     pipe.expire(key, int(settings.task_deadline_s + settings.visibility_timeout_s + 3600))
-    _, runs, first, _ = pipe.execute()
-    return RunRecord(float(first), int(runs))
+    _, runs, (first, failures), _ = pipe.execute()
+    return RunRecord(float(first), int(runs), int(failures or 0))
+
+
+def record_failure(task_id: str) -> int:
+    """Count a failed run against the attempt budget; returns the failures so far."""
+    return int(_client().hincrby(_key(task_id), "failures", 1))

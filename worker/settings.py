@@ -59,7 +59,8 @@ class Settings:
     task_soft_time_limit_s: float = 840
     # Longest countdown a task re-queues itself with (EWS_IR_MAX_COUNTDOWN); kept below visibility timeout.
     max_countdown_s_configured: float = 600
-    # Per task: at most this many runs (EWS_IR_MAX_ATTEMPTS) within this total time (EWS_IR_TASK_DEADLINE).
+    # Per task: at most this many failed runs (EWS_IR_MAX_ATTEMPTS; throttled runs are waits, not failures),
+    # all retries within this total time (EWS_IR_TASK_DEADLINE).
     max_attempts: int = 8
     task_deadline_s: float = 3600
     # Redeliveries after a lost worker before a task is reported failed instead of run again

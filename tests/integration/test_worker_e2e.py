@@ -55,7 +55,7 @@ def test_transient_failures_are_retried_through_the_queue_then_reported(celery_w
     assert envelope["status"] == "error"
     assert envelope["error"]["code"] == "ErrorMailboxStoreUnavailable"
     assert envelope["error"]["retryable"] is True
-    assert "gave up after 3 attempts" in envelope["error"]["message"]
+    assert "gave up after 3 failed attempts" in envelope["error"]["message"]
     assert envelope["attempts"] == 3
 
 

@@ -34,6 +34,10 @@ def action(ctx: base.ActionContext, mailbox: str, limit: int = 10, folders: list
         raise NotFound("ErrorItemNotFound", "no such item")
     if mailbox == "busy@x.example":
         raise RetryLater(30, Throttled("ErrorServerBusy", "busy", 30))
+    if mailbox == "flaky@x.example":
+        raise RetryLater(5, Transient("ErrorTimeoutExpired", "slow"))
+    if mailbox == "attempt@x.example":
+        return {"attempt": ctx.attempt}
     if mailbox == "bug@x.example":
         raise KeyError("client_secret=hunter2")
     return {"mailbox": mailbox, "limit": limit, "folders": folders, "profile": ctx.profile}
@@ -126,23 +130,48 @@ def test_retry_later_becomes_a_celery_retry_with_the_countdown():
     assert task.retried_with == 30
 
 
-def test_attempts_are_capped():
+def test_failed_attempts_are_capped():
     for retries in range(2):
         with pytest.raises(Retry):
-            run({"mailbox": "busy@x.example"}, task=FakeTask(retries=retries))
-    envelope = run({"mailbox": "busy@x.example"}, task=FakeTask(retries=2))
+            run({"mailbox": "flaky@x.example"}, task=FakeTask(retries=retries))
+    envelope = run({"mailbox": "flaky@x.example"}, task=FakeTask(retries=2))
     assert envelope["status"] == "error"
-    assert envelope["error"]["code"] == "ErrorServerBusy"
-    assert "gave up after 3 attempts" in envelope["error"]["message"]
+    assert envelope["error"]["code"] == "ErrorTimeoutExpired"
+    assert "gave up after 3 failed attempts, 3 runs" in envelope["error"]["message"]
     assert envelope["attempts"] == 3
 
 
-def test_total_deadline_is_enforced(monkeypatch):
+def test_throttled_runs_do_not_use_up_the_attempt_budget():
+    """A storm longer than EWS_IR_MAX_ATTEMPTS tries must not make a task give up before its deadline."""
+    for retries in range(10):
+        with pytest.raises(Retry):
+            run({"mailbox": "busy@x.example"}, task=FakeTask(retries=retries))
+    for retries in (10, 11):  # and transient failures still count from zero
+        with pytest.raises(Retry):
+            run({"mailbox": "flaky@x.example"}, task=FakeTask(retries=retries))
+    envelope = run({"mailbox": "flaky@x.example"}, task=FakeTask(retries=12))
+    assert "gave up after 3 failed attempts, 13 runs" in envelope["error"]["message"]
+    assert envelope["attempts"] == 13  # every run is reported, throttled ones included
+
+
+def test_the_attempt_number_given_to_actions_counts_failed_runs_only():
+    for retries in range(3):
+        with pytest.raises(Retry):
+            run({"mailbox": "busy@x.example"}, task=FakeTask(retries=retries))
+    with pytest.raises(Retry):
+        run({"mailbox": "flaky@x.example"}, task=FakeTask(retries=3))
+    envelope = run({"mailbox": "attempt@x.example"}, task=FakeTask(retries=4))
+    assert envelope["data"] == {"attempt": 1} and envelope["attempts"] == 5
+
+
+def test_total_deadline_bounds_throttled_retries(monkeypatch):
     monkeypatch.setenv("EWS_IR_TASK_DEADLINE", "10")
     get_settings.cache_clear()
     envelope = run({"mailbox": "busy@x.example"})  # a 30 s countdown would overrun the 10 s deadline
     assert envelope["status"] == "error"
-    assert "gave up" in envelope["error"]["message"]
+    assert envelope["error"]["code"] == "ErrorServerBusy"
+    assert "would pass the task deadline of 10 s" in envelope["error"]["message"]
+    assert envelope["attempts"] == 1
 
 
 def test_redelivery_loop_is_capped():
