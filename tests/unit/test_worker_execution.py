@@ -3,6 +3,7 @@
 import fakeredis
 import pytest
 from exchangelib import errors as ews
+from exchangelib.services import common as services_common
 
 from worker import execution
 from worker.errors import AuthError, Permanent, RetryLater, Throttled
@@ -136,3 +137,76 @@ def test_a_second_401_fails_fast(setup, monkeypatch):
         execution.call_ews(MAILBOX, calls)
     assert raised.value.code == "Unauthorized"
     assert (calls.count, refreshed) == (2, ["default"])
+
+
+class Requests:
+    """fn for call_ews that sends `count` requests through exchangelib's send path as the worker patches it
+    (over a fake transport), running `between` after the first one, as another worker's busy answer would."""
+
+    def __init__(self, count: int, between=lambda: None):
+        self.count = count
+        self.between = between
+        self.sent = 0
+        self.sessions_back = 0
+
+    def post(self, protocol, session, **kwargs):
+        self.sent += 1
+        if self.sent == 1:
+            self.between()
+        return "response", session
+
+    def release_session(self, session):
+        self.sessions_back += 1
+
+    def __call__(self):
+        for _ in range(self.count):
+            services_common.post_ratelimited(protocol=self, session="session", url="u", headers={}, data=b"")
+        return "done"
+
+
+@pytest.fixture
+def transport(monkeypatch):
+    def install(requests: Requests) -> Requests:
+        monkeypatch.setattr(services_common, "post_ratelimited", policy.checked_post(requests.post))
+        return requests
+
+    return install
+
+
+def test_every_request_of_a_call_is_sent_while_the_gate_stays_open(setup, transport):
+    requests = transport(Requests(3))
+    assert execution.call_ews(MAILBOX, requests) == "done"
+    assert requests.sent == 3
+
+
+def test_a_gate_closed_between_two_requests_of_a_call_stops_the_second(setup, transport):
+    requests = transport(Requests(2, between=lambda: setup.close_gate(MAILBOX_BUDGET, 30)))
+    with pytest.raises(RetryLater) as raised:
+        execution.call_ews(MAILBOX, requests)
+    assert requests.sent == 1 and requests.sessions_back == 1  # the pool gets its session back
+    assert raised.value.cause.code == "BackOffGate" and raised.value.countdown_s >= 29
+    assert setup.gate_wait_s([MAILBOX_BUDGET]) <= 30  # our own gate check does not extend the back-off
+    assert setup.in_flight(MAILBOX_BUDGET) == 0
+
+
+def test_after_a_back_off_a_probe_goes_alone_and_its_answer_reopens_the_mailbox(setup):
+    setup.close_gate(MAILBOX_BUDGET, 5)
+    setup._redis.delete(f"test:gate:mailbox:{MAILBOX_BUDGET.key}")  # the back-off has passed
+    seen_while_probing = []
+
+    def probe():
+        seen_while_probing.append(setup.try_acquire([TENANT_BUDGET, MAILBOX_BUDGET], lease_s=60))
+        return "done"
+
+    assert execution.call_ews(MAILBOX, probe) == "done"
+    assert seen_while_probing == [None]  # no second call while the probe was out
+    assert all(setup.try_acquire([TENANT_BUDGET, MAILBOX_BUDGET], lease_s=60) for _ in range(10))
+
+
+def test_a_probe_that_times_out_leaves_the_mailbox_half_open(setup):
+    setup.close_gate(MAILBOX_BUDGET, 5)
+    setup._redis.delete(f"test:gate:mailbox:{MAILBOX_BUDGET.key}")
+    with pytest.raises(RetryLater):
+        execution.call_ews(MAILBOX, Calls(*[ews.ErrorTimeoutExpired("t")] * 3))
+    assert setup.try_acquire([MAILBOX_BUDGET], lease_s=60)
+    assert setup.try_acquire([MAILBOX_BUDGET], lease_s=60) is None

@@ -106,3 +106,101 @@ def test_enter_takes_a_slot_in_every_capped_budget_when_the_gates_are_open(throt
     assert throttle.in_flight(MAILBOX) == 1 and throttle.in_flight(TENANT) == 1
     throttle.release([TENANT, MAILBOX], token)
     assert throttle.in_flight(MAILBOX) == 0
+
+
+def gate_expires(throttle, budget):
+    """What the gate key's TTL does by itself once the back-off has passed."""
+    throttle._redis.delete(f"test:gate:{budget.kind}:{budget.key}")
+
+
+def test_after_a_back_off_one_probe_goes_first_and_a_real_answer_reopens_the_budget(throttle):
+    throttle.close_gate(MAILBOX, 5)
+    gate_expires(throttle, MAILBOX)
+    probe, _ = throttle.enter([TENANT, MAILBOX], lease_s=60)
+    assert probe
+    assert throttle.enter([TENANT, MAILBOX], lease_s=60) == (None, 0)  # a free slot, but the probe is out
+    assert throttle.in_flight(MAILBOX) == 1
+    throttle.release([TENANT, MAILBOX], probe, recovered=True)
+    tokens = [throttle.try_acquire([TENANT, MAILBOX], lease_s=60) for _ in range(2)]
+    assert all(tokens)  # full concurrency again
+
+
+def test_a_probe_without_a_real_answer_leaves_the_budget_half_open_for_the_next_probe(throttle):
+    throttle.close_gate(MAILBOX, 5)
+    gate_expires(throttle, MAILBOX)
+    first = throttle.try_acquire([MAILBOX], lease_s=60)
+    throttle.release([MAILBOX], first, recovered=False)  # e.g. a timeout
+    second = throttle.try_acquire([MAILBOX], lease_s=60)
+    assert second and throttle.try_acquire([MAILBOX], lease_s=60) is None
+
+
+def test_a_probe_that_is_throttled_again_closes_the_gate_and_the_budget_stays_half_open(throttle):
+    throttle.close_gate(MAILBOX, 5)
+    gate_expires(throttle, MAILBOX)
+    probe = throttle.try_acquire([MAILBOX], lease_s=60)
+    throttle.close_gate(MAILBOX, 5)
+    throttle.release([MAILBOX], probe)
+    assert throttle.enter([MAILBOX], lease_s=60)[1] > 4
+    gate_expires(throttle, MAILBOX)
+    assert throttle.try_acquire([MAILBOX], lease_s=60)
+    assert throttle.try_acquire([MAILBOX], lease_s=60) is None
+
+
+def test_a_probe_answered_after_a_newer_busy_answer_does_not_end_the_half_open_state(throttle):
+    throttle.close_gate(MAILBOX, 5)
+    gate_expires(throttle, MAILBOX)
+    probe = throttle.try_acquire([MAILBOX], lease_s=60)
+    throttle.close_gate(MAILBOX, 5)  # another call, in flight before, got a busy answer meanwhile
+    throttle.release([MAILBOX], probe, recovered=True)
+    gate_expires(throttle, MAILBOX)
+    assert throttle.try_acquire([MAILBOX], lease_s=60)
+    assert throttle.try_acquire([MAILBOX], lease_s=60) is None
+
+
+def test_only_the_probe_ends_the_half_open_state(throttle):
+    early = throttle.try_acquire([MAILBOX], lease_s=60)  # in flight before the busy answer
+    throttle.close_gate(MAILBOX, 5)
+    gate_expires(throttle, MAILBOX)
+    probe = throttle.try_acquire([MAILBOX], lease_s=60)
+    throttle.release([MAILBOX], early, recovered=True)
+    throttle.release([MAILBOX], probe, recovered=False)
+    assert throttle.try_acquire([MAILBOX], lease_s=60)
+    assert throttle.try_acquire([MAILBOX], lease_s=60) is None
+
+
+def test_probe_and_half_open_state_expire_so_a_killed_prober_blocks_nothing_for_long(throttle):
+    throttle.close_gate(MAILBOX, 5)
+    gate_expires(throttle, MAILBOX)
+    throttle.try_acquire([MAILBOX], lease_s=10)
+    assert 0 < throttle._redis.pttl("test:probe:mailbox:tenant-a/alice@example.com") <= 10_000
+    assert throttle._redis.pttl("test:half-open:mailbox:tenant-a/alice@example.com") > 0
+
+
+def test_an_uncapped_budget_is_probed_by_one_call_too(throttle):
+    uncapped = Budget("tenant", "tenant-b", 0)
+    throttle.close_gate(uncapped, 5)
+    gate_expires(throttle, uncapped)
+    probe = throttle.try_acquire([uncapped], lease_s=10)
+    assert probe and throttle.try_acquire([uncapped], lease_s=10) is None
+    throttle.release([uncapped], probe, recovered=True)
+    assert all(throttle.try_acquire([uncapped], lease_s=10) for _ in range(20))
+
+
+def test_before_send_stops_a_call_whose_budget_was_gated_after_it_took_its_lease(throttle):
+    token = throttle.try_acquire([TENANT, MAILBOX], lease_s=60)
+    assert throttle.before_send([TENANT, MAILBOX], token, lease_s=60) == (True, 0)
+    throttle.close_gate(MAILBOX, 30)  # another worker was told to back off
+    allowed, wait_s = throttle.before_send([TENANT, MAILBOX], token, lease_s=60)
+    assert not allowed and 29 < wait_s <= 30
+
+
+def test_before_send_lets_only_one_call_in_flight_probe_a_budget_that_turned_half_open(throttle):
+    first = throttle.try_acquire([MAILBOX], lease_s=60)
+    second = throttle.try_acquire([MAILBOX], lease_s=60)
+    throttle.close_gate(MAILBOX, 5)
+    gate_expires(throttle, MAILBOX)
+    assert throttle.before_send([MAILBOX], first, lease_s=60) == (True, 0)  # it is the probe now
+    assert throttle.before_send([MAILBOX], second, lease_s=60) == (False, 0)
+    assert throttle.before_send([MAILBOX], first, lease_s=60) == (True, 0)  # its next request, too
+    throttle.release([MAILBOX], first, recovered=True)
+    assert throttle.before_send([MAILBOX], second, lease_s=60) == (True, 0)

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from exchangelib.errors import ErrorInternalServerTransientError, ErrorServerBusy, SessionPoolMinSizeReached
 from exchangelib.protocol import FailFast, Protocol
+from exchangelib.services import common as services_common
 from exchangelib.services.common import EWSService
 
 _SUGGESTED_BACKOFF = re.compile(
     r"suggested\s+back\s*off\s+time\s*(?:is\s*)?(\d+)\s*(?:ms|milliseconds)", re.I
 )
 _PARSE_CHUNK_BYTES = 65536
+# What to check right before each EWS request this thread sends (set by `checked_before_each_send`).
+_before_send: ContextVar[Callable[[], None] | None] = ContextVar("ews_ir_before_send", default=None)
 
 
 class HttpThrottled(ErrorServerBusy):
@@ -84,9 +90,38 @@ def _keep_pool_size(self) -> None:
     raise SessionPoolMinSizeReached("the worker's throttle, not the session pool, limits requests")
 
 
+@contextmanager
+def checked_before_each_send(check: Callable[[], None]) -> Iterator[None]:
+    """Run `check` right before each EWS request sent inside this block; if it raises, that request is not
+    sent. A call may send several requests (folder lookup, then delete; result pages), and a gate can close
+    between them."""
+    token = _before_send.set(check)
+    try:
+        yield
+    finally:
+        _before_send.reset(token)
+
+
+def checked_post(post: Callable) -> Callable:
+    """exchangelib's `post_ratelimited`, running the `checked_before_each_send` check first."""
+
+    def post_if_allowed(protocol, session, **kwargs):
+        check = _before_send.get()
+        if check is not None:
+            try:
+                check()
+            except BaseException:
+                protocol.release_session(session)  # taken from the pool for this request; nothing was sent
+                raise
+        return post(protocol=protocol, session=session, **kwargs)
+
+    return post_if_allowed
+
+
 def install() -> None:
     """Patch exchangelib once per process: busy hints from HTTP-200 responses, chunked XML parsing,
-    each service's API versions computed once, and a session pool that never shrinks."""
+    each service's API versions computed once, a session pool that never shrinks, and a check before each
+    request (`checked_before_each_send`)."""
     if getattr(EWSService, "_ews_ir_patched", False):
         return
     original_get_exception = EWSService._get_exception
@@ -107,4 +142,6 @@ def install() -> None:
     api_versions = functools.cache(EWSService.supported_api_versions.__func__)
     EWSService.supported_api_versions = classmethod(api_versions)
     Protocol.decrease_poolsize = _keep_pool_size
+    # EWSService._get_response sends every request through this module-level name
+    services_common.post_ratelimited = checked_post(services_common.post_ratelimited)
     EWSService._ews_ir_patched = True
