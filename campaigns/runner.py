@@ -39,11 +39,12 @@ def run_mailbox(
     *,
     gateway_for: Callable[[str, str], MailboxGateway],
     token: str,
-    last_attempt: bool,
+    give_up: Callable[[RetryLater], str | None],
 ) -> str:
     """Returns what happened: recorded, duplicate, inactive or unknown_campaign.
 
-    Raises RetryLater (EWS asked us to wait; not on the last attempt) or LeaseBusy for the task to retry.
+    Raises RetryLater (EWS asked us to wait, and `give_up` found no reason to stop) or LeaseBusy for the
+    task to retry.
     """
     meta = store.load_for_mailbox(campaign_id)
     if meta is None:
@@ -57,7 +58,7 @@ def run_mailbox(
         raise LeaseBusy(wait_ms / 1000)
     try:
         outcome, stop = _work(
-            store, meta, phase, mailbox, gateway_for(meta["spec"]["connection"], mailbox), last_attempt
+            store, meta, phase, mailbox, gateway_for(meta["spec"]["connection"], mailbox), give_up
         )
         outcome.update(mailbox=mailbox, finished_at=audit.iso_now())
         entry = audit.mailbox_entry(meta, mailbox, outcome) if phase == EXECUTE else None
@@ -86,16 +87,15 @@ def _work(
     phase: str,
     mailbox: str,
     gateway: MailboxGateway,
-    last_attempt: bool,
+    give_up: Callable[[RetryLater], str | None],
 ) -> tuple[dict, dict | None]:
     try:
         return _dispatch_work(store, meta, phase, mailbox, gateway)
     except RetryLater as exc:
-        if not last_attempt:
+        reason = give_up(exc)
+        if reason is None:
             raise
-        return mailbox_work.failed_outcome(
-            exc.cause.code, f"gave up after retries: {exc.cause.message}"
-        ), None
+        return mailbox_work.failed_outcome(exc.cause.code, f"{exc.cause.message} ({reason})"), None
     except ActionError as exc:
         return mailbox_work.failed_outcome(exc.code, exc.message), None
     except Exception as exc:  # a bug must not leave the mailbox without an outcome forever

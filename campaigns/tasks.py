@@ -16,6 +16,7 @@ from campaigns.runner import LeaseBusy, run_mailbox
 from campaigns.store import CampaignStore
 from worker.app import app
 from worker.errors import ActionError, RetryLater
+from worker.runs import give_up_reason, record_run
 from worker.settings import get_settings
 
 QUEUE = "campaigns"
@@ -54,7 +55,10 @@ def campaign_mailbox(self: Task, campaign_id: str, phase: str, mailbox: str) -> 
             mailbox,
             gateway_for=lambda profile, target: EwsMailbox(profile, target, attempt),
             token=uuid.uuid4().hex,
-            last_attempt=attempt + 1 >= get_settings().max_attempts,
+            # The same policy as ews.* actions: throttled waits are bounded by the deadline, failures by
+            # EWS_IR_MAX_ATTEMPTS. Run records are kept from the first wait on, sparing every quick mailbox a
+            # Redis round trip, so the deadline counts from the first retry.
+            give_up=lambda later: give_up_reason(self.request.id, record_run(self.request.id), later),
         )
     except RetryLater as exc:
         raise self.retry(countdown=exc.countdown_s) from None

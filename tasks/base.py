@@ -25,11 +25,11 @@ from celery import Task
 
 from worker.app import app
 from worker.artifacts import ArtifactStore
-from worker.errors import ActionError, Permanent, RetryLater, Throttled, ValidationError
+from worker.errors import ActionError, Permanent, RetryLater, ValidationError
 from worker.ews.connection import account_for
 from worker.execution import call_ews
 from worker.profiles import get_profile
-from worker.runs import record_failure, record_run
+from worker.runs import give_up_reason, record_run
 from worker.settings import get_settings
 
 T = TypeVar("T")
@@ -149,17 +149,9 @@ def run_action(task: Task, name: str, fn: Callable[..., dict], args: tuple, kwar
         ctx = ActionContext(profile, record.failures, task.request.id, ArtifactStore.from_settings())
         return finish("ok", fn(ctx, **validated))
     except RetryLater as later:
-        elapsed = time.time() - record.first_started_at
-        failures = record.failures if isinstance(later.cause, Throttled) else record_failure(task.request.id)
-        ran = f"{record.runs} runs, {int(elapsed)} s"
-        if failures >= settings.max_attempts:
-            later.cause.message += f" (gave up after {failures} failed attempts, {ran})"
-            return finish("error", error=later.cause)
-        if elapsed + later.countdown_s > settings.task_deadline_s:
-            later.cause.message += (
-                f" (gave up after {ran}: waiting {later.countdown_s:.0f} s more would pass"
-                f" the task deadline of {settings.task_deadline_s:g} s)"
-            )
+        reason = give_up_reason(task.request.id, record, later)
+        if reason is not None:
+            later.cause.message += f" ({reason})"
             return finish("error", error=later.cause)
         raise task.retry(countdown=later.countdown_s, max_retries=None) from None
     except ActionError as error:

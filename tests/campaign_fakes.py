@@ -214,7 +214,7 @@ class Harness:
             mailbox,
             gateway_for=self.exchange.gateway,
             token="t",
-            last_attempt=True,
+            give_up=lambda later: "gave up after retries",
         )
 
     def drain(self) -> None:

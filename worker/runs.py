@@ -13,6 +13,7 @@ from functools import cache
 
 import redis
 
+from worker.errors import RetryLater, Throttled
 from worker.settings import get_settings
 
 
@@ -50,3 +51,23 @@ def record_run(task_id: str) -> RunRecord:
 def record_failure(task_id: str) -> int:
     """Count a failed run against the attempt budget; returns the failures so far."""
     return int(_client().hincrby(_key(task_id), "failures", 1))
+
+
+def give_up_reason(task_id: str, record: RunRecord, later: RetryLater) -> str | None:
+    """Why a task that must wait (`later`) should stop retrying now, or None to retry.
+
+    Failed runs use up EWS_IR_MAX_ATTEMPTS; a throttled run does not (it is waiting, not failing). Every
+    retry, throttled or not, is bounded by EWS_IR_TASK_DEADLINE from the first run.
+    """
+    settings = get_settings()
+    elapsed = time.time() - record.first_started_at
+    failures = record.failures if isinstance(later.cause, Throttled) else record_failure(task_id)
+    ran = f"{record.runs} runs, {int(elapsed)} s"
+    if failures >= settings.max_attempts:
+        return f"gave up after {failures} failed attempts, {ran}"
+    if elapsed + later.countdown_s > settings.task_deadline_s:
+        return (
+            f"gave up after {ran}: waiting {later.countdown_s:.0f} s more would pass"
+            f" the task deadline of {settings.task_deadline_s:g} s"
+        )
+    return None

@@ -132,7 +132,7 @@ def test_a_recorded_outcome_is_never_overwritten(harness):
         MAILBOXES[0],
         gateway_for=harness.exchange.gateway,
         token="x",
-        last_attempt=True,
+        give_up=lambda later: "gave up after retries",
     )
     assert result == "inactive"  # preview is finished
     counters = harness.service.get(created["id"])["counters"]["preview"]

@@ -31,14 +31,14 @@ def campaign():
     return harness, created["id"]
 
 
-def run(harness, campaign_id, gateway_for=None, token="t1", last_attempt=False):
+def run(harness, campaign_id, gateway_for=None, token="t1", give_up_reason=None):
     return run_mailbox(
         harness.store,
         campaign_id,
         "preview",
         MAILBOX,
         token=token,
-        last_attempt=last_attempt,
+        give_up=lambda later: give_up_reason,
         gateway_for=gateway_for or harness.exchange.gateway,
     )
 
@@ -48,7 +48,8 @@ def test_a_throttled_mailbox_retries_later_then_fails_with_the_cause(campaign):
     with pytest.raises(RetryLater):
         run(harness, campaign_id, gateway_for=lambda *_: BusyGateway())
     assert harness.store.outcome(campaign_id, "preview", MAILBOX) is None
-    assert run(harness, campaign_id, gateway_for=lambda *_: BusyGateway(), last_attempt=True) == "recorded"
+    busy = run(harness, campaign_id, gateway_for=lambda *_: BusyGateway(), give_up_reason="gave up")
+    assert busy == "recorded"
     outcome = harness.store.outcome(campaign_id, "preview", MAILBOX)
     assert outcome["status"] == "failed" and outcome["error"]["code"] == "ErrorServerBusy"
 
