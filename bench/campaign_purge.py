@@ -375,6 +375,7 @@ def main() -> int:
     nodes = [f"bench{i}" for i in range(worker_count)]
     workers = [start_worker(env, args.threads, Path(workdir) / f"{node}.log", node) for node in nodes]
     os.environ.update(env)
+    succeeded = False
     try:
         from celery import Celery
 
@@ -399,6 +400,7 @@ def main() -> int:
         print(text)
         if args.out:
             args.out.write_text(text + "\n")
+        succeeded = True
     finally:
         processes = [*workers, sim_process, redis_process]
         for process in processes:
@@ -408,6 +410,10 @@ def main() -> int:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+        if succeeded:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"worker logs and Redis files kept in {workdir}", file=sys.stderr)
     return 0
 
 
