@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,44 +30,17 @@ from pathlib import Path
 
 import requests
 
+from producer.local_redis import start_redis
+
 REPO = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "svc-ir@contoso.example", "bench-password-1"
 ACTIVE = ("searching", "previewing", "executing")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its reaped children, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def start_redis(workdir: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            shutil.which("redis-server"),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(0.3)
-    return process, f"redis://127.0.0.1:{port}/0"
 
 
 def start_simulator(args: argparse.Namespace) -> tuple[subprocess.Popen, dict]:
