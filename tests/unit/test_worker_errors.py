@@ -163,3 +163,29 @@ def test_busy_answers_never_shrink_the_session_pool():
     policy.install()
     with pytest.raises(ews.SessionPoolMinSizeReached):
         Protocol.decrease_poolsize(object())
+
+
+@pytest.mark.parametrize(
+    ("raised", "code"),
+    [
+        (ews.UnauthorizedError("401"), "Unauthorized"),  # a stale token must reach call_ews's refresh
+        (ews.ErrorServerBusy("busy", back_off=3), "ErrorServerBusy"),
+        (ews.ErrorAccessDenied("no Discovery Management"), "Unsupported"),
+    ],
+)
+def test_searchable_mailboxes_wraps_only_refusals_as_unsupported(monkeypatch, raised, code):
+    from worker.ews import directory
+
+    class Failing:
+        def __init__(self, **_):
+            pass
+
+        def call(self, **_):
+            raise raised
+
+    monkeypatch.setattr(directory, "configuration_for", lambda name: None)
+    monkeypatch.setattr(directory, "Protocol", lambda config: None)
+    monkeypatch.setattr(directory, "GetSearchableMailboxes", Failing)
+    with pytest.raises(Exception) as caught:
+        directory.get_searchable_mailboxes("default", None, False)
+    assert caught.value.code == code

@@ -8,7 +8,7 @@ from exchangelib.properties import FailedMailbox
 from exchangelib.protocol import Protocol
 from exchangelib.services import GetSearchableMailboxes, GetUserOofSettings
 
-from worker.errors import Permanent
+from worker.errors import AuthError, Permanent
 from worker.ews.connection import configuration_for
 from worker.ews.errors import classify
 from worker.ews.folders import well_known_folder
@@ -69,9 +69,9 @@ def get_searchable_mailboxes(
                 search_filter=search_filter, expand_group_membership=expand_group_membership
             )
         )
-    except Exception as exc:  # any failure here is reported with the on-premises caveat
+    except Exception as exc:  # a refusal is reported with the on-premises caveat
         error = classify(exc)
-        if error.retryable:
+        if error.retryable or isinstance(error, AuthError):  # a 401 gets its token refresh (call_ews)
             raise error from exc
         raise Permanent(
             "Unsupported",
