@@ -94,8 +94,12 @@ def campaign_dispatch(self: Task, campaign_id: str, phase: str, generation: int,
                 directory=lambda meta: EwsDirectory(meta["spec"]["connection"], attempt),
             )
         except RetryLater as exc:
-            if attempt + 1 < get_settings().max_attempts:
+            # The policy of every task (worker.runs): a throttled expansion waits until the deadline, failed
+            # runs are capped by EWS_IR_MAX_ATTEMPTS; counting throttled waits as failures gave up early.
+            reason = give_up_reason(self.request.id, record_run(self.request.id), exc)
+            if reason is None:
                 raise self.retry(countdown=exc.countdown_s) from None
+            exc.cause.message += f" ({reason})"
             _fail_expansion(store, campaign_id, phase, exc.cause)
             return
         except ActionError as exc:
