@@ -50,10 +50,6 @@ def campaign_entry(meta: dict[str, Any], event: str, by: str, detail: dict | Non
     }
 
 
-def append(client: redis.Redis, stream: str, entry: dict[str, str]) -> str:
-    return client.xadd(stream, entry).decode()
-
-
 def read(
     client: redis.Redis, stream: str, since: str | None = None, limit: int = 1000
 ) -> list[dict[str, Any]]:

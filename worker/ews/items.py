@@ -77,7 +77,7 @@ def outcome(item_id: str, result, folder: str | None = None) -> dict:
             "outcome": "failed",
             "new_item_id": None,
             "folder": None,
-            "error": {"code": error.code, "message": error.message, "retryable": error.retryable},
+            "error": error.to_dict(),
         }
     new_id = result[0] if isinstance(result, tuple) else None
     return {"item_id": item_id, "outcome": "done", "new_item_id": new_id, "folder": folder, "error": None}
