@@ -42,6 +42,13 @@ PAGE_CAP = 1000
 RESTRICTED_PAGE_CAP = 250
 
 
+def _integer(view: etree._Element, attribute: str, default: str) -> int:
+    try:
+        return int(view.get(attribute, default))
+    except ValueError:
+        raise schema_fault(f"The '{attribute}' attribute is not a valid integer.") from None
+
+
 class _View:
     """The paging view of a find request: IndexedPage*View, FractionalPage*View, or none (everything)."""
 
@@ -51,19 +58,16 @@ class _View:
         view = self.indexed if self.indexed is not None else self.fractional
         self.max_entries: int | None = None
         if view is not None and view.get("MaxEntriesReturned") is not None:
-            try:
-                self.max_entries = int(view.get("MaxEntriesReturned", ""))
-            except ValueError:
-                raise schema_fault("The 'MaxEntriesReturned' attribute is not a valid integer.") from None
+            self.max_entries = _integer(view, "MaxEntriesReturned", "")
             if self.max_entries < 1:
                 raise EwsError("ErrorInvalidPagingMaxRows", "The paging max rows value is invalid.")
         self.offset = 0
         self.from_end = False
+        if self.fractional is not None:
+            self.numerator = _integer(self.fractional, "Numerator", "0")
+            self.denominator = _integer(self.fractional, "Denominator", "1")
         if self.indexed is not None:
-            try:
-                self.offset = int(self.indexed.get("Offset", "0"))
-            except ValueError:
-                raise schema_fault("The 'Offset' attribute is not a valid integer.") from None
+            self.offset = _integer(self.indexed, "Offset", "0")
             if self.offset < 0:
                 raise EwsError(
                     "ErrorInvalidIndexedPagingParameters", "The indexed paging parameters are invalid."
@@ -73,8 +77,7 @@ class _View:
     def offset_for(self, total: int) -> int:
         if self.fractional is None:
             return self.offset
-        numerator = int(self.fractional.get("Numerator", "0"))
-        denominator = int(self.fractional.get("Denominator", "1"))
+        numerator, denominator = self.numerator, self.denominator
         if denominator <= 0 or not 0 <= numerator <= denominator:
             raise EwsError(
                 "ErrorInvalidFractionalPagingParameters", "The fractional paging parameters are invalid."
