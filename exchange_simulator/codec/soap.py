@@ -57,7 +57,16 @@ SERVER_VERSION = {
     "Version": "V2017_07_11",
 }
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=True)
+# Comments and processing instructions are legal anywhere in a request; dropping them here means every
+# handler sees only elements (lxml's comment nodes have no QName and would fail the handlers).
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    huge_tree=False,
+    remove_blank_text=True,
+    remove_comments=True,
+    remove_pis=True,
+)
 
 
 @dataclass(frozen=True)
