@@ -26,6 +26,7 @@ from exchange_simulator.codec.soap import (
     sub_m,
     sub_t,
     success_message,
+    xml_text,
 )
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import mime, mutations, sending
@@ -320,8 +321,8 @@ def _changes(
         field_uri = path.get("FieldURI", "")
         if path.tag == _t("IndexedFieldURI"):
             raise EwsError("ErrorInvalidPropertySet", "Set action is invalid for property.",
-                           property_path=f'<t:IndexedFieldURI FieldURI="{field_uri}" '
-                                         f'FieldIndex="{path.get("FieldIndex", "")}"/>')
+                           property_path=f'<t:IndexedFieldURI FieldURI="{xml_text(field_uri)}" '
+                                         f'FieldIndex="{xml_text(path.get("FieldIndex", ""))}"/>')
         if action == "DeleteItemField":
             fields.append((field_uri, None))
             continue
