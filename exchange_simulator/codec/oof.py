@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from lxml import etree
 
+from exchange_simulator.codec.folders_xml import ews_datetime
 from exchange_simulator.codec.soap import (
     NS_T,
     M,
@@ -53,10 +54,6 @@ def _response(op_name: str, err: EwsError | None = None) -> etree._Element:
     return response
 
 
-def _time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @operation("GetUserOofSettingsRequest")
 def get_user_oof_settings(ctx: OperationContext, request: etree._Element) -> etree._Element:
     settings = oof.get_oof(ctx.store, _target(ctx, request))
@@ -66,8 +63,8 @@ def get_user_oof_settings(ctx: OperationContext, request: etree._Element) -> etr
     sub_t(element, "ExternalAudience", settings.external_audience)
     today = utcnow().replace(hour=0, minute=0, second=0)
     duration = sub_t(element, "Duration")
-    sub_t(duration, "StartTime", _time(settings.start or today))
-    sub_t(duration, "EndTime", _time(settings.end or today + timedelta(days=1)))
+    sub_t(duration, "StartTime", ews_datetime(settings.start or today))
+    sub_t(duration, "EndTime", ews_datetime(settings.end or today + timedelta(days=1)))
     sub_t(sub_t(element, "InternalReply"), "Message", settings.internal_reply)
     sub_t(sub_t(element, "ExternalReply"), "Message", settings.external_reply)
     sub_m(response, "AllowExternalOof", "All")
