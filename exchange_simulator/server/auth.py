@@ -7,7 +7,6 @@ accounts exist), and for a refused token the x-ms-diagnostics header that says w
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 
 from exchange_simulator.codec.soap import CallerContext
@@ -44,7 +43,7 @@ class Authenticator:
     def _basic(self, credentials: str, anchor_mailbox: str | None) -> CallerContext:
         try:
             user, _, password = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # bad base64 (binascii.Error), non-ASCII text, or bytes that are not UTF-8
             raise AuthFailure(self._challenges(error=None)) from None
         address = user.split("\\")[-1].lower()
         expected = self._config.users.get(address)

@@ -9,7 +9,6 @@ at `{base}/common/discovery/instance`, served here too). Errors carry AADSTS cod
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import time
 import uuid
@@ -111,7 +110,7 @@ def _client_credentials(form: dict[str, str], authorization: str | None) -> tupl
     if scheme.lower() == "basic":
         try:
             pair = base64.b64decode(value.strip(), validate=True).decode("ascii")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # bad base64 (binascii.Error), non-ASCII text, or bytes that are not ASCII
             pair = ""
         client_id, sep, secret = pair.partition(":")
         if sep:

@@ -67,7 +67,8 @@ class TokenSigner:
         if len(parts) != 3:
             raise TokenRejected('2000001;reason="The token is malformed.";error_category="invalid_token"')
         signing_input = f"{parts[0]}.{parts[1]}"
-        if not hmac.compare_digest(self._sign(signing_input), parts[2]):
+        # As bytes: compare_digest refuses str with non-ASCII characters, which a header can carry.
+        if not hmac.compare_digest(self._sign(signing_input).encode(), parts[2].encode()):
             raise TokenRejected(
                 '2000001;reason="The token signature is invalid.";error_category="invalid_token"'
             )
