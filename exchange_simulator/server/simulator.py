@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from exchange_simulator.codec import operations  # noqa: F401 - registers every EWS operation handler
+from exchange_simulator.errors import EwsError
 from exchange_simulator.server.auth import Authenticator
 from exchange_simulator.server.config import SimConfig
 from exchange_simulator.server.control import ControlApi
@@ -147,7 +148,7 @@ class Simulator:
         is_generator = isinstance(document.get("mailboxes"), int)
         try:
             report = seeding.load_scenario(self.store, {"generate": document} if is_generator else document)
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError, OSError, EwsError) as exc:
             raise ValueError(f"invalid scenario: {exc.__class__.__name__} {exc}") from None
         result: dict[str, Any] = {"mailboxes": len(report.mailboxes), "messages": report.messages}
         generated = report.generated
