@@ -199,8 +199,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         if campaign.get("spec") != validate_spec(spec):
             raise HTTPException(
                 409,
-                f"Idempotency-Key {idempotency_key!r} was already used for campaign {campaign['id']} with a "
-                "different spec; use a new key for a new campaign",
+                f"this Idempotency-Key was already used for campaign {campaign['id']} with a different spec; "
+                "use a new key for a new campaign",
             )
         return campaign
 
@@ -311,7 +311,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         catalog = gateway.catalog()
         info = catalog.get(action)
         if info is None:
-            raise HTTPException(404, f"unknown action {action!r}; known: {', '.join(catalog)}")
+            raise HTTPException(404, f"unknown action; known: {', '.join(catalog)}")
         errors = validate(info, kwargs)
         if errors:
             raise InvalidFields(f"invalid arguments for {action}", errors)
