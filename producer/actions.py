@@ -72,7 +72,6 @@ class ActionGateway:
             for info in [describe(task)]
         }
 
-
     def send(
         self, action: ActionInfo, kwargs: dict[str, Any], requester: str, idempotency_key: str | None
     ) -> str:
@@ -83,8 +82,10 @@ class ActionGateway:
             digest = hashlib.sha256(f"{requester}\0{action.name}\0{idempotency_key}".encode()).hexdigest()
             claim = f"{get_settings().redis_prefix}:idempotency:action:{digest}"
             redis = self.app.backend.client
-            if not redis.set(claim, task_id, nx=True, ex=IDEMPOTENCY_TTL_S):
-                return redis.get(claim).decode()
+            while not redis.set(claim, task_id, nx=True, ex=IDEMPOTENCY_TTL_S):
+                first = redis.get(claim)
+                if first is not None:  # else the claim expired (or its send failed) just now: claim again
+                    return first.decode()
         try:
             self.app.send_task(TASK_PREFIX + action.name, kwargs=kwargs, queue=action.queue, task_id=task_id)
         except Exception:
