@@ -278,6 +278,12 @@ class CampaignStore:
         raw = self.redis.hget(self._outcomes_key(campaign_id, phase), mailbox)
         return json.loads(raw) if raw is not None else None
 
+    def retried_outcomes_for(self, campaign_id: str, phase: str, mailboxes: list[str]) -> list[dict | None]:
+        if not mailboxes:
+            return []
+        raw = self.redis.hmget(self._retried_key(campaign_id, phase), mailboxes)
+        return [json.loads(r) if r is not None else None for r in raw]
+
     def retried_outcome(self, campaign_id: str, phase: str, mailbox: str) -> dict | None:
         raw = self.redis.hget(self._retried_key(campaign_id, phase), mailbox)
         return json.loads(raw) if raw is not None else None

@@ -39,8 +39,10 @@ def acted_mailboxes(store: CampaignStore, campaign_id: str) -> list[str]:
     acted: list[str] = []
     start = 0
     while page := store.targets_page(campaign_id, start, SCAN_PAGE):
-        for mailbox, outcome in zip(page, store.outcomes_for(campaign_id, EXECUTE, page), strict=True):
-            if (outcome or store.retried_outcome(campaign_id, EXECUTE, mailbox) or {}).get("acted"):
+        outcomes = store.outcomes_for(campaign_id, EXECUTE, page)
+        retried = store.retried_outcomes_for(campaign_id, EXECUTE, page)  # one HMGET, not one HGET each
+        for mailbox, outcome, earlier in zip(page, outcomes, retried, strict=True):
+            if (outcome or earlier or {}).get("acted"):
                 acted.append(mailbox)
         start += len(page)
     return acted
