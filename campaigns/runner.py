@@ -100,7 +100,10 @@ def _work(
         return mailbox_work.failed_outcome(exc.code, exc.message), None
     except Exception as exc:  # a bug must not leave the mailbox without an outcome forever
         log.exception("campaign %s: mailbox %s failed unexpectedly", meta["id"], mailbox)
-        return mailbox_work.failed_outcome("InternalError", f"{type(exc).__name__}: {str(exc)[:300]}"), None
+        # The type only, as ews.* tasks report it: the text of an unclassified exception is not vetted for
+        # secrets, and outcomes land in the ledger and the audit trail. The worker log has the traceback.
+        message = f"{type(exc).__name__} (see the worker log)"
+        return mailbox_work.failed_outcome("InternalError", message), None
 
 
 def _dispatch_work(

@@ -230,9 +230,6 @@ class CampaignStore:
         pipe.hset(self.meta_key(campaign_id), "expanded", "1")
         pipe.execute()
 
-    def set_total(self, campaign_id: str, phase: str, total: int) -> None:
-        self.redis.hset(self._counters_key(campaign_id, phase), "total", total)
-
     # -- reads -----------------------------------------------------------------------------------------------
     def load(self, campaign_id: str) -> dict[str, Any] | None:
         raw = self.redis.hgetall(self.meta_key(campaign_id))
