@@ -1,8 +1,7 @@
 """Actions that send mail (queue `notification`): notify users, reply to reporters.
 
 send_email is idempotent across retries and redeliveries: its Internet Message-ID derives from the task
-id, and
-the send is skipped when that Message-ID is already in Sent Items or the Outbox.
+id, and the send is skipped when that Message-ID is already in Sent Items or the Outbox.
 """
 
 from __future__ import annotations

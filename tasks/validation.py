@@ -1,8 +1,7 @@
 """Input checks for task kwargs: each returns the normalised value or raises ValidationError naming the field.
 
 Task kwargs arrive as JSON from other systems; rejecting bad input before any EWS call keeps errors
-cheap, clear
-and non-retryable. Campaign specs reuse the same checks (notably `search_criteria`).
+cheap, clear and non-retryable. Campaign specs reuse the same checks (notably `search_criteria`).
 """
 
 from __future__ import annotations

@@ -65,8 +65,7 @@ def _select(attachments: list, attachment_ids: list[str] | None, account, item_i
 
 def get_attachments(account, item_id: str, attachment_ids: list[str] | None = None) -> list[dict]:
     """Metadata plus `content` bytes for each attachment (file content, or the MIME of an attached item),
-    fetched
-    in one GetAttachment request."""
+    fetched in one GetAttachment request."""
     selected = _select(list_attachments(account, item_id), attachment_ids, account, item_id)
     if not selected:
         return []

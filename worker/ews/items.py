@@ -2,10 +2,9 @@
 outcome per id.
 
 Outcomes per item: "done" (with the new id when the item moved), "already_gone" (ErrorItemNotFound: a
-retried or
-repeated removal finds nothing left, which is the goal state) or "failed" with the classified error.
-Errors that
-concern the whole request (throttling, auth) are raised so the caller's retry policy sees them.
+retried or repeated removal finds nothing left, which is the goal state) or "failed" with the classified
+error. Errors that concern the whole request (throttling, auth) are raised so the caller's retry policy
+sees them.
 """
 
 from __future__ import annotations
@@ -38,8 +37,7 @@ if "last_active_parent_entry_id" not in {f.name for f in Message.FIELDS}:
 
 class _OnePerItem:
     """MoveItem/CopyItem/MarkAsJunk answer an empty element for a success without a new id (another
-    mailbox, or
-    junk without move); yield None for it so results stay aligned with the requested ids."""
+    mailbox, or junk without move); yield None for it so results stay aligned with the requested ids."""
 
     @classmethod
     def _get_elements_in_container(cls, container):
