@@ -44,14 +44,18 @@ return current
 
 # KEYS of every script start with each budget's gate, half-open marker and probe lease (ARGV[1] budgets).
 # The longest closed gate in ms, or 0 when all are open.
-_GATE_WAIT = """
-local n, wait = tonumber(ARGV[1]), 0
-for i = 1, n do
-  local ttl = redis.call('PTTL', KEYS[i])
-  if ttl > wait then wait = ttl end
+_LONGEST_GATE = """
+local function longest_gate(n)
+  local wait = 0
+  for i = 1, n do
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl > wait then wait = ttl end
+  end
+  return wait
 end
-return wait
 """
+
+_GATE_WAIT = _LONGEST_GATE + "return longest_gate(tonumber(ARGV[1]))\n"
 
 # 1 if another call holds the probe of a half-open budget (only its answer may reopen the budget), else 0.
 _PROBE_OUT = """
@@ -82,16 +86,13 @@ end
 # one is full), and the probe of each half-open budget. Expired leases are dropped first.
 # KEYS = the 3 per-budget keys, then the capped budgets' lease keys; ARGV[5..] = their limits.
 _ENTER = (
-    _PROBE_OUT
+    _LONGEST_GATE
+    + _PROBE_OUT
     + _TAKE_PROBES
     + """
 local n = tonumber(ARGV[1])
 local now, deadline, token = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local wait = 0
-for i = 1, n do
-  local ttl = redis.call('PTTL', KEYS[i])
-  if ttl > wait then wait = ttl end
-end
+local wait = longest_gate(n)
 if wait > 0 then return {-1, wait} end
 if probe_out(n, token) == 1 then return {0, 0} end
 for i = 3 * n + 1, #KEYS do
@@ -114,15 +115,12 @@ return {1, 0}
 # Right before each HTTP request of the call holding lease `token`: {-1, ms} while a gate is closed, {0, 0}
 # while another call probes a half-open budget, else {1, 0}, taking the probe of a budget half-open since.
 _BEFORE_SEND = (
-    _PROBE_OUT
+    _LONGEST_GATE
+    + _PROBE_OUT
     + _TAKE_PROBES
     + """
 local n, token, lease_ms = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local wait = 0
-for i = 1, n do
-  local ttl = redis.call('PTTL', KEYS[i])
-  if ttl > wait then wait = ttl end
-end
+local wait = longest_gate(n)
 if wait > 0 then return {-1, wait} end
 if probe_out(n, token) == 1 then return {0, 0} end
 take_probes(n, token, lease_ms)
