@@ -6,9 +6,11 @@ the API never drifts from what the workers run; the Celery app given to ActionGa
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from typing import Any
 
 from celery import Celery
 from celery.result import AsyncResult
+from starlette.concurrency import run_in_threadpool
 
 from tasks.base import validate_kwargs
 from worker.app import app as worker_app
@@ -26,6 +29,10 @@ log = logging.getLogger(__name__)
 
 TASK_PREFIX = "ews."
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
+TASK_DONE = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+MAX_WAIT_S = 60
+FIRST_POLL_S = 0.05
+LONGEST_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -113,3 +120,20 @@ class ActionGateway:
             connection.ensure_connection(max_retries=1, timeout=2)
         replies = self.app.control.ping(timeout=0.5) or []
         return {"redis": "ok", "workers": len(replies)}
+
+
+async def settle(gateway: Any, task_id: str, seconds: float) -> dict[str, Any]:
+    """The task's status once it is done, or as it is after `seconds`.
+
+    Waits by sleeping on the event loop between polls (each poll one short result read in the threadpool), so
+    a waiting request holds no thread: many waiting calls cannot use up the threadpool that every sync route
+    and dependency shares."""
+    deadline = time.monotonic() + seconds
+    interval = FIRST_POLL_S
+    while True:
+        status = await run_in_threadpool(gateway.task, task_id)
+        left = deadline - time.monotonic()
+        if status["state"] in TASK_DONE or left <= 0:
+            return status
+        await asyncio.sleep(min(interval, left))
+        interval = min(interval * 2, LONGEST_POLL_S)

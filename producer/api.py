@@ -11,13 +11,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
 
 from campaigns import service as campaigns_service
 from campaigns.service import MAX_AUDIT_PAGE, MAX_RESULTS_PAGE
 from campaigns.spec import DESTRUCTIVE_ACTIONS
 from campaigns.spec import validate as validate_spec
-from producer import auth, export
-from producer.actions import ActionGateway, validate
+from producer import artifacts, auth, export
+from producer.actions import MAX_WAIT_S, TASK_DONE, ActionGateway, settle, validate
 from producer.body_limit import BodySizeLimit
 from producer.config import ApiSettings
 from producer.errors import ErrorBody, InvalidFields, install_error_handlers
@@ -92,6 +95,10 @@ _TRANSITION = _errors(401, 403, 404, 409, 413, 422, 503)
 _TRANSITION_WITH_BODY = _errors(400, 401, 403, 404, 409, 413, 422, 503)
 
 CampaignId = Annotated[str, Path(min_length=1, max_length=200, description="campaign id")]
+WaitSeconds = Annotated[
+    float,
+    Query(ge=0, le=MAX_WAIT_S, description=f"seconds (at most {MAX_WAIT_S}) to wait for the task to finish"),
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -125,6 +132,20 @@ def _audit_since(value: str | None) -> str | None:
     raise InvalidFields("invalid query", [{"field": "since", "message": message}])
 
 
+def _queue_action(
+    gateway: ActionGateway, action: str, kwargs: dict[str, Any], requester: str, idempotency_key: str | None
+) -> ActionAccepted:
+    catalog = gateway.catalog()
+    info = catalog.get(action)
+    if info is None:
+        raise HTTPException(404, f"unknown action; known: {', '.join(catalog)}")
+    errors = validate(info, kwargs)
+    if errors:
+        raise InvalidFields(f"invalid arguments for {action}", errors)
+    task_id = gateway.send(info, kwargs, requester, idempotency_key)
+    return ActionAccepted(task_id=task_id, action=action, status_url=f"/v1/tasks/{task_id}")
+
+
 def _wants(request: Request, fmt: str | None, alternative: str, media_type: str) -> bool:
     if fmt is not None:
         return fmt == alternative
@@ -133,14 +154,18 @@ def _wants(request: Request, fmt: str | None, alternative: str, media_type: str)
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings.from_env()
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from files fastapi-offline installs, never from a CDN:
+    # security operations networks are often offline. No validator badge: it would send the spec's URL out.
+    app = FastAPIOffline(
         title="ews-ir API",
         version="1",
         description="Bulk campaigns and single incident-response actions on Exchange mailboxes.",
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.keystore = KeyStore(settings.keys_file)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    app.include_router(artifacts.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:
@@ -297,35 +322,41 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         status_code=202,
         response_model=ActionAccepted,
         tags=["actions"],
-        responses=_errors(400, 401, 403, 404, 413, 422, 503),
+        responses={
+            200: {"model": TaskStatus, "description": "the task finished within `wait` seconds"},
+            **_errors(400, 401, 403, 404, 413, 422, 503),
+        },
     )
-    def run_action(
+    async def run_action(
         *,
         action: Annotated[str, Path(max_length=100)],
         kwargs: Annotated[dict[str, Any], Body(description="the action's keyword arguments")],
+        wait: WaitSeconds = 0,
         idempotency_key: IdempotencyKey = None,
         principal: Responder,
         gateway: Gateway,
-    ) -> ActionAccepted:
-        """Queue one action; poll GET /v1/tasks/{task_id} for its result envelope."""
-        catalog = gateway.catalog()
-        info = catalog.get(action)
-        if info is None:
-            raise HTTPException(404, f"unknown action; known: {', '.join(catalog)}")
-        errors = validate(info, kwargs)
-        if errors:
-            raise InvalidFields(f"invalid arguments for {action}", errors)
-        task_id = gateway.send(info, kwargs, principal.name, idempotency_key)
-        return ActionAccepted(task_id=task_id, action=action, status_url=f"/v1/tasks/{task_id}")
+    ) -> Any:
+        """Queue one action. With `wait`, answer 200 with its status and result envelope if it finishes in
+        that time; else (and without `wait`) 202 with the task id to poll at GET /v1/tasks/{task_id}."""
+        accepted = await run_in_threadpool(
+            _queue_action, gateway, action, kwargs, principal.name, idempotency_key
+        )
+        if wait:
+            status = await settle(gateway, accepted.task_id, wait)
+            if status["state"] in TASK_DONE:
+                return JSONResponse(TaskStatus(**status).model_dump(mode="json"))
+        return accepted
 
     @app.get("/v1/tasks/{task_id}", response_model=TaskStatus, tags=["actions"], responses=_READ)
-    def get_task(
+    async def get_task(
         task_id: Annotated[str, Path(min_length=1, max_length=200)],
         _: Reader,
         gateway: Gateway,
+        wait: WaitSeconds = 0,
     ) -> dict[str, Any]:
-        """State of a single action's task and, once done, its result envelope."""
-        return gateway.task(task_id)
+        """State of a single action's task and, once done, its result envelope; with `wait`, answers as soon
+        as it is done or after that many seconds."""
+        return await settle(gateway, task_id, wait)
 
     @app.get(
         "/v1/audit",

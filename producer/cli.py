@@ -2,7 +2,8 @@
 
 All but `keys` and `api` go through the HTTP API with EwsIrClient (EWS_IR_API_URL, EWS_IR_API_KEY).
 The key is read only from the environment, never from a flag, so it stays out of shell history and `ps`.
-Exit codes: 0 done, 1 request refused or failed, 2 usage error, 3 finished with failures.
+Exit codes: 0 done, 1 request refused or failed, 2 usage error, 3 finished with failures, 4 an action still
+running when --wait ran out.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from producer import export, flower
-from producer.client import ApiError, EwsIrClient
+from producer.client import MAX_WAIT_S, TASK_DONE, ApiError, EwsIrClient
 from producer.keys import KeyStore, KeyStoreError, Role, keys_file_from_env
 from producer.progress import ProgressPrinter
 
@@ -27,8 +27,8 @@ AWAITING_APPROVAL = "preview_ready"
 FINISHED_OK = frozenset({"completed"})
 FINISHED_WITH_FAILURES = frozenset({"completed_with_errors", "failed"})
 STOPPED = frozenset({"cancelled"})
-TASK_DONE = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 EXIT_FAILURES = 3
+EXIT_STILL_RUNNING = 4
 
 
 class UsageError(Exception):
@@ -104,6 +104,13 @@ def _parse_action_args(pairs: list[str], raw_json: str | None) -> dict[str, Any]
     return kwargs
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more seconds")
+    return value
+
+
 def _write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None) -> None:
     text = {"csv": export.to_csv, "jsonl": export.to_jsonl}[fmt](rows)
     if output:
@@ -138,20 +145,33 @@ def campaign_command(args: argparse.Namespace) -> int:
 
 
 def action_command(args: argparse.Namespace) -> int:
+    """Waits for the task by default and prints its result envelope (or the task's status when it crashed or
+    is still running); --no-wait prints the task id at once."""
     kwargs = _parse_action_args(args.arg, args.json)
     with _client() as client:
-        accepted = client.run_action(args.name, kwargs, idempotency_key=args.idempotency_key)
-        if args.no_wait:
-            _print_json(accepted)
+        if args.no_wait or args.wait == 0:
+            _print_json(client.run_action(args.name, kwargs, idempotency_key=args.idempotency_key))
             return 0
-        print(f"task {accepted['task_id']} queued", file=sys.stderr)
-        task = client.task(accepted["task_id"])
-        while task["state"] not in TASK_DONE:
-            time.sleep(args.interval)
-            task = client.task(accepted["task_id"])
-    _print_json(task)
+        first = MAX_WAIT_S if args.wait is None else min(args.wait, MAX_WAIT_S)
+        task = client.run_action(args.name, kwargs, idempotency_key=args.idempotency_key, wait=first)
+        left = None if args.wait is None else args.wait - first
+        if task["state"] not in TASK_DONE and left != 0:
+            print(f"task {task['task_id']} is {task['state']}; waiting", file=sys.stderr)
+            task = client.wait_for_task(task["task_id"], timeout=left)
+    if task["state"] not in TASK_DONE:
+        _print_json(task)
+        print(f"ews-ir: task {task['task_id']} still {task['state']}; see `ews-ir task ID`", file=sys.stderr)
+        return EXIT_STILL_RUNNING
     envelope = task.get("result") or {}
+    _print_json(envelope if task["state"] == "SUCCESS" else task)
     return 0 if task["state"] == "SUCCESS" and envelope.get("status") != "error" else EXIT_FAILURES
+
+
+def artifact_command(args: argparse.Namespace) -> int:
+    with _client() as client:
+        path = client.download_artifact(args.sha256, args.output)
+    print(f"wrote {path.stat().st_size} bytes to {path}", file=sys.stderr)
+    return 0
 
 
 def task_command(args: argparse.Namespace) -> int:
@@ -234,8 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
     action.add_argument("--json", help="all arguments as one JSON object")
     action.add_argument("--idempotency-key")
-    action.add_argument("--no-wait", action="store_true", help="print the task id and return at once")
-    action.add_argument("--interval", type=float, default=1.0, help="seconds between task polls")
+    waiting = action.add_mutually_exclusive_group()
+    waiting.add_argument("--no-wait", action="store_true", help="print the task id and return at once")
+    waiting.add_argument(
+        "--wait", type=_seconds, metavar="SECONDS", help="wait at most this long (default: until it finishes)"
+    )
+
+    artifact = commands.add_parser("artifact", help="download evidence named in a result (artifact.sha256)")
+    artifact.set_defaults(run=artifact_command)
+    artifact.add_argument("sha256")
+    artifact.add_argument("-o", "--output", required=True, help="file to write")
 
     task = commands.add_parser("task", help="state and result of a single action's task")
     task.set_defaults(run=task_command)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 DEFAULT_TIMEOUT_S = 30.0
+MAX_WAIT_S = 60  # the longest `wait` the API holds one request for
+TASK_DONE = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 
 
 class ApiError(Exception):
@@ -71,6 +74,7 @@ class EwsIrClient:
     """One API key, one connection pool; use as a context manager or call close()."""
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._timeout = timeout
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
         )
@@ -165,16 +169,62 @@ class EwsIrClient:
         return self._request("GET", "/v1/actions").json()
 
     def run_action(
-        self, action: str, kwargs: dict[str, Any], *, idempotency_key: str | None = None
+        self,
+        action: str,
+        kwargs: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        wait: float | None = 0,
     ) -> dict[str, Any]:
-        """Queue one action; answers {"task_id", "action", "status_url"}."""
-        headers = self._idempotency(idempotency_key)
+        """Queue one action. `wait=0` answers {"task_id", "action", "status_url"} at once. Otherwise wait
+        up to `wait` seconds (None: until it finishes) and answer the task's status {"task_id", "state",
+        "result", "error"}: SUCCESS with the result envelope, or the state it still has when time ran out."""
         path = f"/v1/actions/{quote(action, safe='')}"
-        return self._request("POST", path, json=kwargs, headers=headers).json()
+        headers = self._idempotency(idempotency_key)
+        if wait == 0:
+            return self._request("POST", path, json=kwargs, headers=headers).json()
+        deadline = None if wait is None else time.monotonic() + wait
+        chunk = self._wait_chunk(deadline)
+        response = self._request(
+            "POST", path, json=kwargs, headers=headers, params={"wait": chunk}, timeout=self._timeout + chunk
+        )
+        if response.status_code == 200:
+            return response.json()
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self.wait_for_task(response.json()["task_id"], timeout=left)
 
-    def task(self, task_id: str) -> dict[str, Any]:
-        """{"state", "result": envelope | None, "error": ...} of a single action's task."""
-        return self._request("GET", f"/v1/tasks/{quote(task_id, safe='')}").json()
+    def task(self, task_id: str, *, wait: float = 0) -> dict[str, Any]:
+        """{"state", "result": envelope | None, "error": ...} of a single action's task; with `wait` (at most
+        MAX_WAIT_S), the API answers as soon as the task is done or after that many seconds."""
+        path = f"/v1/tasks/{quote(task_id, safe='')}"
+        params = {"wait": wait} if wait else {}
+        return self._request("GET", path, params=params, timeout=self._timeout + wait).json()
+
+    def wait_for_task(self, task_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """The task's status once done, or as it is after `timeout` seconds (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        status = self.task(task_id, wait=self._wait_chunk(deadline))
+        while status["state"] not in TASK_DONE and (deadline is None or time.monotonic() < deadline):
+            status = self.task(task_id, wait=self._wait_chunk(deadline))
+        return status
+
+    def _wait_chunk(self, deadline: float | None) -> float:
+        left = MAX_WAIT_S if deadline is None else deadline - time.monotonic()
+        return round(max(0.0, min(left, MAX_WAIT_S)), 3)
+
+    # Artifacts
+
+    def download_artifact(self, sha256: str, destination: str | Path) -> Path:
+        """Stream an artifact (a result's `artifact.sha256`) into the file `destination`; answers its path."""
+        path = Path(destination)
+        with self._http.stream("GET", f"/v1/artifacts/{quote(sha256, safe='')}") as response:
+            if not response.is_success:
+                response.read()
+                _raise_for(response)
+            with path.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+        return path
 
     # Audit
 

@@ -39,6 +39,11 @@ class Principal:
     def has(self, role: Role) -> bool:
         return self.role >= role
 
+    def may_read_profile(self, profile: str) -> bool:
+        """Whether this key may read what connection profile `profile` fetched (artifacts). Every key may
+        until keys can be scoped to profiles; that scoping belongs here, the one place routes ask."""
+        return True
+
 
 class KeyStoreError(Exception):
     """A keys-file operation that cannot be done (duplicate name, unknown name, bad file)."""

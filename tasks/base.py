@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from celery import Task
 
 from worker.app import app
-from worker.artifacts import ArtifactStore
+from worker.artifacts.store import ArtifactStore, Provenance, store_from_settings
 from worker.errors import ActionError, Permanent, RetryLater, ValidationError
 from worker.ews.connection import account_for
 from worker.execution import call_ews
@@ -53,6 +53,11 @@ class ActionContext:
     def call(self, mailbox: str | None, fn: Callable[[], T]) -> T:
         """Run `fn` against `mailbox`'s throttling budgets; see worker.execution.call_ews."""
         return call_ews(mailbox, fn, profile=self.profile, attempt=self.attempt)
+
+    def save_artifact(self, content: bytes, name: str, content_type: str, mailbox: str, item_id: str) -> dict:
+        """Store evidence with this task's provenance; answers the result's `artifact` description."""
+        provenance = Provenance(name, content_type, mailbox, item_id, self.task_id, self.profile)
+        return self.artifacts.put(content, provenance)
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:
@@ -146,7 +151,7 @@ def run_action(task: Task, name: str, fn: Callable[..., dict], args: tuple, kwar
             raise ValidationError("connection", "expected the name of a connection profile")
         get_profile(profile)
         validated = validate_kwargs(fn, args, kwargs)
-        ctx = ActionContext(profile, record.failures, task.request.id, ArtifactStore.from_settings())
+        ctx = ActionContext(profile, record.failures, task.request.id, store_from_settings())
         return finish("ok", fn(ctx, **validated))
     except RetryLater as later:
         reason = give_up_reason(task.request.id, record, later)

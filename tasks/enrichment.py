@@ -1,6 +1,6 @@
 """Read-only actions for investigation (queue `enrichment`): search, content, attachments, contacts, OOF.
 
-Evidence bytes go to the artifact store; results carry path, size and sha256 only.
+Evidence bytes go to the artifact store; results carry its description (url, sha256, size, ...) only.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def download_eml(ctx: ActionContext, mailbox: str, item_id: str, connection: str
     mailbox = v.address(mailbox, "mailbox")
     item_id = v.item_id(item_id, "item_id")
     eml = ctx.call(mailbox, lambda: content.download_eml(ctx.account(mailbox), item_id))
-    artifact = ctx.artifacts.put("eml", f"{eml['internet_message_id'] or item_id}.eml", eml["content"])
+    name = f"{eml['internet_message_id'] or item_id}.eml"
+    artifact = ctx.save_artifact(eml["content"], name, "message/rfc822", mailbox, item_id)
     return {
         "item_id": item_id,
         "subject": eml["subject"],
@@ -62,9 +63,11 @@ def get_attachments(
     for attachment in found:
         data = attachment.pop("content")
         name = attachment["name"] or "attachment"
-        if attachment["type"] == "item" and not name.lower().endswith(".eml"):
-            name += ".eml"
-        artifact = ctx.artifacts.put("attachments", name, data)
+        content_type = attachment["content_type"]
+        if attachment["type"] == "item":
+            content_type = "message/rfc822"
+            name += "" if name.lower().endswith(".eml") else ".eml"
+        artifact = ctx.save_artifact(data, name, content_type, mailbox, item_id)
         attachments.append({**attachment, "sha256": artifact["sha256"], "artifact": artifact})
     return {"item_id": item_id, "attachments": attachments, "count": len(attachments)}
 

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.simulator",
     "tests.fixtures.celery_worker",
+    "tests.fixtures.s3_server",
 ]

@@ -126,12 +126,15 @@ def get_oof(ctx, mailbox: str, connection: str = "default") -> dict:
 
 
 class FakeGateway:
-    """Knows two actions; `send` records the call and finishes the task at once."""
+    """Knows two actions; `send` records the call and finishes the task at once (or, with `hold`, leaves it
+    PENDING until `finish(task_id)`)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple] = []
         self.tasks: dict[str, dict[str, Any]] = {}
         self.claims: dict[tuple, str] = {}
+        self.hold = False
+        self.held: dict[str, dict[str, Any]] = {}
 
     def catalog(self) -> dict[str, ActionInfo]:
         return {
@@ -148,10 +151,17 @@ class FakeGateway:
         self.sent.append((action.name, kwargs, requester))
         envelope = {"status": "ok", "action": action.name, "mailbox": kwargs.get("mailbox"), "data": {},
                     "error": None, "attempts": 1, "duration_ms": 5}
-        self.tasks[task_id] = {"task_id": task_id, "state": "SUCCESS", "result": envelope, "error": None}
+        done = {"task_id": task_id, "state": "SUCCESS", "result": envelope, "error": None}
+        if self.hold:
+            self.held[task_id] = done
+        else:
+            self.tasks[task_id] = done
         if idempotency_key:
             self.claims[claim] = task_id
         return task_id
+
+    def finish(self, task_id: str) -> None:
+        self.tasks[task_id] = self.held.pop(task_id)
 
     def task(self, task_id: str) -> dict[str, Any]:
         pending = {"task_id": task_id, "state": "PENDING", "result": None, "error": None}
@@ -161,17 +171,23 @@ class FakeGateway:
         return {"redis": "ok", "workers": 1}
 
 
-def app_with_fakes(keys_file, service, gateway, **settings):
-    """An API app whose engine and gateway are the fakes, plus one key per role: {role name: key}."""
+def app_with_fakes(keys_file, service, gateway, artifacts=None, **settings):
+    """An API app whose engine and gateway are the fakes, plus one key per role: {role name: key}. Artifacts
+    are read from `artifacts`, by default an empty local store beside the keys file."""
     from producer.api import action_gateway, campaign_service, create_app
+    from producer.artifacts import artifact_store
     from producer.config import ApiSettings
     from producer.keys import KeyStore, Role
+    from worker.artifacts.local import LocalStore
+    from worker.artifacts.location import from_directory
 
     store = KeyStore(keys_file)
     keys = {role.name: store.add(f"{role.name}-user", role) for role in Role}
     app = create_app(ApiSettings(keys_file=keys_file, **settings))
     app.dependency_overrides[campaign_service] = lambda: service
     app.dependency_overrides[action_gateway] = lambda: gateway
+    artifacts = artifacts or LocalStore(from_directory(str(keys_file.parent / "artifacts")), 1024)
+    app.dependency_overrides[artifact_store] = lambda: artifacts
     return app, keys
 
 

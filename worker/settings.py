@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cache
 
+from worker.artifacts.location import Location, from_directory, parse
 from worker.errors import ValidationError
 
 
@@ -84,8 +85,15 @@ class Settings:
     default_back_off_s: float = 10
     # exchangelib sessions per process, 0 = the worker's thread count (EWS_IR_MAX_CONNECTIONS).
     max_connections: int = 0
-    # Where artifacts (EML, attachments) are written (EWS_IR_ARTIFACT_DIR).
-    artifact_dir: str = "./artifacts"
+    # Where artifacts (EML, attachments) are stored: EWS_IR_ARTIFACT_URL (file:///dir or s3://bucket/prefix),
+    # else EWS_IR_ARTIFACT_DIR (a directory, default ./artifacts).
+    artifact_location: Location = field(default_factory=lambda: from_directory("./artifacts"))
+    # S3: endpoint of an S3-compatible server (EWS_IR_S3_ENDPOINT_URL; boto3 also reads AWS_ENDPOINT_URL)
+    # and bucket addressing (EWS_IR_S3_ADDRESSING_STYLE: auto | path | virtual).
+    s3_endpoint_url: str = ""
+    s3_addressing_style: str = "auto"
+    # Largest artifact a result may carry inline as base64 (EWS_IR_INLINE_MAX_BYTES).
+    inline_max_bytes: int = 1024 * 1024
     # Connection profiles file, YAML or JSON; without it profile "default" comes from EWS_* variables
     # (EWS_IR_PROFILES_FILE).
     profiles_file: str = ""
@@ -100,6 +108,12 @@ class Settings:
     def max_countdown_s(self) -> float:
         """Countdowns must stay well below the visibility timeout, or Redis redelivers the waiting message."""
         return min(self.max_countdown_s_configured, self.visibility_timeout_s / 2)
+
+
+def _artifact_location() -> Location:
+    """EWS_IR_ARTIFACT_URL when set; EWS_IR_ARTIFACT_DIR stays the shorthand for a file:// URL."""
+    url = os.environ.get("EWS_IR_ARTIFACT_URL", "").strip()
+    return parse(url) if url else from_directory(_env_str("EWS_IR_ARTIFACT_DIR", "./artifacts"))
 
 
 def load_settings() -> Settings:
@@ -133,7 +147,10 @@ def load_settings() -> Settings:
         lease_s=_env_number("EWS_IR_LEASE_SECONDS", Settings.lease_s, minimum=1),
         default_back_off_s=_env_number("EWS_IR_DEFAULT_BACKOFF", Settings.default_back_off_s),
         max_connections=int(_env_number("EWS_IR_MAX_CONNECTIONS", Settings.max_connections)),
-        artifact_dir=_env_str("EWS_IR_ARTIFACT_DIR", Settings.artifact_dir),
+        artifact_location=_artifact_location(),
+        s3_endpoint_url=_env_str("EWS_IR_S3_ENDPOINT_URL", ""),
+        s3_addressing_style=_env_choice("EWS_IR_S3_ADDRESSING_STYLE", ("auto", "path", "virtual")),
+        inline_max_bytes=int(_env_number("EWS_IR_INLINE_MAX_BYTES", Settings.inline_max_bytes)),
         profiles_file=_env_str("EWS_IR_PROFILES_FILE", ""),
         extra_task_modules=_env_list("EWS_IR_EXTRA_TASK_MODULES"),
         log_format=_env_choice("EWS_IR_LOG_FORMAT", ("text", "json")),

@@ -107,8 +107,9 @@ def test_state_conflicts_and_status(as_role, spec_file, capsys):
 
 def test_one_off_action_with_args_or_json_waits_for_the_envelope(as_role, live, capsys):
     as_role("responder")
-    assert main(["action", "get_oof", "--arg", "mailbox=alice@example.com", "--interval", "0.01"]) == 0
-    assert json.loads(capsys.readouterr().out)["result"]["status"] == "ok"
+    assert main(["action", "get_oof", "--arg", "mailbox=alice@example.com"]) == 0
+    envelope = json.loads(capsys.readouterr().out)
+    assert envelope["status"] == "ok" and envelope["action"] == "get_oof"
     args = json.dumps({"mailbox": "bob@example.com", "item_ids": ["AAMk1"]})
     assert main(["action", "delete_message", "--json", args, "--arg", "delete_type=hard", "--no-wait"]) == 0
     assert json.loads(capsys.readouterr().out)["task_id"]
@@ -119,6 +120,25 @@ def test_one_off_action_with_args_or_json_waits_for_the_envelope(as_role, live, 
     )
     assert main(["action", "get_oof"]) == 1
     assert "HTTP 422: invalid arguments for get_oof (mailbox: required)" in capsys.readouterr().err
+
+
+def test_action_still_running_when_wait_runs_out_exits_4_and_names_the_task(as_role, live, capsys):
+    as_role("responder")
+    gateway = live[3]
+    gateway.hold = True
+    try:
+        assert main(["action", "get_oof", "--arg", "mailbox=alice@example.com", "--wait", "0.2"]) == 4
+    finally:
+        gateway.hold = False
+    out, err = capsys.readouterr()
+    status = json.loads(out)
+    assert status["state"] == "PENDING" and f"task {status['task_id']} still PENDING" in err
+    gateway.finish(status["task_id"])
+    assert main(["task", status["task_id"]]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "SUCCESS"
+    with pytest.raises(SystemExit) as usage:
+        main(["action", "get_oof", "--arg", "mailbox=a@example.com", "--wait", "-1"])
+    assert usage.value.code == 2
 
 
 def test_audit_exports_json_lines(as_role, spec_file, tmp_path, capsys):

@@ -46,6 +46,7 @@ ENDPOINTS = [
     ("GET", "/v1/audit", "reader"),
     ("GET", "/v1/actions", "reader"),
     ("GET", "/v1/tasks/t1", "reader"),
+    ("GET", "/v1/artifacts/" + "0" * 64, "reader"),
     ("POST", "/v1/campaigns", "responder"),
     ("POST", "/v1/campaigns/c1/cancel", "responder"),
     ("POST", "/v1/campaigns/c1/resume", "responder"),
@@ -225,6 +226,32 @@ def test_action_is_validated_sent_and_its_result_readable(api, gateway):
     task = api.get(f"/v1/tasks/{task_id}", headers=auth(api, "reader")).json()
     assert task["state"] == "SUCCESS"
     assert task["result"]["status"] == "ok"
+
+
+def test_action_wait_answers_200_with_the_envelope_when_done_else_202(api, gateway):
+    headers = auth(api, "responder")
+    done = api.post("/v1/actions/get_oof?wait=5", json={"mailbox": "a@example.com"}, headers=headers)
+    assert done.status_code == 200
+    assert done.json()["state"] == "SUCCESS" and done.json()["result"]["action"] == "get_oof"
+    gateway.hold = True
+    late = api.post("/v1/actions/get_oof?wait=0.2", json={"mailbox": "a@example.com"}, headers=headers)
+    assert late.status_code == 202
+    task_id = late.json()["task_id"]
+    assert late.json()["status_url"] == f"/v1/tasks/{task_id}"
+    assert api.get(f"/v1/tasks/{task_id}?wait=0.1", headers=headers).json()["state"] == "PENDING"
+    gateway.finish(task_id)
+    assert api.get(f"/v1/tasks/{task_id}?wait=5", headers=headers).json()["state"] == "SUCCESS"
+    for bad in ("61", "-1", "soon"):
+        body = {"mailbox": "a@example.com"}
+        refused = api.post(f"/v1/actions/get_oof?wait={bad}", json=body, headers=headers)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "wait"
+
+
+def test_client_and_api_agree_on_waiting():
+    from producer import actions, client
+
+    assert client.MAX_WAIT_S == actions.MAX_WAIT_S
+    assert client.TASK_DONE == actions.TASK_DONE
 
 
 def test_action_idempotency_key_returns_the_first_task(api, gateway):

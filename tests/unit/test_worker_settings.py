@@ -5,7 +5,6 @@ import json
 import pytest
 
 from worker import profiles
-from worker.artifacts import ArtifactStore
 from worker.errors import ValidationError
 from worker.settings import get_settings, load_settings
 
@@ -133,14 +132,3 @@ def test_unknown_profile_name_blames_the_connection_argument(monkeypatch):
     with pytest.raises(ValidationError) as raised:
         profiles.get_profile("other")
     assert raised.value.field == "connection"
-
-
-def test_artifact_store_names_files_safely(tmp_path):
-    content = b"From: x\r\n\r\nbody"
-    stored = ArtifactStore(tmp_path).put("eml", "../../etc/passwd", content)
-    assert stored["size"] == len(content)
-    assert len(stored["sha256"]) == 64
-    assert stored["path"].startswith(str(tmp_path / "eml"))
-    assert ".." not in stored["path"].removeprefix(str(tmp_path))
-    with open(stored["path"], "rb") as handle:
-        assert handle.read() == b"From: x\r\n\r\nbody"
