@@ -15,7 +15,7 @@ COPY tasks ./tasks
 COPY campaigns ./campaigns
 COPY producer ./producer
 COPY exchange_simulator ./exchange_simulator
-RUN pip install . \
+RUN pip install ".[s3]" \
     && useradd --create-home --uid 10001 ews-ir \
     && mkdir -p /var/lib/ews-ir/artifacts /var/lib/ews-ir/keys \
     && chown -R ews-ir /var/lib/ews-ir

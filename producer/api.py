@@ -165,7 +165,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.keystore = KeyStore(settings.keys_file)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    app.include_router(artifacts.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:
@@ -379,4 +378,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             return Response(export.to_jsonl(items), media_type=JSONL)
         return AuditPage(items=items)
 
+    artifacts.add_route(app)
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Response
 from fastapi.responses import StreamingResponse
 
 from producer import auth
@@ -21,8 +21,18 @@ from producer.keys import Principal
 from worker.artifacts.names import ascii_file_name, safe_file_name
 from worker.artifacts.store import ArtifactStore, StoreUnavailable, store_from_settings
 
-router = APIRouter(tags=["artifacts"])
 NOT_FOUND = "no such artifact"
+RESPONSES: dict[int | str, dict] = {
+    200: {
+        "description": "the stored bytes (Content-Disposition names the file; ETag is the quoted sha256)",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    304: {"description": "If-None-Match named this artifact's ETag"},
+    401: {"model": ErrorBody, "description": "missing or invalid API key"},
+    403: {"model": ErrorBody, "description": "the key's role is not allowed to do this"},
+    404: {"model": ErrorBody, "description": "no such artifact (or not readable with this key)"},
+    503: {"model": ErrorBody, "description": "the artifact store is unavailable"},
+}
 
 
 def artifact_store() -> ArtifactStore:
@@ -45,21 +55,6 @@ def _none_match(header: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-@router.get(
-    "/v1/artifacts/{sha256}",
-    response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "the stored bytes (Content-Disposition names the file; ETag is the quoted sha256)",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        },
-        304: {"description": "If-None-Match named this artifact's ETag"},
-        401: {"model": ErrorBody, "description": "missing or invalid API key"},
-        403: {"model": ErrorBody, "description": "the key's role is not allowed to do this"},
-        404: {"model": ErrorBody, "description": "no such artifact (or not readable with this key)"},
-        503: {"model": ErrorBody, "description": "the artifact store is unavailable"},
-    },
-)
 def get_artifact(
     sha256: Annotated[str, Path(description="the artifact's full SHA-256 in lower-case hex")],
     principal: Annotated[Principal, Depends(auth.reader)],
@@ -87,3 +82,14 @@ def get_artifact(
         "Content-Security-Policy": "default-src 'none'; sandbox",
     }
     return StreamingResponse(content.chunks, media_type=first["content_type"], headers=headers)
+
+
+def add_route(app: FastAPI) -> None:
+    app.add_api_route(
+        "/v1/artifacts/{sha256}",
+        get_artifact,
+        methods=["GET"],
+        tags=["artifacts"],
+        response_class=StreamingResponse,
+        responses=RESPONSES,
+    )

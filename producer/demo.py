@@ -163,10 +163,10 @@ def start_services(args: argparse.Namespace, stack: Stack, out) -> dict[str, Any
     )
 
     ports = {name: port_or_free(getattr(args, f"{name}_port")) for name in ("api", "flower", "metrics")}
+    env["EWS_IR_ARTIFACT_DIR"] = str(stack.workdir / "artifacts")  # workers write, the API serves
     worker_env = {
         **env,
         **profile_env(sim),  # only the workers hold Exchange credentials
-        "EWS_IR_ARTIFACT_DIR": str(stack.workdir / "artifacts"),
         "EWS_IR_METRICS_PORT": str(ports["metrics"]),
     }
     worker = f"-m celery -A worker worker -P threads -c {args.concurrency} -Q {QUEUES} -l info"

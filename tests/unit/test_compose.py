@@ -56,16 +56,28 @@ def test_worker_scales_no_fixed_name_or_host_port():
 def test_every_environment_variable_is_read_by_the_code():
     known = read_by_code()
     for name in OUR_IMAGE:
-        unknown = set(SERVICES[name].get("environment", {})) - known
+        # AWS_* are boto3's own (artifacts in S3).
+        unknown = {v for v in SERVICES[name].get("environment", {}) if not v.startswith("AWS_")} - known
         assert not unknown, f"{name} sets variables no code reads: {sorted(unknown)}"
+
+
+def test_workers_write_artifacts_that_the_api_reads_from_the_same_place():
+    worker, api = SERVICES["worker"], SERVICES["api"]
+    worker_mount = next(v for v in worker["volumes"] if v.startswith("artifacts:"))
+    assert f"{worker_mount}:ro" in api["volumes"], "the API mounts the workers' artifacts, read-only"
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert f"EWS_IR_ARTIFACT_DIR={worker_mount.split(':')[1]}" in dockerfile
+    artifact_settings = {k: v for k, v in worker["environment"].items() if "ARTIFACT" in k or "S3" in k}
+    assert artifact_settings and all(api["environment"][k] == v for k, v in artifact_settings.items())
+    assert '".[s3]"' in dockerfile, "the image can reach S3"
 
 
 def test_no_secret_is_written_into_the_compose_file_or_the_image():
     secretish = re.compile(r"PASSWORD|SECRET|AUTH$|BASIC_AUTH|REDIS_URL")
     for name, service in SERVICES.items():
         for key, value in (service.get("environment") or {}).items():
-            if secretish.search(key):
-                assert "${" in str(value), f"{name}.{key} must come from the environment, not the file"
+            if secretish.search(key):  # `${...}` or no value at all: both come from the environment
+                assert value is None or "${" in str(value), f"{name}.{key} must come from the environment"
     dockerfile = (REPO / "Dockerfile").read_text()
     env_lines = [line for line in dockerfile.splitlines() if re.search(r"PASSWORD|SECRET|BASIC_AUTH", line)]
     assert env_lines == []
