@@ -1,8 +1,9 @@
 """`GET /v1/artifacts/{sha256}`: evidence (EML, attachments) streamed from the artifact store to readers.
 
 The content is named by its SHA-256, so the ETag is that hash and a client holding it gets 304. A malformed or
-unknown hash and an artifact the key may not read (`Principal.may_read_profile` on the profile of each of its
-records) all answer the same 404 that echoes nothing, so a caller cannot probe what exists. Attachment names
+unknown hash and an artifact the key may not read (`Principal.may_read_profile` on the profiles of its
+records) all answer the same 404 that echoes nothing, so a caller cannot probe what exists. The file name and
+type come from the first readable record. Attachment names
 and types come from attackers: the download is always an attachment with a cleaned file name, never sniffed
 or rendered by a browser.
 """
@@ -62,26 +63,25 @@ def get_artifact(
     if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
 ) -> Response:
     """Download an artifact named in a result envelope's `artifact.url` (reader role)."""
+    etag = f'"{sha256}"'
     try:
-        records = [r for r in store.records(sha256) if principal.may_read_profile(r["profile"])]
-        etag = f'"{sha256}"'
-        if records and _none_match(if_none_match, etag):
+        record = store.readable_record(sha256, principal.may_read_profile)
+        if record and _none_match(if_none_match, etag):
             return Response(status_code=304, headers={"ETag": etag})
-        content = store.open(sha256) if records else None
+        content = store.open(sha256) if record else None
     except StoreUnavailable:
         raise HTTPException(503, "the artifact store is unavailable; retry shortly") from None
     if content is None:
         raise HTTPException(404, NOT_FOUND)
-    first = records[0]
     headers = {
         "ETag": etag,
         "Content-Length": str(content.size),
-        "Content-Disposition": content_disposition(first["name"]),
+        "Content-Disposition": content_disposition(record["name"]),
         "Cache-Control": "private, no-cache",
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
     }
-    return StreamingResponse(content.chunks, media_type=first["content_type"], headers=headers)
+    return StreamingResponse(content.chunks, media_type=record["content_type"], headers=headers)
 
 
 def add_route(app: FastAPI) -> None:

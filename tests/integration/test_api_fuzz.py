@@ -30,12 +30,20 @@ EXAMPLES = 40
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
+class FinishedGateway(FakeGateway):
+    """Every task id names a finished task, so a generated `wait` never makes the fuzz sleep."""
+
+    def task(self, task_id: str) -> dict:
+        return self.tasks.get(task_id) or {"task_id": task_id, "state": "REVOKED", "result": None,
+                                           "error": {"code": "TaskRevokedError", "message": "revoked"}}
+
+
 @pytest.fixture(scope="module")
 def fuzzed_app(redis_url, tmp_path_factory):
     """Real engine (dispatch not enqueued: no worker needed), fake Celery gateway, one key per role."""
     store = CampaignStore(redis.Redis.from_url(redis_url), "ews-ir-fuzz")
     service = CampaignService(store, enqueue_dispatch=lambda campaign_id, phase, generation: None)
-    return app_with_fakes(tmp_path_factory.mktemp("fuzz") / "keys.json", service, FakeGateway())
+    return app_with_fakes(tmp_path_factory.mktemp("fuzz") / "keys.json", service, FinishedGateway())
 
 
 @pytest.fixture(scope="module")

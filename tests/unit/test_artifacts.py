@@ -248,11 +248,22 @@ def test_the_profile_hook_decides_who_reads_an_artifact(api, store, monkeypatch)
     assert 'filename="seen-by-b.eml"' in response.headers["content-disposition"]
 
 
+def test_a_download_reads_records_only_until_one_is_readable(store, monkeypatch):
+    """The attachment of a phish fetched from 30 mailboxes: serving it reads one record, not 30."""
+    for n in range(30):
+        store.put(EML, provenance(mailbox=f"user{n}@contoso.example", task_id=f"task-{n}"))
+    reads: list[str] = []
+    read_record = store._read_record
+    monkeypatch.setattr(store, "_read_record", lambda sha, rid: reads.append(rid) or read_record(sha, rid))
+    assert store.readable_record(SHA, lambda profile: True)["sha256"] == SHA
+    assert len(reads) == 1
+
+
 def test_the_store_being_down_is_a_503(api, store, monkeypatch):
     def broken(sha256):
-        raise StoreUnavailable("reading", OSError("disk gone"))
+        raise OSError("disk gone")
 
-    monkeypatch.setattr(store, "records", broken)
+    monkeypatch.setattr(store, "_record_ids", broken)
     response = api.get(f"/v1/artifacts/{SHA}")
     assert response.status_code == 503 and "disk" not in response.text
 

@@ -70,9 +70,12 @@ class LocalStore(ArtifactStore):
     def _write_record(self, sha256: str, record_id: str, data: bytes) -> None:
         _write_once(self.root, self._records_folder(sha256) / f"{record_id}.json", data)
 
-    def _read_records(self, sha256: str) -> list[bytes]:
+    def _record_ids(self, sha256: str) -> list[str]:
         folder = self._records_folder(sha256)
-        return [path.read_bytes() for path in folder.glob("*.json")] if folder.is_dir() else []
+        return sorted(path.stem for path in folder.glob("*.json")) if folder.is_dir() else []
+
+    def _read_record(self, sha256: str, record_id: str) -> bytes:
+        return (self._records_folder(sha256) / f"{record_id}.json").read_bytes()
 
     def _open_content(self, sha256: str) -> Content | None:
         try:

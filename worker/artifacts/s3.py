@@ -55,12 +55,15 @@ class S3Store(ArtifactStore):
     def _write_record(self, sha256: str, record_id: str, data: bytes) -> None:
         self._put_once(self._key(sha256, f".meta/{record_id}.json"), data, "application/json")
 
-    def _read_records(self, sha256: str) -> list[bytes]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self._key(sha256, ".meta/")
-        )
+    def _record_ids(self, sha256: str) -> list[str]:
+        prefix = self._key(sha256, ".meta/")
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
-        return [self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read() for key in keys]
+        return sorted(key.removeprefix(prefix).removesuffix(".json") for key in keys)
+
+    def _read_record(self, sha256: str, record_id: str) -> bytes:
+        key = self._key(sha256, f".meta/{record_id}.json")
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def _open_content(self, sha256: str) -> Content | None:
         try:

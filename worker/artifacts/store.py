@@ -15,7 +15,7 @@ import json
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -103,14 +103,23 @@ class ArtifactStore(ABC):
 
     def records(self, sha256: str) -> list[dict]:
         """Every provenance record of `sha256`, oldest first; [] when it is unknown or not a SHA-256."""
+        records = list(self._records(sha256))
+        return sorted(records, key=lambda record: (record["created"], record["task_id"] or ""))
+
+    def readable_record(self, sha256: str, may_read_profile: Callable[[str], bool]) -> dict | None:
+        """The first record (in record-id order) of a profile the reader may read, or None. Records are read
+        one at a time: evidence fetched from thousands of mailboxes costs a listing and a read or two."""
+        return next((r for r in self._records(sha256) if may_read_profile(r["profile"])), None)
+
+    def _records(self, sha256: str) -> Iterator[dict]:
         if not is_sha256(sha256):
-            return []
+            return
         try:
-            records = [json.loads(raw) for raw in self._read_records(sha256)]
+            for record_id in self._record_ids(sha256):
+                yield json.loads(self._read_record(sha256, record_id))
         except Exception as exc:
             log.exception("could not read the records of artifact %s", sha256)
             raise StoreUnavailable("reading", exc) from exc
-        return sorted(records, key=lambda record: (record.get("created", ""), record.get("task_id") or ""))
 
     def open(self, sha256: str) -> Content | None:
         """The stored bytes of `sha256` for streaming, or None."""
@@ -131,7 +140,11 @@ class ArtifactStore(ABC):
         """Write one metadata record unless a record with this id exists."""
 
     @abstractmethod
-    def _read_records(self, sha256: str) -> list[bytes]: ...
+    def _record_ids(self, sha256: str) -> list[str]:
+        """The ids of `sha256`'s records, sorted."""
+
+    @abstractmethod
+    def _read_record(self, sha256: str, record_id: str) -> bytes: ...
 
     @abstractmethod
     def _open_content(self, sha256: str) -> Content | None: ...
