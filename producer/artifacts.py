@@ -3,9 +3,8 @@
 The content is named by its SHA-256, so the ETag is that hash and a client holding it gets 304. A malformed or
 unknown hash and an artifact the key may not read (`Principal.may_read_profile` on the profiles of its
 records) all answer the same 404 that echoes nothing, so a caller cannot probe what exists. The file name and
-type come from the first readable record. Attachment names
-and types come from attackers: the download is always an attachment with a cleaned file name, never sniffed
-or rendered by a browser.
+type come from the first readable record; they come from attackers, so the download is always an attachment
+with a cleaned file name, never sniffed or rendered by a browser.
 """
 
 from __future__ import annotations

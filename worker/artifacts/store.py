@@ -151,7 +151,9 @@ class ArtifactStore(ABC):
 
 
 @cache
-def open_store(location: Location, inline_max_bytes: int, s3_endpoint_url: str, s3_addressing_style: str):
+def open_store(
+    location: Location, inline_max_bytes: int, s3_endpoint_url: str, s3_addressing_style: str
+) -> ArtifactStore:
     """One store per configuration and process (an S3 client is costly to make and thread-safe to share).
     Backends are imported here because they import this module; boto3 only when S3 is used."""
     if location.scheme == "s3":
