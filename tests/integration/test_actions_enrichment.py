@@ -57,6 +57,10 @@ def test_download_eml_writes_an_artifact(celery_worker_process, phish):
     content = Path(artifact["path"]).read_bytes()
     assert hashlib.sha256(content).hexdigest() == artifact["sha256"] and len(content) == artifact["size"]
     assert phish["mid"].encode() in content
+    path = Path(artifact["path"])
+    assert path.name == artifact["sha256"] and path.stat().st_mode & 0o777 == 0o600
+    assert artifact["url"] == f"/v1/artifacts/{artifact['sha256']}"
+    assert artifact["content_type"] == "message/rfc822"
 
 
 def test_get_attachments_hashes_content(celery_worker_process, phish):
