@@ -6,6 +6,7 @@ are FastAPI dependencies, so tests can swap them through `app.dependency_overrid
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -39,6 +40,7 @@ from producer.schemas import (
 from worker import metrics as worker_metrics
 from worker.app import app as worker_app
 
+log = logging.getLogger(__name__)
 _RECORD_ID = re.compile(r"^\d{1,19}-\d{1,19}$")
 SPEC_DESCRIPTION = (
     "action: search|delete|junk|move; mode: preview (default: search, then wait for approval) or execute; "
@@ -341,7 +343,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             _queue_action, gateway, action, kwargs, principal.name, idempotency_key
         )
         if wait:
-            status = await settle(gateway, accepted.task_id, wait)
+            try:
+                status = await settle(gateway, accepted.task_id, wait)
+            except Exception:  # the task is queued: its id must reach the caller, or a retry runs it twice
+                log.warning("waiting for task %s failed; answering 202", accepted.task_id, exc_info=True)
+                return accepted
             if status["state"] in TASK_DONE:
                 return JSONResponse(TaskStatus(**status).model_dump(mode="json"))
         return accepted

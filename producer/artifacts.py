@@ -25,7 +25,7 @@ NOT_FOUND = "no such artifact"
 RESPONSES: dict[int | str, dict] = {
     200: {
         "description": "the stored bytes (Content-Disposition names the file; ETag is the quoted sha256)",
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
     },
     304: {"description": "If-None-Match named this artifact's ETag"},
     401: {"model": ErrorBody, "description": "missing or invalid API key"},

@@ -247,6 +247,16 @@ def test_action_wait_answers_200_with_the_envelope_when_done_else_202(api, gatew
         assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "wait"
 
 
+def test_a_queued_action_answers_202_with_its_id_when_waiting_for_it_fails(api, gateway, monkeypatch):
+    def redis_down(task_id):
+        raise RedisConnectionError("down")
+
+    monkeypatch.setattr(gateway, "task", redis_down)
+    headers = auth(api, "responder")
+    response = api.post("/v1/actions/get_oof?wait=5", json={"mailbox": "a@example.com"}, headers=headers)
+    assert response.status_code == 202 and response.json()["task_id"] == "t1"
+
+
 def test_client_and_api_agree_on_waiting():
     from producer import actions, client
 
