@@ -22,11 +22,13 @@ from lxml import etree
 from exchange_simulator.codec.soap import NS_T, schema_fault, xml_text
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store.model import ExtendedValue, PropertyKey
+from exchange_simulator.store.properties import (
+    ENTRY_ID_TAG,
+    LAST_ACTIVE_PARENT_TAG,
+    SENDER_SMTP_TAG,
+    SENT_REPRESENTING_SMTP_TAG,
+)
 
-ENTRY_ID_TAG = 0x0FFF  # PR_ENTRYID
-LAST_ACTIVE_PARENT_TAG = 0x348A  # PidTagLastActiveParentEntryId
-SENDER_SMTP_TAG = 0x5D01  # PidTagSenderSmtpAddress
-SENT_REPRESENTING_SMTP_TAG = 0x5D02  # PidTagSentRepresentingSmtpAddress
 COMPUTED_TAGS = frozenset({ENTRY_ID_TAG, LAST_ACTIVE_PARENT_TAG, SENDER_SMTP_TAG, SENT_REPRESENTING_SMTP_TAG})
 
 # DistinguishedPropertySetIdType values and the property set GUIDs they stand for.

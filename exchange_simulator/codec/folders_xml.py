@@ -28,6 +28,7 @@ from exchange_simulator.codec.soap import NS_T, OperationContext, append_xml, sc
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import mime
 from exchange_simulator.store.model import Attachment, EmailAddress, Folder, Item, Mailbox, PropertyKey
+from exchange_simulator.store.properties import computed_value, entry_id
 from exchange_simulator.store.query import conversation_topic
 
 # DistinguishedFolderIdNameType values of the schema; an id outside this list fails schema validation,
@@ -175,23 +176,6 @@ def parse_shape(element: etree._Element | None) -> Shape:
         elif local == "ExtendedFieldURI":
             paths.append(extended.parse_path(path))
     return Shape(base, frozenset(fields), tuple(paths))
-
-
-# ---- id formats ------------------------------------------------------------------------------------------
-_ENTRY_FLAGS = b"\x00\x00\x00\x00"
-_PROVIDER_UID = bytes.fromhex("a7e0b2c6d35a4f1e9c1b6e2f3d4a5b6c")
-
-
-def entry_id(ews_id: str) -> bytes:
-    """The MAPI entry id (PR_ENTRYID) of an EWS id: flags, store provider uid, then the id's own bytes."""
-    raw = base64.b64decode(ews_id)
-    return _ENTRY_FLAGS + _PROVIDER_UID + raw[8:]
-
-
-def ews_id_of_entry(raw: bytes) -> str:
-    if not raw.startswith(_ENTRY_FLAGS + _PROVIDER_UID) or len(raw) != 20 + 17:
-        raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
-    return base64.b64encode(b"\x00\x00\x00\x2e\x00\x00\x00\x00" + raw[20:]).decode()
 
 
 # ---- rendering helpers ------------------------------------------------------------------------------------
@@ -589,28 +573,12 @@ def _plan(shape: Shape, kind: str, for_find: bool, with_id: bool) -> tuple[str, 
     return f"<t:{kind}>", tuple(plan), f"</t:{kind}>"
 
 
-def _smtp(address: EmailAddress | None) -> str | None:
-    return address.address if address is not None and address.routing_type == "SMTP" else None
-
-
-def _computed_value(item: Item, tag: int | None) -> str | None:
-    if tag == extended.LAST_ACTIVE_PARENT_TAG and item.last_active_parent_folder_id:
-        return base64.b64encode(entry_id(item.last_active_parent_folder_id)).decode()
-    if tag == extended.ENTRY_ID_TAG and item.id:
-        return base64.b64encode(entry_id(item.id)).decode()
-    if tag == extended.SENDER_SMTP_TAG:
-        return _smtp(item.sender)
-    if tag == extended.SENT_REPRESENTING_SMTP_TAG:
-        return _smtp(item.from_)
-    return None
-
-
 def _extended_xml(item: Item, extended_paths: tuple[ExtendedPath, ...]) -> str:
     """The asked-for extended properties the item has (one stored with another PropertyType is not)."""
     parts = []
     for path in extended_paths:
         if path.key.tag in extended.COMPUTED_TAGS:
-            value: str | tuple[str, ...] | None = _computed_value(item, path.key.tag)
+            value: str | tuple[str, ...] | None = computed_value(item, path.key.tag)
         else:
             stored = item.extended.get(path.key)
             value = stored[1] if stored is not None and stored[0] == path.property_type else None

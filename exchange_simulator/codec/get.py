@@ -13,8 +13,6 @@ import binascii
 from lxml import etree
 
 from exchange_simulator.codec.folders_xml import (
-    entry_id,
-    ews_id_of_entry,
     parse_folder_id,
     parse_item_id,
     parse_shape,
@@ -33,6 +31,7 @@ from exchange_simulator.codec.soap import (
     success_message,
 )
 from exchange_simulator.errors import EwsError
+from exchange_simulator.store.properties import entry_id, ews_id_of_entry
 
 _M, _T = f"{{{NS_M}}}", f"{{{NS_T}}}"
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"

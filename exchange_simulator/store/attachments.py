@@ -24,9 +24,8 @@ def add_attachments(store: Store, item: Item, attachments: list[Attachment]) -> 
 def remove_attachment(store: Store, attachment_id: str) -> Item:
     """DeleteAttachment: remove one attachment; returns its parent item, which has a new ChangeKey."""
     with store.lock:
-        item, attachment = store.attachment(attachment_id)
-        item.attachments.remove(attachment)
-        store.forget_attachment(attachment)
+        item, attachment = store.resolve_attachment(attachment_id)
+        store.drop_attachment(item, attachment)
         _changed(store, item)
         store.record("attachment_deleted", item, name=attachment.name, attachment_id=attachment_id)
         return item

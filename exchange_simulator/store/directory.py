@@ -7,7 +7,6 @@ it) starts with the text, then contacts in the caller's Contacts folder. At most
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from exchange_simulator.errors import EwsError
@@ -153,8 +152,9 @@ def searchable_mailboxes(store: Store, search_filter: str, expand_groups: bool) 
         if wanted not in (dl.address, dl.address.split("@")[0], dl.display_name.lower()):
             continue
         if not expand_groups:
-            guid = str(uuid.uuid5(uuid.NAMESPACE_DNS, dl.address))
-            results.append(SearchableMailbox(guid, dl.address, dl.display_name, True, _legacy_dn(dl.address)))
+            results.append(
+                SearchableMailbox(dl.guid, dl.address, dl.display_name, True, _legacy_dn(dl.address))
+            )
             continue
         for member in dl.members:
             mailbox = store.find_mailbox(member)

@@ -58,6 +58,11 @@ def select_items(
     found = traversed_items(folder, traversal)
     if predicate is not None:
         found = [i for i in found if matches(predicate, i)]
+    return sort_items(found, sort)
+
+
+def sort_items(found: list[Item], sort: tuple[SortKey, ...] = ()) -> list[Item]:
+    """Sort in place (and return) by `sort`, newest received first by default."""
     for key in reversed(sort or DEFAULT_SORT):  # stable sorts, least significant key first
         found.sort(key=_sort_key(key.field), reverse=key.descending)
     return found

@@ -1,9 +1,15 @@
 """In-memory state of a simulated Exchange organisation: mailboxes, folders, items, directory.
 
-No XML lives here. Operations in the sibling modules change this state under `Store.lock`; the codec
-renders what they return. Ids look and behave like Exchange's: opaque base64, a new ItemId when an item
-moves to another folder, a new ChangeKey on every change, and a malformed id is told apart from an
-unknown one (ErrorInvalidIdMalformed versus ErrorItemNotFound).
+No XML or JSON lives here. Operations in the sibling modules change this state under `Store.lock`; the EWS
+codec and the Graph front render what they return. Ids look and behave like Exchange's: opaque base64, a
+new ItemId when an item moves to another folder, a new ChangeKey on every change, and a malformed id is told
+apart from an unknown one (ErrorInvalidIdMalformed versus ErrorItemNotFound).
+
+Immutable ids (what Graph returns under `Prefer: IdType="ImmutableId"`) are minted on first use, so seeding
+and EWS-only work never pay for them. An item keeps its immutable id across moves between folders of the same
+mailbox part and loses it on a move to another mailbox or between the primary mailbox and its archive (the
+archive is a mailbox of its own in Exchange Online); a copy gets none until asked. Attachments have immutable
+ids too, valid as long as the attachment stays on its item.
 """
 
 from __future__ import annotations
@@ -48,9 +54,13 @@ ARCHIVE_FOLDERS: tuple[tuple[str, str, str | None, str], ...] = (
 )
 
 RECOVERABLE_ROOTS = frozenset({"recoverableitemsroot", "archiverecoverableitemsroot"})
+# Default folders Exchange Online creates when first used: distinguished id -> (display name, parent's id).
+ON_DEMAND_FOLDERS: dict[str, tuple[str, str]] = {"archive": ("Archive", "msgfolderroot")}
 
 # Ids are base64 of a fixed header, a kind byte and 16 random bytes, so they can be checked for form.
 _ID_HEADER = b"\x00\x00\x00\x2e\x00\x00\x00\x00"
+# Immutable ids have their own header, which base64 writes "AAkALgAA...", as Exchange Online's do.
+_IMMUTABLE_HEADER = b"\x00\x09\x00\x2e\x00\x00\x00\x00"
 _KIND_ITEM, _KIND_FOLDER, _KIND_ATTACHMENT = b"I", b"F", b"A"
 _ID_LENGTH = len(_ID_HEADER) + 1 + 16
 
@@ -79,6 +89,7 @@ class Attachment:
     content_id: str | None = None
     is_inline: bool = False
     last_modified_time: datetime = field(default_factory=utcnow)
+    immutable_id: str = ""  # minted on first use (Store.immutable_attachment_id)
 
     @property
     def is_file(self) -> bool:
@@ -157,6 +168,7 @@ class Item:
     last_active_parent_folder_id: str | None = None
     contact: ContactInfo | None = None
     extended: dict[PropertyKey, ExtendedValue] = field(default_factory=dict)  # client-set properties
+    immutable_id: str = ""  # minted on first use (Store.immutable_id)
 
     @property
     def mailbox(self) -> Mailbox:
@@ -249,6 +261,23 @@ class DistributionList:
     display_name: str
     members: list[str] = field(default_factory=list)  # addresses of mailboxes or nested lists
 
+    @property
+    def guid(self) -> str:
+        """A stable object id, derived from the address (lists have no mailbox guid)."""
+        return str(uuid.uuid5(uuid.NAMESPACE_DNS, self.address))
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """A directory account without an Exchange mailbox (unlicensed, or a mailbox hosted elsewhere)."""
+
+    address: str  # user principal name, lower case
+    display_name: str
+
+    @property
+    def guid(self) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"user:{self.address}"))
+
 
 @dataclass(frozen=True)
 class Change:
@@ -272,11 +301,13 @@ class Store:
         self.lock = threading.RLock()
         self.mailboxes: dict[str, Mailbox] = {}  # primary address, lower case
         self.distribution_lists: dict[str, DistributionList] = {}
+        self.users_without_mailbox: dict[str, DirectoryUser] = {}  # by user principal name, lower case
         self.journal: list[Change] = []
         self._by_address: dict[str, Mailbox] = {}  # primary and alias addresses, lower case
         self._items: dict[str, Item] = {}
         self._folders: dict[str, Folder] = {}
         self._attachments: dict[str, tuple[Item, Attachment]] = {}
+        self._immutable: dict[str, Item | tuple[Item, Attachment]] = {}
         self._seq = itertools.count(1)
 
     # ---- ids -----------------------------------------------------------------------------------------
@@ -289,15 +320,36 @@ class Store:
         return base64.b64encode(b"\x09\x00\x00\x00\x16\x00\x00\x00" + os.urandom(12)).decode()
 
     @staticmethod
-    def _check_form(value: str, kind: bytes) -> None:
+    def _check_form(value: str, kind: bytes, header: bytes = _ID_HEADER) -> None:
         try:
             raw = base64.b64decode(value, validate=True)
         except ValueError:
             raw = b""
-        if len(raw) != _ID_LENGTH or not raw.startswith(_ID_HEADER):
+        if len(raw) != _ID_LENGTH or not raw.startswith(header):
             raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
-        if raw[len(_ID_HEADER) : len(_ID_HEADER) + 1] != kind:
+        if raw[len(header) : len(header) + 1] != kind:
             raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
+
+    @staticmethod
+    def is_immutable_id(value: str) -> bool:
+        """Whether `value` has the form of an immutable id (of an item or an attachment)."""
+        return value.startswith("AAkALgAA")
+
+    def immutable_id(self, item: Item) -> str:
+        """The item's immutable id, minted on first use."""
+        with self.lock:
+            if not item.immutable_id:
+                item.immutable_id = base64.b64encode(_IMMUTABLE_HEADER + _KIND_ITEM + os.urandom(16)).decode()
+                self._immutable[item.immutable_id] = item
+            return item.immutable_id
+
+    def immutable_attachment_id(self, item: Item, attachment: Attachment) -> str:
+        with self.lock:
+            if not attachment.immutable_id:
+                raw = _IMMUTABLE_HEADER + _KIND_ATTACHMENT + os.urandom(16)
+                attachment.immutable_id = base64.b64encode(raw).decode()
+                self._immutable[attachment.immutable_id] = (item, attachment)
+            return attachment.immutable_id
 
     # ---- lookups -------------------------------------------------------------------------------------
     def mailbox(self, address: str) -> Mailbox:
@@ -316,6 +368,28 @@ class Store:
             raise EwsError(
                 "ErrorItemNotFound", "The specified object was not found in the store., The process failed "
                 "to get the correct properties."
+            )
+        return found
+
+    def resolve_item(self, item_id: str) -> Item:
+        """An item by its ItemId or its immutable id."""
+        if not self.is_immutable_id(item_id):
+            return self.item(item_id)
+        self._check_form(item_id, _KIND_ITEM, _IMMUTABLE_HEADER)
+        found = self._immutable.get(item_id)
+        if not isinstance(found, Item):
+            raise EwsError("ErrorItemNotFound", "The specified object was not found in the store.")
+        return found
+
+    def resolve_attachment(self, attachment_id: str) -> tuple[Item, Attachment]:
+        """An attachment by its AttachmentId or its immutable id."""
+        if not self.is_immutable_id(attachment_id):
+            return self.attachment(attachment_id)
+        self._check_form(attachment_id, _KIND_ATTACHMENT, _IMMUTABLE_HEADER)
+        found = self._immutable.get(attachment_id)
+        if not isinstance(found, tuple) or found[1] not in found[0].attachments:
+            raise EwsError(
+                "ErrorInvalidAttachmentId", "The attachment was not found within the attachments collection."
             )
         return found
 
@@ -382,6 +456,16 @@ class Store:
                 self._by_address[name] = mailbox
             return mailbox
 
+    def add_user_without_mailbox(self, address: str, display_name: str | None = None) -> DirectoryUser:
+        """A directory account with no mailbox: Graph lists it among users, with no `mail`."""
+        with self.lock:
+            key = address.strip().lower()
+            if key in self._by_address or key in self.users_without_mailbox:
+                raise ValueError(f"address already in use: {address}")
+            user = DirectoryUser(key, display_name or key.split("@")[0].replace(".", " ").title())
+            self.users_without_mailbox[key] = user
+            return user
+
     def add_distribution_list(
         self, address: str, members: list[str], display_name: str | None = None
     ) -> DistributionList:
@@ -407,6 +491,21 @@ class Store:
             parent.children.append(folder)
         self._folders[folder.id] = folder
         return folder
+
+    def default_folder(self, mailbox: Mailbox, distinguished_id: str) -> Folder | None:
+        """A distinguished folder, created on first use if it is one of ON_DEMAND_FOLDERS (a user folder of
+        that name already there becomes it); None if the mailbox has no such folder."""
+        with self.lock:
+            found = mailbox.folders.get(distinguished_id)
+            if found is not None or distinguished_id not in ON_DEMAND_FOLDERS:
+                return found
+            name, parent_id = ON_DEMAND_FOLDERS[distinguished_id]
+            parent = mailbox.folders[parent_id]
+            found = next((c for c in parent.children if c.display_name.lower() == name.lower()), None)
+            found = found or self._new_folder(mailbox, parent, name, "IPF.Note")
+            found.distinguished_id = distinguished_id
+            mailbox.folders[distinguished_id] = found
+            return found
 
     def create_folder(self, parent: Folder, name: str, folder_class: str = "IPF.Note") -> Folder:
         with self.lock:
@@ -450,14 +549,26 @@ class Store:
     def forget_attachment(self, attachment: Attachment) -> None:
         self._attachments.pop(attachment.id, None)
 
+    def drop_attachment(self, item: Item, attachment: Attachment) -> None:
+        """Take `attachment` off `item` for good: neither of its ids finds it any more."""
+        item.attachments.remove(attachment)
+        self.forget_attachment(attachment)
+        if attachment.immutable_id:
+            self._immutable.pop(attachment.immutable_id, None)
+            attachment.immutable_id = ""
+
     def touch(self, item: Item) -> None:
         """Record a modification: Exchange issues a new ChangeKey every time an item changes."""
         item.change_key = self.new_change_key()
         item.last_modified_time = utcnow()
 
     def move_item(self, item: Item, destination: Folder) -> Item:
-        """Move within or across mailboxes. Like Exchange, the item gets a new ItemId."""
+        """Move within or across mailboxes. Like Exchange, the item gets a new ItemId; its immutable id stays
+        unless it leaves its mailbox part (see the module docstring)."""
         with self.lock:
+            assert item.folder is not None
+            if _mailbox_part(item.folder) is not _mailbox_part(destination):
+                self._forget_immutable(item)
             self._detach(item)
             for attachment in item.attachments:
                 self.forget_attachment(attachment)
@@ -468,8 +579,17 @@ class Store:
         """Gone for good (a hard delete, or a purge)."""
         with self.lock:
             self._detach(item)
+            self._forget_immutable(item)
             for attachment in item.attachments:
                 self.forget_attachment(attachment)
+
+    def _forget_immutable(self, item: Item) -> None:
+        for immutable in (item.immutable_id, *(a.immutable_id for a in item.attachments)):
+            if immutable:
+                self._immutable.pop(immutable, None)
+        item.immutable_id = ""
+        for attachment in item.attachments:
+            attachment.immutable_id = ""
 
     def _detach(self, item: Item) -> None:
         if item.folder is not None:
@@ -490,3 +610,11 @@ class Store:
         )
         self.journal.append(change)
         return change
+
+
+def _mailbox_part(folder: Folder) -> Folder:
+    """The root of the folder's tree: the primary mailbox's or its archive's."""
+    node = folder
+    while node.parent is not None:
+        node = node.parent
+    return node

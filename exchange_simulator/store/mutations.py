@@ -3,11 +3,13 @@
 Every change gives the item a new ChangeKey (a move also a new ItemId, as Exchange does) and adds a journal
 entry, so tests can assert on what really happened in the store rather than on what a client reports.
 
-Deletion follows Exchange 2016, which the simulator claims to be, with single item recovery off (its
+Deletion over EWS follows Exchange 2016, which the EWS front claims to be, with single item recovery off (its
 default): HardDelete removes the item for good (Exchange Online would keep it in Recoverable Items\\Purges),
-SoftDelete moves it to Recoverable Items\\Deletions, MoveToDeletedItems to Deleted Items. An item that leaves
-a user folder for Deleted Items or Recoverable Items remembers that folder in `last_active_parent_folder_id`
-(PidTagLastActiveParentEntryId), which a restore reads; a later move between those folders keeps it.
+SoftDelete moves it to Recoverable Items\\Deletions, MoveToDeletedItems to Deleted Items. The Graph front
+speaks for Exchange Online instead: `trash_item` (DELETE) and `purge_item` (permanentDelete, which lands in
+Purges as Microsoft documents). An item that leaves a user folder for Deleted Items or Recoverable Items
+remembers that folder in `last_active_parent_folder_id` (PidTagLastActiveParentEntryId), which a restore
+reads; a later move between those folders keeps it.
 """
 
 from __future__ import annotations
@@ -134,6 +136,44 @@ def delete_item(store: Store, item: Item, delete_type: str) -> None:
         )
 
 
+def trash_item(store: Store, item: Item) -> None:
+    """Graph's DELETE of a message, as Exchange Online does it (the landing place is our choice; see the Graph
+    front): to Deleted Items; from Deleted Items one level down, to Recoverable Items\\Deletions; from
+    Recoverable Items to Purges."""
+    with store.lock:
+        origin = item.folder
+        assert origin is not None
+        if origin.is_recoverable_items():
+            purge_item(store, item)
+            return
+        name = "recoverableitemsdeletions" if _is_deleted_items(origin) else "deleteditems"
+        previous_id = _relocate(store, item, well_known_folder(item, name))
+        store.record(
+            "deleted", item, delete_type="Delete", from_folder=origin.path, previous_item_id=previous_id
+        )
+
+
+def purge_item(store: Store, item: Item) -> None:
+    """Graph's permanentDelete: out of the user's reach, into Recoverable Items\\Purges (where an admin can
+    still find it until retention ends). An item already in Purges is removed for good."""
+    with store.lock:
+        origin = item.folder
+        assert origin is not None
+        purges = well_known_folder(item, "recoverableitemspurges")
+        if origin is purges:
+            store.record("deleted", item, delete_type="PermanentDelete")
+            store.remove_item(item)
+            return
+        previous_id = _relocate(store, item, purges)
+        store.record(
+            "deleted",
+            item,
+            delete_type="PermanentDelete",
+            from_folder=origin.path,
+            previous_item_id=previous_id,
+        )
+
+
 def move_item(store: Store, item: Item, destination: Folder) -> Item:
     """MoveItem: the item lands in `destination` under a new ItemId (also across mailboxes)."""
     with store.lock:
@@ -170,12 +210,13 @@ def clone_item(item: Item) -> Item:
         last_active_parent_folder_id=None,
         contact=replace(item.contact) if item.contact is not None else None,
         extended=dict(item.extended),
+        immutable_id="",
     )
 
 
 def clone_attachment(attachment: Attachment) -> Attachment:
     embedded = clone_item(attachment.item) if attachment.item is not None else None
-    return replace(attachment, id="", item=embedded)
+    return replace(attachment, id="", item=embedded, immutable_id="")
 
 
 def copy_item(store: Store, item: Item, destination: Folder) -> Item:

@@ -306,6 +306,7 @@ def load_scenario(store: Store, source: str | Path | dict) -> ScenarioReport:
                               categories?, attachments?: [{name, content_type?, text? | base64?, inline?}],
                               mime?: raw RFC 5322 text | eml?: path relative to the file}]}]
     distribution_lists: [{address, display_name?, members: [...]}]
+    users_without_mailbox: [{address, display_name?}]   # directory accounts with no mailbox
     generate: {mailboxes, messages_per_mailbox, phish_rate, seed, ...}   # keyword arguments of generate()
     """
     base = Path(".")
@@ -338,6 +339,8 @@ def load_scenario(store: Store, source: str | Path | dict) -> ScenarioReport:
                 report.messages += 1
         for dl in source.get("distribution_lists", []):
             store.add_distribution_list(dl["address"], dl.get("members", []), dl.get("display_name"))
+        for user in source.get("users_without_mailbox", []):
+            store.add_user_without_mailbox(user["address"], user.get("display_name"))
     if "generate" in source:
         report.generated = generate(store, **source["generate"])
     return report
