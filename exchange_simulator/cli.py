@@ -1,8 +1,8 @@
 """`ews-sim serve`: run the Exchange simulator in the foreground.
 
-When it is ready it prints exactly one JSON line on stdout (`ews_url`, `authority`, `ca_bundle`, `users`,
-`apps`, `phish_internet_message_id`, ...) so a parent process can read it and connect; everything else
-goes to stderr.
+When it is ready it prints exactly one JSON line on stdout (`ews_url`, `graph_url`, `authority`,
+`ca_bundle`, `users`, `apps`, `phish_internet_message_id`, ...) so a parent process can read it and connect;
+everything else goes to stderr.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import json
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ews-sim", description="A local Exchange (EWS) simulator.")
+    parser = argparse.ArgumentParser(prog="ews-sim", description="An Exchange simulator: EWS and Graph.")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve EWS, the token endpoint and the /_sim/ control API")
+    serve = commands.add_parser("serve", help="serve EWS, Graph, a token endpoint and the /_sim/ control API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port (shown in the JSON line)")
     serve.add_argument("--http", action="store_true", help="plain HTTP instead of HTTPS")
@@ -71,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="CLIENT_ID:ADDRESS[,ADDRESS...]",
         help="limit an app to these mailboxes, like an application access policy",
+    )
+    serve.add_argument(
+        "--app-graph-roles",
+        action="append",
+        default=[],
+        metavar="CLIENT_ID:ROLE[,ROLE...]",
+        help="the Graph application permissions of an app (default: Mail.ReadWrite, Mail.Send, "
+        "MailboxSettings.ReadWrite, Contacts.Read, User.Read.All, GroupMember.Read.All)",
     )
     serve.add_argument("--token-lifetime", type=int, default=3599, metavar="SECONDS")
     serve.add_argument("--control-token", help="lets non-loopback clients use /_sim/ with X-Sim-Token")
@@ -109,14 +118,22 @@ def _config(args: argparse.Namespace) -> SimConfig:
         if not sep or not addresses:
             raise ValueError(f"--app-scope expects CLIENT_ID:ADDRESS[,ADDRESS...], got {spec!r}")
         scopes[client_id] = frozenset(a.strip().lower() for a in addresses.split(",") if a.strip())
+    roles: dict[str, frozenset[str]] = {}
+    for spec in args.app_graph_roles:
+        client_id, sep, names = spec.partition(":")
+        if not sep:
+            raise ValueError(f"--app-graph-roles expects CLIENT_ID:ROLE[,ROLE...], got {spec!r}")
+        roles[client_id] = frozenset(r.strip() for r in names.split(",") if r.strip())
     for spec in args.app:
         parts = spec.split(":", 2)
         if len(parts) != 3 or not all(parts):
             raise ValueError(f"--app expects TENANT:CLIENT_ID:SECRET, got {spec!r}")
-        config.apps.append(OAuthApp(parts[0], parts[1], parts[2], scopes.get(parts[1])))
-    unknown = set(scopes) - {app.client_id for app in config.apps}
-    if unknown:
-        raise ValueError(f"--app-scope names unknown app(s): {', '.join(sorted(unknown))}")
+        app = OAuthApp(parts[0], parts[1], parts[2], scopes.get(parts[1]))
+        config.apps.append(replace(app, graph_roles=roles[parts[1]]) if parts[1] in roles else app)
+    for option, named in (("--app-scope", scopes), ("--app-graph-roles", roles)):
+        unknown = set(named) - {app.client_id for app in config.apps}
+        if unknown:
+            raise ValueError(f"{option} names unknown app(s): {', '.join(sorted(unknown))}")
     settings: dict[str, Any] = {}
     for spec in args.set:
         name, sep, value = spec.partition("=")

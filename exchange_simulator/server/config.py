@@ -15,18 +15,33 @@ from exchange_simulator.server.faults import FaultSettings
 from exchange_simulator.server.throttle import ThrottleSettings
 
 EWS_SCOPE = "https://outlook.office365.com/.default"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# The Graph application permissions an app is granted unless told otherwise: what an incident-response app
+# consented by an admin holds. A test withholds one by giving the app a smaller set.
+GRAPH_ROLES = frozenset(
+    {
+        "Mail.ReadWrite",
+        "Mail.Send",
+        "MailboxSettings.ReadWrite",
+        "Contacts.Read",
+        "User.Read.All",
+        "GroupMember.Read.All",
+    }
+)
 # EWS in Exchange 2016 accepts requests up to 64 MiB (maxReceivedMessageSize in its web.config).
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class OAuthApp:
-    """An app registration with the full_access_as_app grant, optionally narrowed by an access policy."""
+    """An app registration: the full_access_as_app grant for EWS and `graph_roles` for Graph, both optionally
+    narrowed to some mailboxes by an application access policy (`mailbox_scope`)."""
 
     tenant_id: str
     client_id: str
     client_secret: str
     mailbox_scope: frozenset[str] | None = None  # lower-case addresses; None means every mailbox
+    graph_roles: frozenset[str] = GRAPH_ROLES
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Transport faults a real Exchange front end produces: latency, IIS error pages, dropped and slow responses.
 
-Each EWS request draws one `FaultPlan`; the HTTP layer carries it out. Rates are probabilities per request,
+Each EWS request, and each Graph request (a request inside a $batch too), draws one `FaultPlan`; the HTTP
+layer carries it out (the Graph front with Graph's JSON error bodies). Rates are probabilities per request,
 drawn from a seedable generator so a failing run can be replayed.
 """
 
@@ -17,12 +18,13 @@ class FaultSettings:
     jitter_ms: float = 0.0  # plus a uniform random 0..jitter_ms
     error_500_rate: float = 0.0  # "Server Error in '/EWS' Application" pages
     error_503_rate: float = 0.0  # IIS "Service Unavailable" pages
+    error_504_rate: float = 0.0  # gateway timeouts ("504 Gateway Time-out" from the front door)
     drop_rate: float = 0.0  # connection closed without an answer
     slow_response_ms: float = 0.0  # the answer body trickles out over this long
     fault_seed: int | None = None
 
     def validate(self) -> None:
-        for name in ("error_500_rate", "error_503_rate", "drop_rate"):
+        for name in ("error_500_rate", "error_503_rate", "error_504_rate", "drop_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         if min(self.latency_ms, self.jitter_ms, self.slow_response_ms) < 0:
@@ -32,7 +34,7 @@ class FaultSettings:
 @dataclass(frozen=True)
 class FaultPlan:
     delay_s: float = 0.0
-    failure: str | None = None  # "500" | "503" | "drop"
+    failure: str | None = None  # "500" | "503" | "504" | "drop"
     trickle_s: float = 0.0
 
 
@@ -56,6 +58,7 @@ class FaultInjector:
             or s.jitter_ms
             or s.error_500_rate
             or s.error_503_rate
+            or s.error_504_rate
             or s.drop_rate
             or s.slow_response_ms
         ):
@@ -70,6 +73,8 @@ class FaultInjector:
             failure = "500"
         elif draw < s.drop_rate + s.error_500_rate + s.error_503_rate:
             failure = "503"
+        elif draw < s.drop_rate + s.error_500_rate + s.error_503_rate + s.error_504_rate:
+            failure = "504"
         return FaultPlan(delay_ms / 1000.0, failure, s.slow_response_ms / 1000.0)
 
 
@@ -77,6 +82,10 @@ class FaultInjector:
 ERROR_500_PAGE = (
     b"<html><head><title>Runtime Error</title></head><body><h1>Server Error in '/EWS' Application.</h1>"
     b"<h2><i>Runtime Error</i></h2></body></html>"
+)
+ERROR_504_PAGE = (
+    b"<html><head><title>504 Gateway Time-out</title></head><body><center><h1>504 Gateway Time-out</h1>"
+    b"</center></body></html>"
 )
 ERROR_503_PAGE = (
     b'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""http://www.w3.org/TR/html4/strict.dtd">'

@@ -1,7 +1,8 @@
 """The HTTP/1.1 front: one thread per keep-alive connection, TLS handshakes off the accept loop.
 
-Routes: `/EWS/Exchange.asmx` (case-insensitive, as IIS matches paths), the identity provider under
-`/{tenant}/...` and `/common/...`, and the control API under `/_sim/`. Each answer is written with a single
+Routes: `/EWS/Exchange.asmx` (case-insensitive, as IIS matches paths), Microsoft Graph under `/v1.0/` and
+`/beta/` (server/graph_front.py), the identity provider under `/{tenant}/...` and `/common/...`, and the
+control API under `/_sim/`. Each answer is written with a single
 `write` so a small response costs one TLS record and one send. Anything unexpected becomes the page or
 SOAP fault Exchange would send; a Python traceback never reaches a client.
 """
@@ -20,7 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 from exchange_simulator.codec import soap
 from exchange_simulator.errors import EwsError, SoapFault
 from exchange_simulator.server.auth import AuthFailure
-from exchange_simulator.server.faults import ERROR_500_PAGE, ERROR_503_PAGE
+from exchange_simulator.server.faults import ERROR_500_PAGE, ERROR_503_PAGE, ERROR_504_PAGE
+from exchange_simulator.server.graph_front import VERSIONS
 from exchange_simulator.server.throttle import Admission
 
 if TYPE_CHECKING:
@@ -34,15 +36,24 @@ HTML_TYPE = "text/html"
 JSON_TYPE = "application/json; charset=utf-8"
 _REASONS = {
     200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     411: "Length Required",
+    413: "Request Entity Too Large",
+    424: "Failed Dependency",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
+_ERROR_PAGES = {500: ERROR_500_PAGE, 503: ERROR_503_PAGE, 504: ERROR_504_PAGE}
+_GRAPH_TOO_LARGE = b'{"error": {"code": "RequestEntityTooLarge", "message": "The request is too large."}}'
 _NOT_FOUND_PAGE = (
     b"<html><head><title>404 - File or directory not found.</title></head><body>"
     b"<h2>404 - File or directory not found.</h2></body></html>"
@@ -181,6 +192,8 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
             lowered = path.lower()
             if lowered == EWS_PATH:
                 self._ews()
+            elif lowered.split("/", 2)[1] in VERSIONS:
+                self._graph()
             elif lowered.startswith("/_sim/"):
                 self._control(path, parse_qs(parts.query))
             else:
@@ -247,7 +260,7 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
         if plan.failure:
             status = int(plan.failure)
             sim.request_log.add("-", "", caller.principal, status, f"Injected{status}")
-            self._send(status, HTML_TYPE, ERROR_500_PAGE if status == 500 else ERROR_503_PAGE)
+            self._send(status, HTML_TYPE, _ERROR_PAGES[status])
             return
         try:
             request = soap.parse_request(raw)
@@ -305,6 +318,25 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
             received=received,
         )
         self._send(status, XML_TYPE, body)
+
+    # ---- Graph ---------------------------------------------------------------------------------------
+    def _graph(self) -> None:
+        sim = self.server.simulator
+        length = self._content_length() if "content-length" in self.headers else 0
+        if length is None:
+            return
+        if length > sim.config.max_request_bytes:
+            self.close_connection = True  # the oversized body is not read
+            self._send(413, JSON_TYPE, _GRAPH_TOO_LARGE)
+            return
+        body = self.rfile.read(length) if length else b""
+        answer = sim.graph_front.handle(self.command, self.path, self.headers, body)
+        if answer.drop:
+            self.close_connection = True
+            return
+        self._send(
+            answer.status, answer.content_type, answer.body, answer.headers, trickle_s=answer.trickle_s
+        )
 
     # ---- identity provider and control API -----------------------------------------------------------
     def _identity(self, path: str, query: dict[str, list[str]]) -> None:
@@ -389,14 +421,14 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
     def _send(
         self,
         status: int,
-        content_type: str,
+        content_type: str | None,
         body: bytes,
         extra: list[tuple[str, str]] | None = None,
         trickle_s: float = 0.0,
     ) -> None:
         lines = [
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
-            f"Content-Type: {content_type}",
+            *([f"Content-Type: {content_type}"] if content_type else []),
             f"Content-Length: {len(body)}",
             f"Server: {self.server_version}",
             f"Date: {self.date_time_string()}",

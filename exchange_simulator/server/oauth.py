@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
-from exchange_simulator.server.config import EWS_SCOPE, OAuthApp, SimConfig
-from exchange_simulator.server.tokens import TokenSigner
+from exchange_simulator.server.config import EWS_SCOPE, GRAPH_SCOPE, OAuthApp, SimConfig
+from exchange_simulator.server.tokens import EXCHANGE_AUDIENCE, GRAPH_AUDIENCE, TokenSigner
 
 JsonAnswer = tuple[int, dict[str, Any]]
 _OIDC_SCOPES = {"openid", "profile", "offline_access"}
+_AUDIENCES = {EWS_SCOPE: EXCHANGE_AUDIENCE, GRAPH_SCOPE: GRAPH_AUDIENCE}
 
 
 class IdentityProvider:
@@ -89,18 +90,18 @@ class IdentityProvider:
                 f"the client secret value, not the client secret ID, for a secret added to app "
                 f"'{client_id}'.",
             )
-        scope_error = _check_scope(form.get("scope", ""))
-        if scope_error:
-            return scope_error
-        return 200, self._token_answer(app)
+        audience = _audience(form.get("scope", ""))
+        if isinstance(audience, tuple):
+            return audience
+        return 200, self._token_answer(app, audience)
 
-    def _token_answer(self, app: OAuthApp) -> dict[str, Any]:
+    def _token_answer(self, app: OAuthApp, audience: str) -> dict[str, Any]:
         lifetime = self._config.token_lifetime_s
         return {
             "token_type": "Bearer",
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
-            "access_token": self._signer.issue(app, lifetime),
+            "access_token": self._signer.issue(app, lifetime, audience),
         }
 
 
@@ -118,10 +119,12 @@ def _client_credentials(form: dict[str, str], authorization: str | None) -> tupl
     return form.get("client_id", ""), form.get("client_secret")
 
 
-def _check_scope(scope: str) -> JsonAnswer | None:
-    requested = {s for s in scope.split() if s not in _OIDC_SCOPES}
-    if {s.lower() for s in requested} == {EWS_SCOPE}:
-        return None
+def _audience(scope: str) -> str | JsonAnswer:
+    """The audience of the token a client-credentials `scope` asks for (Exchange Online or Graph), or the
+    error Entra answers."""
+    requested = {s.lower() for s in scope.split() if s not in _OIDC_SCOPES}
+    if len(requested) == 1 and next(iter(requested)) in _AUDIENCES:
+        return _AUDIENCES[next(iter(requested))]
     if not requested or not all(s.endswith("/.default") for s in requested):
         return _error(
             400,
@@ -136,7 +139,7 @@ def _check_scope(scope: str) -> JsonAnswer | None:
         "invalid_resource",
         500011,
         f"The resource principal named {scope} was not found in the tenant. This simulator only "
-        f"issues tokens for {EWS_SCOPE}.",
+        f"issues tokens for {EWS_SCOPE} and {GRAPH_SCOPE}.",
     )
 
 

@@ -16,8 +16,8 @@ MAX_ENTRIES = 200_000
 class RequestRecord:
     seq: int
     time: float  # Unix time the answer was sent
-    operation: str  # EWS operation, or a marker such as "-" when the request never got that far
-    mailbox: str  # the budget it was charged to (the target mailbox under impersonation)
+    operation: str  # EWS or Graph operation, or a marker such as "-" when the request never got that far
+    mailbox: str  # the budget it was charged to (the target mailbox: impersonated, or the Graph user's)
     caller: str
     status: int  # HTTP status
     code: str  # the fault or throttling code, "" for an ordinary answer
@@ -26,6 +26,7 @@ class RequestRecord:
     penalised: bool = False
     # Unix time the throttle judged the request (a back-off window starts here); `time` for other entries
     received: float = 0.0
+    api: str = "ews"  # ews | graph
 
 
 class RequestLog:
@@ -47,6 +48,7 @@ class RequestLog:
         backoff_ms: int = 0,
         penalised: bool = False,
         received: float | None = None,
+        api: str = "ews",
     ) -> None:
         now = time.time()
         with self._lock:
@@ -63,6 +65,7 @@ class RequestLog:
                     backoff_ms,
                     penalised,
                     now if received is None else received,
+                    api,
                 )
             )
             self.total += 1

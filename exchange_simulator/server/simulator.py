@@ -1,4 +1,5 @@
-"""The simulator as one object: configuration, store and HTTP server, startable in a background thread.
+"""The simulator as one object: configuration, store, the EWS and Graph fronts and the HTTP server, startable
+in a background thread.
 
 Tests and the demo embed it (`Simulator(config).start()`); the CLI runs the same object in the foreground.
 """
@@ -18,6 +19,8 @@ from exchange_simulator.server.auth import Authenticator
 from exchange_simulator.server.config import SimConfig
 from exchange_simulator.server.control import ControlApi
 from exchange_simulator.server.faults import FaultInjector
+from exchange_simulator.server.graph_front import GraphFront
+from exchange_simulator.server.graph_throttle import GraphThrottle
 from exchange_simulator.server.http import SimulatorHttpServer
 from exchange_simulator.server.oauth import IdentityProvider
 from exchange_simulator.server.requestlog import RequestLog
@@ -34,6 +37,8 @@ class Simulator:
         self.store = store or Store()
         self.signer = TokenSigner()
         self.throttle = Throttle(self.config.throttle)
+        self.graph_throttle = GraphThrottle(self.config.throttle)
+        self.graph_front = GraphFront(self)
         self.faults = FaultInjector(self.config.faults)
         self.request_log = RequestLog()
         self.control = ControlApi(self)
@@ -104,6 +109,11 @@ class Simulator:
         return f"{self.base_url}/EWS/Exchange.asmx"
 
     @property
+    def graph_url(self) -> str:
+        """The Graph service root, as https://graph.microsoft.com/v1.0 is Microsoft's."""
+        return f"{self.base_url}/v1.0"
+
+    @property
     def authority(self) -> str:
         """The msal authority of the first app's tenant."""
         return f"{self.base_url}/{self.config.apps[0].tenant_id}"
@@ -116,6 +126,7 @@ class Simulator:
         """What a client needs to connect; the CLI prints it as its one JSON line."""
         return {
             "ews_url": self.ews_url,
+            "graph_url": self.graph_url,
             "authority": self.authority,
             "control_url": self.control_url,
             "ca_bundle": str(self.ca_bundle) if self.ca_bundle else None,
@@ -126,6 +137,7 @@ class Simulator:
                     "client_id": a.client_id,
                     "client_secret": a.client_secret,
                     "mailbox_scope": sorted(a.mailbox_scope) if a.mailbox_scope is not None else None,
+                    "graph_roles": sorted(a.graph_roles),
                 }
                 for a in self.config.apps
             ],
@@ -137,6 +149,7 @@ class Simulator:
         """An empty organisation, fresh budgets and an empty request log; settings are kept."""
         self.store = Store(self.store.domain)
         self.throttle.reset()
+        self.graph_throttle.reset()
         self.request_log.clear()
         self.phish_internet_message_id = None
 

@@ -42,8 +42,13 @@ class ThrottleSettings:
     storm_fraction: float = 0.0  # share of budgets (chosen by a stable hash) that are always busy
     storm_backoff_ms: int = 2_000  # the hint given by storm answers
     busy_as_response_message: bool = False  # ErrorServerBusy as an HTTP 200 error message, not a 500 fault
-    overloaded: bool = False  # answer every EWS request HTTP 503, as a queuing IIS does
+    overloaded: bool = False  # answer every EWS and Graph request HTTP 503, as a queuing IIS does
     retry_after_s: int = 30  # the Retry-After header of overload answers
+    # Graph (Outlook resources), per app and mailbox: requests in flight, and a request budget per window.
+    graph_max_concurrent: int = 4
+    graph_request_limit: int = 10_000
+    graph_request_window_s: float = 600.0
+    graph_concurrency_retry_after_s: int = 1  # Retry-After of a MailboxConcurrency answer
 
     def validate(self) -> None:
         if self.max_concurrent < 1:
@@ -56,6 +61,10 @@ class ThrottleSettings:
             raise ValueError("burst_ms and request_cost_ms must be >= 0, max_backoff_ms >= 1")
         if self.penalty_grace_ms < 0:
             raise ValueError("penalty_grace_ms must be >= 0")
+        if self.graph_max_concurrent < 1 or self.graph_request_limit < 1 or self.graph_request_window_s <= 0:
+            raise ValueError("graph_max_concurrent and graph_request_limit must be >= 1, the window positive")
+        if self.graph_concurrency_retry_after_s < 0:
+            raise ValueError("graph_concurrency_retry_after_s must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,7 @@ class Throttle:
                 return Admission("ErrorExceededConnectionCount", 0, reason="concurrency")
             if settings.storm_every_nth and self._requests % settings.storm_every_nth == 0:
                 return self._busy(budget, now, settings.storm_backoff_ms, "storm")
-            if settings.storm_fraction and _share(key) < settings.storm_fraction:
+            if settings.storm_fraction and share(key) < settings.storm_fraction:
                 return self._busy(budget, now, settings.storm_backoff_ms, "storm")
             if budget.balance_ms < 0:
                 hint = -budget.balance_ms / settings.recharge_ms_per_s * 1000.0
@@ -152,6 +161,6 @@ class Throttle:
         return Admission("ErrorServerBusy", backoff_ms, penalised, reason)
 
 
-def _share(key: str) -> float:
+def share(key: str) -> float:
     """A stable position of `key` in [0, 1), so the same budgets stay throttled during a storm."""
     return zlib.crc32(key.encode()) / 2**32

@@ -304,6 +304,7 @@ class Store:
         self.users_without_mailbox: dict[str, DirectoryUser] = {}  # by user principal name, lower case
         self.journal: list[Change] = []
         self._by_address: dict[str, Mailbox] = {}  # primary and alias addresses, lower case
+        self._by_guid: dict[str, Mailbox] = {}
         self._items: dict[str, Item] = {}
         self._folders: dict[str, Folder] = {}
         self._attachments: dict[str, tuple[Item, Attachment]] = {}
@@ -360,6 +361,15 @@ class Store:
 
     def find_mailbox(self, address: str) -> Mailbox | None:
         return self._by_address.get(address.strip().lower())
+
+    def find_user(self, id_or_name: str) -> Mailbox | DirectoryUser | None:
+        """A directory user by object id (a mailbox's guid) or user principal name (a primary or alias
+        address): their mailbox, or the account when they have none."""
+        key = id_or_name.strip().lower()
+        found = self._by_address.get(key) or self._by_guid.get(key) or self.users_without_mailbox.get(key)
+        if found is None:
+            found = next((u for u in self.users_without_mailbox.values() if u.guid == key), None)
+        return found
 
     def item(self, item_id: str) -> Item:
         self._check_form(item_id, _KIND_ITEM)
@@ -452,6 +462,7 @@ class Store:
                 folder.distinguished_id = distinguished_id
                 mailbox.folders[distinguished_id] = folder
             self.mailboxes[key] = mailbox
+            self._by_guid[mailbox.guid] = mailbox
             for name in [key, *mailbox.aliases]:
                 self._by_address[name] = mailbox
             return mailbox
