@@ -87,7 +87,7 @@ def resolve(method: str, version: str, segments: list[str]) -> tuple[Route, dict
     if matching:
         message = "Specified HTTP method is not allowed for the request target."
         raise GraphError(405, "Request_BadRequest", message)
-    unknown = _first_unknown(lowered, version)
+    unknown = segments[_first_unknown(lowered, version)] if segments else ""
     raise GraphError(400, "BadRequest", f"Resource not found for the segment '{unknown}'.")
 
 
@@ -95,8 +95,8 @@ def _matches(template: tuple[str, ...], segments: list[str]) -> bool:
     return all(t.startswith("{") or t == s for t, s in zip(template, segments, strict=True))
 
 
-def _first_unknown(segments: list[str], version: str) -> str:
-    """The first segment no route's template has at that position (given the segments before it)."""
+def _first_unknown(segments: list[str], version: str) -> int:
+    """The position of the first segment no route's template has there (given the segments before it)."""
     routes = [r for group in _ROUTES.values() for r in group if version == "beta" or not r.beta_only]
     for index, segment in enumerate(segments):
         routes = [
@@ -105,5 +105,5 @@ def _first_unknown(segments: list[str], version: str) -> str:
             if len(r.segments) > index and _matches(r.segments[index : index + 1], [segment])
         ]
         if not routes:
-            return segment
-    return segments[-1] if segments else ""
+            return index
+    return len(segments) - 1

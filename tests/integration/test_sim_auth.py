@@ -8,7 +8,7 @@ import msal
 import pytest
 import requests
 
-from exchange_simulator.server.config import EWS_SCOPE, OAuthApp
+from exchange_simulator.server.config import EWS_SCOPE, GRAPH_SCOPE, OAuthApp
 from tests.fixtures.simulator import (
     TENANT_ID,
     response_code,
@@ -52,8 +52,28 @@ def test_msal_with_a_wrong_secret_gets_invalid_client(fresh_simulator):
 
 
 def test_msal_asking_for_another_resource_gets_an_error(fresh_simulator):
-    result = msal_app(fresh_simulator).acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
+    result = msal_app(fresh_simulator).acquire_token_for_client(scopes=["https://vault.azure.net/.default"])
     assert result["error"] == "invalid_resource"
+
+
+def test_a_graph_token_is_refused_by_ews_and_an_ews_token_by_graph(fresh_simulator):
+    fresh_simulator.store.add_mailbox("alice@contoso.example")
+    app = msal_app(fresh_simulator)
+    graph_token = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])["access_token"]
+    ews_token = app.acquire_token_for_client(scopes=[EWS_SCOPE])["access_token"]
+    answer = fresh_simulator.post_ews(soap_request(impersonate="alice@contoso.example"), token=graph_token)
+    assert answer.status_code == 401
+    diagnostics = answer.headers["x-ms-diagnostics"]
+    assert "audience claim value is invalid 'https://graph.microsoft.com'" in diagnostics
+    graph = requests.get(
+        f"{fresh_simulator.graph_url}/users/alice@contoso.example/messages",
+        headers={"Authorization": f"Bearer {ews_token}"},
+        verify=fresh_simulator.ca_bundle,
+        timeout=30,
+    )
+    assert graph.status_code == 401
+    assert graph.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert graph.json()["error"]["message"] == "Access token validation failure. Invalid audience."
 
 
 def test_an_unknown_tenant_fails_discovery(fresh_simulator):

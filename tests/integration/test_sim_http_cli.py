@@ -30,6 +30,8 @@ def test_serve_prints_its_connection_facts_and_serves(monkeypatch):
         "0.5",
         "--seed",
         "9",
+        "--app-graph-roles",
+        "client-a:Mail.Read,User.Read.All",
         "--set",
         "max_concurrent=5",
     ) as server:
@@ -37,9 +39,11 @@ def test_serve_prints_its_connection_facts_and_serves(monkeypatch):
         assert summary["ews_url"].startswith("https://127.0.0.1:") and summary["ews_url"].endswith(
             "/EWS/Exchange.asmx"
         )
+        assert summary["graph_url"] == summary["ews_url"].removesuffix("/EWS/Exchange.asmx") + "/v1.0"
         assert summary["authority"].endswith("/tenant-a")
         assert summary["users"] == [{"address": "ir-admin@contoso.example", "password": "pa:ss"}]
         assert summary["apps"][0]["client_secret"] == "se:cret"
+        assert summary["apps"][0]["graph_roles"] == ["Mail.Read", "User.Read.All"]
         assert summary["phish_internet_message_id"].startswith("<phish.9.")
         ca = summary["ca_bundle"]
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)  # requests prefers it to verify= (requests#3829)
