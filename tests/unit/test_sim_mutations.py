@@ -280,3 +280,55 @@ def test_update_item_sets_is_read_and_rejects_a_stale_change_key(store: Store) -
     _, root = _call(store, body.format(id=item.id, key=item.change_key))
     assert _messages(root) == [("Success", "NoError")] and item.is_read
     assert root.find(f".//{{{NS_M}}}ConflictResults") is not None
+
+
+# ---- what the Graph front needs from the store --------------------------------------------------------
+def test_immutable_ids_survive_moves_in_the_mailbox_and_not_beyond(store: Store) -> None:
+    item = _message(store, attachments=[Attachment(id="", name="a.txt", content=b"a")])
+    alice = store.mailbox("alice@contoso.example")
+    immutable = store.immutable_id(item)
+    attachment_immutable = store.immutable_attachment_id(item, item.attachments[0])
+    assert immutable.startswith("AAkALgAA") and store.immutable_id(item) == immutable
+    mutations.move_item(store, item, alice.folders["junkemail"])
+    mutations.trash_item(store, item)
+    assert store.resolve_item(immutable) is item and store.resolve_attachment(attachment_immutable)[0] is item
+    copy = mutations.copy_item(store, item, alice.folders["inbox"])
+    assert copy.immutable_id == "" and store.immutable_id(copy) != immutable
+    mutations.move_item(store, item, alice.folders["archiveinbox"])  # the archive is a mailbox of its own
+    for lookup, value in ((store.resolve_item, immutable), (store.resolve_attachment, attachment_immutable)):
+        with pytest.raises(EwsError):
+            lookup(value)
+    with pytest.raises(EwsError) as malformed:
+        store.resolve_item("AAkALgAAnotbase64")
+    assert malformed.value.code == "ErrorInvalidIdMalformed"
+
+
+def test_graph_delete_goes_one_level_deeper_each_time_and_permanent_delete_to_purges(store: Store) -> None:
+    item = _message(store)
+    folders = store.mailbox("alice@contoso.example").folders
+    inbox = item.folder
+    for expected in ("deleteditems", "recoverableitemsdeletions", "recoverableitemspurges"):
+        mutations.trash_item(store, item)
+        assert item.folder is folders[expected]
+    assert item.last_active_parent_folder_id == inbox.id
+    other = _message(store)
+    mutations.purge_item(store, other)
+    assert other.folder is folders["recoverableitemspurges"]
+    mutations.purge_item(store, other)
+    assert other not in store.all_items()
+    kinds = [(c.kind, c.details.get("delete_type")) for c in store.journal if c.kind == "deleted"]
+    assert kinds == [("deleted", "Delete")] * 2 + [("deleted", "PermanentDelete")] * 3
+
+
+def test_users_without_a_mailbox_and_on_demand_folders(store: Store) -> None:
+    dave = store.add_user_without_mailbox("Dave@contoso.example", "Dave Diaz")
+    alice = store.mailbox("alice@contoso.example")
+    assert store.find_user("dave@contoso.example") is dave and store.find_user(dave.guid) is dave
+    assert store.find_user(alice.guid) is alice and store.find_user("nobody@x") is None
+    with pytest.raises(ValueError):
+        store.add_user_without_mailbox("alice@contoso.example")
+    assert "archive" not in alice.folders
+    archive = store.default_folder(alice, "archive")
+    assert archive is not None and archive.parent is alice.msgfolderroot and archive.display_name == "Archive"
+    assert store.default_folder(alice, "archive") is archive
+    assert store.default_folder(alice, "clutter") is None

@@ -59,7 +59,7 @@ def parse_recipients(value: object, name: str) -> list[EmailAddress]:
 @functools.lru_cache(maxsize=4096)
 def html_to_text(content: str) -> str:
     text = _BREAKS.sub("\n", _INVISIBLE.sub("", content))
-    text = html.unescape(_TAGS.sub("", text))
+    text = html.unescape(_TAGS.sub("", text)).replace("\xa0", " ")
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return "\r\n".join(line for line in lines if line)
 
