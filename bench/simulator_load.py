@@ -1,14 +1,19 @@
-"""Load benchmark of the Exchange simulator: concurrent FindItem and DeleteItem on a generated organisation.
+"""Load benchmark of the Exchange simulator: concurrent FindItem and DeleteItem on a generated organisation,
+and the same kind of work through its Graph front.
 
 The simulator runs as its own process (`python -m exchange_simulator serve`, HTTPS), seeded with N mailboxes
 x M messages and a planted phish. Client threads with keep-alive sessions send exchangelib-shaped requests
 under impersonation: a GetFolder IdOnly phase measures the floor (HTTP, TLS, auth, envelope), then the Inbox
 of random mailboxes is listed (FindItem, IdOnly plus three properties), then every copy of the phish is
-soft-deleted (one DeleteItem each). The simulator's CPU time comes from
-/proc/<pid>/stat, so client work on the same machine is not counted. `--profile` then runs FindItem
-in-process under cProfile (handler threads only) and prints where the simulator's CPU goes.
+soft-deleted (one DeleteItem each). The Graph phases (`--api graph|both`, before the deletions) send what a
+Graph backend sends, with a bearer token: GET mailFolders/inbox?$select=id (the floor), the Inbox listed as
+FindItem lists it ($select of three properties, $top=100), a mailbox-wide search by Message-ID
+(`/messages?$filter=internetMessageId eq '...'&$select=id,subject,parentFolderId`), and `$batch`es of 20
+such searches in 20 mailboxes. The simulator's CPU time comes from /proc/<pid>/stat, so client work on the
+same machine is not counted. `--profile` then runs FindItem in-process under cProfile (handler threads only)
+and prints where the simulator's CPU goes.
 
-    python bench/simulator_load.py --mailboxes 10000 --messages 50 --finds 4000 --threads 8
+    python bench/simulator_load.py --mailboxes 10000 --messages 50 --finds 4000 --threads 8 [--api both]
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ GET_INBOX_ID = (  # the cheapest mailbox operation: what the HTTP, TLS, auth and
 )
 DELETE_ITEM = (
     '<m:DeleteItem DeleteType="SoftDelete"><m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:DeleteItem>'
+)
+GRAPH_LIST_INBOX = (  # what FindItem asks, through Graph
+    "/users/{}/mailFolders/inbox/messages?$top=100&$select=subject,internetMessageId,receivedDateTime"
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -107,6 +115,67 @@ def ews_job(summary: dict, mailbox: str, body: str) -> Callable[[requests.Sessio
         return "Error" if 'ResponseClass="Error"' in answer.text else "NoError"
 
     return job
+
+
+def graph_token(summary: dict) -> str:
+    """A Graph token from the simulator's token endpoint (client credentials, as msal would ask)."""
+    app = summary["apps"][0]
+    answer = requests.post(
+        f"{summary['authority']}/oauth2/v2.0/token",
+        data={"grant_type": "client_credentials", "client_id": app["client_id"],
+              "client_secret": app["client_secret"], "scope": "https://graph.microsoft.com/.default"},
+        verify=summary["ca_bundle"], timeout=60,
+    )
+    answer.raise_for_status()
+    return answer.json()["access_token"]
+
+
+def search_url(mailbox: str, message_id: str) -> str:
+    return (f"/users/{mailbox}/messages?$filter=internetMessageId eq '{message_id}'"
+            "&$select=id,subject,parentFolderId")
+
+
+def graph_job(summary: dict, token: str, method: str, url: str, body: dict | None = None
+              ) -> Callable[[requests.Session], str]:
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def job(session: requests.Session) -> str:
+        answer = session.request(method, summary["graph_url"] + url, json=body, headers=headers,
+                                 verify=summary["ca_bundle"], timeout=120)
+        if answer.status_code != 200:
+            return f"HTTP {answer.status_code}"
+        statuses = [r["status"] for r in answer.json().get("responses", [])]
+        return "NoError" if all(s == 200 for s in statuses) else f"batch statuses {sorted(set(statuses))}"
+
+    return job
+
+
+def graph_phases(args: argparse.Namespace, summary: dict, pid: int, mailboxes: list[str]) -> None:
+    rng = random.Random(args.seed + 1)
+    token = graph_token(summary)
+    phish = summary["phish_internet_message_id"]
+
+    def inbox() -> Callable[[requests.Session], str]:
+        mailbox = rng.choice(mailboxes)
+        return graph_job(summary, token, "GET", f"/users/{mailbox}/mailFolders/inbox?$select=id")
+
+    run_concurrently([inbox() for _ in range(args.threads * 10)], args.threads)
+    phase("Graph GET mailFolders/inbox (floor)", pid, [inbox() for _ in range(args.finds)], args.threads)
+    listed = rng.choices(mailboxes, k=args.finds)
+    lists = [graph_job(summary, token, "GET", GRAPH_LIST_INBOX.format(m)) for m in listed]
+    phase("Graph list Inbox (FindItem's equivalent)", pid, lists, args.threads)
+    chosen = rng.choices(mailboxes, k=args.finds)
+    searches = [graph_job(summary, token, "GET", search_url(m, phish)) for m in chosen]
+    phase("Graph list messages $filter internetMessageId", pid, searches, args.threads)
+    batches = []
+    for _ in range(max(1, args.finds // 20)):
+        requests_ = [{"id": str(n), "method": "GET", "url": search_url(m, phish)}
+                     for n, m in enumerate(rng.sample(mailboxes, 20))]
+        batches.append(graph_job(summary, token, "POST", "/$batch", {"requests": requests_}))
+    result = phase("Graph $batch of 20 searches", pid, batches, args.threads)
+    print(json.dumps({"phase": "Graph $batch of 20 searches, per search",
+                      "simulator_cpu_ms_per_request": round(result["simulator_cpu_ms_per_request"] / 20, 3)}),
+          flush=True)
 
 
 def phase(name: str, pid: int, jobs: list, threads: int) -> dict:
@@ -181,6 +250,24 @@ def profile_find_items(args: argparse.Namespace) -> str:
     return out.getvalue()
 
 
+def ews_read_phases(args: argparse.Namespace, summary: dict, pid: int, mailboxes: list[str],
+                    rng: random.Random) -> None:
+    warmup = [ews_job(summary, rng.choice(mailboxes), FIND_INBOX) for _ in range(args.threads * 10)]
+    run_concurrently(warmup, args.threads)  # TLS handshakes and first-use costs stay out of the numbers
+    floor = [ews_job(summary, rng.choice(mailboxes), GET_INBOX_ID) for _ in range(args.finds)]
+    phase("GetFolder IdOnly (floor)", pid, floor, args.threads)
+    finds = [ews_job(summary, rng.choice(mailboxes), FIND_INBOX) for _ in range(args.finds)]
+    phase("FindItem", pid, finds, args.threads)
+
+
+def ews_delete_phase(args: argparse.Namespace, summary: dict, pid: int) -> None:
+    copies = phish_copies(summary)
+    deletes = [ews_job(summary, c["mailbox"], DELETE_ITEM.format(item_id=c["item_id"])) for c in copies]
+    phase("DeleteItem", pid, deletes, args.threads)
+    remaining = phish_copies(summary)
+    print(json.dumps({"phish_copies_deleted": len(copies), "phish_copies_left": len(remaining)}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mailboxes", type=int, default=10_000)
@@ -191,6 +278,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="client threads (keep-alive sessions)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also profile N in-process FindItem requests with cProfile")
+    parser.add_argument("--api", choices=("ews", "graph", "both"), default="both",
+                        help="which front to load (Graph phases run after the EWS ones)")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -200,18 +289,12 @@ def main() -> None:
     try:
         rng = random.Random(args.seed)
         mailboxes = [f"user{n:05d}@contoso.example" for n in range(args.mailboxes)]
-        warmup = [ews_job(summary, rng.choice(mailboxes), FIND_INBOX) for _ in range(args.threads * 10)]
-        run_concurrently(warmup, args.threads)  # TLS handshakes and first-use costs stay out of the numbers
-        floor = [ews_job(summary, rng.choice(mailboxes), GET_INBOX_ID) for _ in range(args.finds)]
-        phase("GetFolder IdOnly (floor)", process.pid, floor, args.threads)
-        finds = [ews_job(summary, rng.choice(mailboxes), FIND_INBOX) for _ in range(args.finds)]
-        phase("FindItem", process.pid, finds, args.threads)
-        copies = phish_copies(summary)
-        deletes = [ews_job(summary, c["mailbox"], DELETE_ITEM.format(item_id=c["item_id"])) for c in copies]
-        phase("DeleteItem", process.pid, deletes, args.threads)
-        remaining = phish_copies(summary)
-        print(json.dumps({"phish_copies_deleted": len(copies), "phish_copies_left": len(remaining)}),
-              flush=True)
+        if args.api in ("ews", "both"):
+            ews_read_phases(args, summary, process.pid, mailboxes, rng)
+        if args.api in ("graph", "both"):
+            graph_phases(args, summary, process.pid, mailboxes)
+        if args.api in ("ews", "both"):  # last: it removes the phish the searches find
+            ews_delete_phase(args, summary, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -173,6 +173,11 @@ def test_storm_overload_and_injected_faults(org, fresh_simulator):
         org.get(f"/users/{ALICE}/mailFolders/inbox")
     fresh_simulator.configure(drop_rate=0.0)
     assert org.get(f"/users/{ALICE}/mailFolders/inbox").status_code == 200
+    moving_mailbox = {"code": "ErrorMailboxMoveInProgress", "seconds": 30}
+    fresh_simulator.configure(unavailable_mailboxes={ALICE: moving_mailbox})
+    moving = org.get(f"/users/{ALICE}/mailFolders/inbox")
+    assert moving.status_code == 503 and moving.json()["error"]["code"] == "ErrorMailboxMoveInProgress"
+    assert org.get(f"/users/{BOB}/mailFolders/inbox").status_code == 200
 
 
 # ---- $batch ----------------------------------------------------------------------------------------------

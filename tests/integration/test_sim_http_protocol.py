@@ -143,6 +143,9 @@ def test_injected_http_errors_look_like_iis(fresh_simulator):
     assert answer.status_code == 500 and "Server Error in '/EWS' Application" in answer.text
     fresh_simulator.configure(error_500_rate=0.0, error_503_rate=1.0)
     assert fresh_simulator.post_ews(soap_request()).status_code == 503
+    fresh_simulator.configure(error_503_rate=0.0, error_504_rate=1.0)
+    timeout = fresh_simulator.post_ews(soap_request())
+    assert timeout.status_code == 504 and "504 Gateway Time-out" in timeout.text
 
 
 def test_injected_drops_close_the_connection_without_an_answer(fresh_simulator):
