@@ -23,15 +23,6 @@ from exchange_simulator.graph.router import MAIL_SEND, MAIL_WRITE, route
 from exchange_simulator.store import sending
 from exchange_simulator.store.model import Item
 
-_KINDS = {
-    "reply": "ReplyToItem",
-    "replyall": "ReplyAllToItem",
-    "forward": "ForwardItem",
-    "createreply": "ReplyToItem",
-    "createreplyall": "ReplyAllToItem",
-    "createforward": "ForwardItem",
-}
-
 
 @route("POST", "users/{user}/sendMail", operation="SendMail", roles=MAIL_SEND)
 def send_mail(ctx: GraphContext) -> GraphResponse:
@@ -57,14 +48,14 @@ def send_draft(ctx: GraphContext) -> GraphResponse:
     return accepted()
 
 
-def _response_message(ctx: GraphContext, action: str) -> Item:
-    """The reply or forward an action's body describes, composed against the original message."""
+def _response_message(ctx: GraphContext, kind: str, *, draft: bool) -> Item:
+    """The reply or forward (`kind`: the store's ReplyToItem, ReplyAllToItem or ForwardItem) an action's body
+    describes, composed against the original message; a draft (create*) may have no body at all."""
     assert ctx.mailbox is not None
     reference = target(ctx)
-    kind = _KINDS[action]
     if ctx.request.headers.get("content-type", "").lower().startswith("text/plain"):
         return _mime_response(ctx, kind, reference)
-    document = read_json(ctx.request.body, required=not action.startswith("create"))
+    document = read_json(ctx.request.body, required=not draft)
     comment = member(document, "comment")
     written = member(document, "message") or {}
     if not isinstance(written, dict) or (comment is not None and not isinstance(comment, str)):
@@ -75,7 +66,7 @@ def _response_message(ctx: GraphContext, action: str) -> Item:
         )
     extra, _ = codec.parse(written, creating=True)
     to = extra.to + _forward_recipients(document)
-    if kind == "ForwardItem" and not to and not action.startswith("create"):
+    if kind == "ForwardItem" and not to and not draft:
         raise GraphError(
             400, "ErrorInvalidRecipients", "At least one recipient is required, but none were found."
         )
@@ -115,16 +106,16 @@ def _mime_response(ctx: GraphContext, kind: str, reference: Item) -> Item:
     return written
 
 
-def _send_response(ctx: GraphContext, action: str) -> GraphResponse:
+def _send_response(ctx: GraphContext, kind: str) -> GraphResponse:
     assert ctx.mailbox is not None
-    message = _response_message(ctx, action)
+    message = _response_message(ctx, kind, draft=False)
     sending.send_new(ctx.store, ctx.mailbox, message, ctx.mailbox.folders["sentitems"])
     return accepted()
 
 
-def _create_response(ctx: GraphContext, action: str) -> GraphResponse:
+def _create_response(ctx: GraphContext, kind: str) -> GraphResponse:
     assert ctx.mailbox is not None
-    draft = _response_message(ctx, action)
+    draft = _response_message(ctx, kind, draft=True)
     sending.save_draft(ctx.store, ctx.mailbox, draft)
     return render_one(ctx, draft, 201)
 
@@ -134,29 +125,29 @@ _MESSAGE = "users/{user}/messages/{message}"
 
 @route("POST", f"{_MESSAGE}/reply", operation="Reply", roles=MAIL_SEND, in_folders=True)
 def reply(ctx: GraphContext) -> GraphResponse:
-    return _send_response(ctx, "reply")
+    return _send_response(ctx, "ReplyToItem")
 
 
 @route("POST", f"{_MESSAGE}/replyAll", operation="ReplyAll", roles=MAIL_SEND, in_folders=True)
 def reply_all(ctx: GraphContext) -> GraphResponse:
-    return _send_response(ctx, "replyall")
+    return _send_response(ctx, "ReplyAllToItem")
 
 
 @route("POST", f"{_MESSAGE}/forward", operation="Forward", roles=MAIL_SEND, in_folders=True)
 def forward(ctx: GraphContext) -> GraphResponse:
-    return _send_response(ctx, "forward")
+    return _send_response(ctx, "ForwardItem")
 
 
 @route("POST", f"{_MESSAGE}/createReply", operation="CreateReply", roles=MAIL_WRITE, in_folders=True)
 def create_reply(ctx: GraphContext) -> GraphResponse:
-    return _create_response(ctx, "createreply")
+    return _create_response(ctx, "ReplyToItem")
 
 
 @route("POST", f"{_MESSAGE}/createReplyAll", operation="CreateReplyAll", roles=MAIL_WRITE, in_folders=True)
 def create_reply_all(ctx: GraphContext) -> GraphResponse:
-    return _create_response(ctx, "createreplyall")
+    return _create_response(ctx, "ReplyAllToItem")
 
 
 @route("POST", f"{_MESSAGE}/createForward", operation="CreateForward", roles=MAIL_WRITE, in_folders=True)
 def create_forward(ctx: GraphContext) -> GraphResponse:
-    return _create_response(ctx, "createforward")
+    return _create_response(ctx, "ForwardItem")

@@ -98,11 +98,9 @@ def list_messages(ctx: GraphContext) -> GraphResponse:
         document["@odata.count"] = len(found)
     document["value"] = [_render(ctx, item, opts) for item in window]
     if start + size < len(found):
-        following = str(start + size)
-        paging = (
-            {"$skiptoken": odata.skiptoken(start + size)} if opts.search is not None else {"$skip": following}
-        )
-        document["@odata.nextLink"] = odata.next_link(ctx.request, **paging)
+        end = start + size
+        following = {"$skiptoken": odata.skiptoken(end)} if opts.search is not None else {"$skip": str(end)}
+        document["@odata.nextLink"] = odata.next_link(ctx.request, **following)
     return GraphResponse(200, document, headers=_preference_applied(ctx))
 
 
