@@ -22,6 +22,7 @@ import base64
 import binascii
 import json
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ def _item(outer: GraphRequest, spec: object) -> BatchItem:
         raise _invalid(f"The dependsOn of request '{item_id}' must be a list of request ids.")
     lowered = {str(k).lower(): str(v) for k, v in headers.items()}
     body, problem = _body(spec, lowered)
-    path, query, raw_query = _relative(outer, url)
+    path, query = _relative(outer, url)
     request = GraphRequest(
         method=method.upper(),
         version=outer.version,
@@ -96,7 +97,7 @@ def _item(outer: GraphRequest, spec: object) -> BatchItem:
         body=body,
         service_root=outer.service_root,
         caller=outer.caller,
-        raw_query=raw_query,
+        request_id=str(uuid.uuid4()),
     )
     if path.strip("/").lower() == "$batch":
         problem = _invalid("A batch request cannot contain another batch.")
@@ -118,7 +119,7 @@ def _body(spec: dict[str, Any], headers: dict[str, str]) -> tuple[bytes, GraphEr
     return json.dumps(value).encode(), problem
 
 
-def _relative(outer: GraphRequest, url: str) -> tuple[str, dict[str, str], str]:
+def _relative(outer: GraphRequest, url: str) -> tuple[str, dict[str, str]]:
     parts = urlsplit(url)
     path = parts.path
     if parts.scheme and not url.startswith(outer.service_root.rsplit("/", 1)[0]):
@@ -128,7 +129,7 @@ def _relative(outer: GraphRequest, url: str) -> tuple[str, dict[str, str], str]:
             path = path[len(prefix) - 1 :]
             break
     path = "/" + "/".join(unquote(s) for s in path.split("/") if s)
-    return path, dict(parse_qsl(parts.query, keep_blank_values=True)), parts.query
+    return path, dict(parse_qsl(parts.query, keep_blank_values=True))
 
 
 def _check_acyclic(items: list[BatchItem]) -> None:

@@ -4,7 +4,8 @@ user-get.md, group-list.md, group-get.md, group-list-members.md, group-list-tran
 Collections page by an opaque `$skiptoken`: 100 per page by default, `$top` up to 999. `$filter` takes the
 default-query forms (eq, startswith, `any` on proxyAddresses); `ne`, `not`, `endswith` and null tests are
 advanced queries, which Azure AD answers only with `ConsistencyLevel: eventual` and `$count=true` (else 400
-Request_UnsupportedQuery); `$count` too needs `ConsistencyLevel: eventual`. transitiveMembers lists every
+Request_UnsupportedQuery); `$count` and `$search` ("displayName:ali", terms joined by AND, matching the
+start of a word) need `ConsistencyLevel: eventual` too. transitiveMembers lists every
 member of nested groups once, the nested groups themselves included, as Azure AD does; an outside address
 in a list is an orgContact.
 """
@@ -184,19 +185,14 @@ def _collection(
         "Microsoft.DirectoryServices.User" if where == "users" else "Microsoft.DirectoryServices.Group"
     )
     documents = [_select(d, opts.select, default, type_name) for d in documents]
-    return _page(ctx, opts, documents, f"{where}{_fragment(opts.select)}", counting=eventual)
+    return _page(ctx, opts, documents, f"{where}{_fragment(opts.select)}")
 
 
 def _page(
-    ctx: GraphContext,
-    opts: odata.QueryOptions,
-    documents: list[dict[str, Any]],
-    where: str,
-    *,
-    counting: bool | None = None,
+    ctx: GraphContext, opts: odata.QueryOptions, documents: list[dict[str, Any]], where: str
 ) -> GraphResponse:
     eventual = ctx.request.headers.get("consistencylevel", "").lower() == "eventual"
-    if opts.count and not (counting if counting is not None else eventual):
+    if opts.count and not eventual:
         raise codec.bad_request("$count is not currently supported.")
     size = odata.page_size(opts.top, _DEFAULT_PAGE, _MAX_PAGE, codec.bad_request)
     start = odata.skiptoken_offset(opts.skiptoken, codec.bad_request)
@@ -209,6 +205,22 @@ def _page(
         )
     answer["value"] = documents[start : start + size]
     return GraphResponse(200, answer)
+
+
+def _searched(document: dict[str, Any], search: str) -> bool:
+    """Azure AD's $search: "property:text" terms joined by AND, each matching the start of a word."""
+    for term in search.split(" AND "):
+        name, sep, text = term.strip().strip('"').partition(":")
+        key = next((k for k in document if k.lower() == name.strip().lower()), None)
+        if not sep or key is None:
+            raise codec.bad_request(f"Invalid $search clause: {term.strip()}")
+        value = str(document[key] or "").lower()
+        wanted = text.strip().lower()
+        if not any(
+            word.startswith(wanted) for word in [value, *value.replace("@", " ").replace(".", " ").split()]
+        ):
+            return False
+    return True
 
 
 def _select(

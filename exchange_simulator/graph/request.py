@@ -41,7 +41,7 @@ class GraphRequest:
     body: bytes
     service_root: str  # e.g. https://127.0.0.1:8443/v1.0
     caller: GraphCaller
-    raw_query: str = ""  # as sent, for @odata.nextLink
+    request_id: str = ""  # the request-id Graph gives this request (a request in a batch has its own)
 
     def preferences(self) -> dict[str, str]:
         """The Prefer header's preferences by lower-case name (values unquoted)."""

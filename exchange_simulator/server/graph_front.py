@@ -91,7 +91,7 @@ class GraphFront:
             body=body,
             service_root=f"{sim.base_url}/{version.lower()}",
             caller=caller,
-            raw_query=parts.query,
+            request_id=request_id,
         )
         plan = sim.faults.plan()
         is_batch = request.path.strip("/").lower() == "$batch"
@@ -103,7 +103,7 @@ class GraphFront:
             sim.request_log.add("Batch", "", caller.app_id, response.status, _code(response), api="graph")
         else:
             response = self._one(request, plan)
-        return self._answer(response, request_id, client_request_id, ids, plan.trickle_s)
+        return self._answer(response, ids, plan.trickle_s)
 
     # ---- steps -----------------------------------------------------------------------------------------
     def _authenticate(self, authorization: str | None) -> GraphCaller:
@@ -227,8 +227,8 @@ class GraphFront:
     # ---- rendering -------------------------------------------------------------------------------------
     @staticmethod
     def _error_response(err: GraphError, request: GraphRequest) -> GraphResponse:
-        request_id = str(uuid.uuid4())
-        document = error_document(err, _now(), request_id, request.client_request_id or request_id)
+        client_request_id = request.client_request_id or request.request_id
+        document = error_document(err, _now(), request.request_id, client_request_id)
         return GraphResponse(err.status, document, headers=list(err.headers))
 
     def _error_answer(
@@ -237,18 +237,8 @@ class GraphFront:
         body = json.dumps(error_document(err, _now(), request_id, client_request_id)).encode()
         return GraphAnswer(err.status, body, JSON_TYPE, [*ids, *err.headers])
 
-    def _answer(
-        self,
-        response: GraphResponse,
-        request_id: str,
-        client_request_id: str,
-        ids: list[tuple[str, str]],
-        trickle_s: float,
-    ) -> GraphAnswer:
-        if response.document is not None and "error" in response.document:
-            inner = response.document["error"].get("innerError")
-            if isinstance(inner, dict):  # the top-level answer names the HTTP request's own ids
-                inner.update({"request-id": request_id, "client-request-id": client_request_id})
+    @staticmethod
+    def _answer(response: GraphResponse, ids: list[tuple[str, str]], trickle_s: float) -> GraphAnswer:
         headers = [*ids, *response.headers]
         if response.document is not None:
             headers.append(("OData-Version", "4.0"))

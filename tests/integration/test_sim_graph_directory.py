@@ -75,6 +75,9 @@ def test_user_filters_and_advanced_queries(org):
     assert advanced["@odata.count"] == 3 and len(advanced["value"]) == 3
     count = org.get("/users", params={"$count": "true"})
     assert count.status_code == 400
+    searched = org.get("/users", params={"$search": '"displayName:cost"'}, headers=EVENTUAL).json()["value"]
+    assert [u["mail"] for u in searched] == [CAROL]
+    assert org.get("/users", params={"$search": '"displayName:cost"'}).status_code == 400
     bad = org.get("/users", params={"$select": "shoeSize"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "Request_BadRequest"
 
