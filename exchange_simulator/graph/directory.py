@@ -165,11 +165,13 @@ def _collection(
 ) -> GraphResponse:
     opts = odata.options(ctx.request, codec.bad_request)
     eventual = ctx.request.headers.get("consistencylevel", "").lower() == "eventual"
-    if opts.search is not None and not eventual:
-        raise codec.bad_request(
-            "Request with $search query parameter only works through MSGraph with a special "
-            "request header: 'ConsistencyLevel: eventual'"
-        )
+    if opts.search is not None:
+        if not eventual:
+            raise codec.bad_request(
+                "Request with $search query parameter only works through MSGraph with a special request "
+                "header: 'ConsistencyLevel: eventual'"
+            )
+        documents = [d for d in documents if _searched(d, opts.search)]
     if opts.filter:
         tree = parse(opts.filter, schema)
         if _advanced(tree) and not (eventual and opts.count):
