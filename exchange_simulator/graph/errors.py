@@ -47,10 +47,6 @@ def from_store_error(err: EwsError) -> GraphError:
     return GraphError(_STATUS_OF_CODE.get(err.code, 400), code, message)
 
 
-def bad_request(message: str, code: str = "BadRequest") -> GraphError:
-    return GraphError(400, code, message)
-
-
 def parse_uri_error(message: str) -> GraphError:
     """What Outlook answers for an OData query it cannot parse (unknown property, bad syntax)."""
     return GraphError(400, "RequestBroker--ParseUri", message)

@@ -144,11 +144,6 @@ def render(ctx: GraphContext, item: Item, chosen: tuple[tuple[str, Getter], ...]
     return document
 
 
-def select_fragment(select: tuple[str, ...] | None) -> str:
-    """The `(a,b)` part of @odata.context for a $select."""
-    return f"({','.join(select)})" if select else ""
-
-
 # ---- extended properties ------------------------------------------------------------------------------
 _TAG_ID = re.compile(r"^\s*(\w+)\s+0x([0-9a-fA-F]{1,4})\s*$")
 _NAMED_ID = re.compile(r"^\s*(\w+)\s+\{?([0-9a-fA-F-]{36})\}?\s+(name|id)\s+(.+?)\s*$", re.IGNORECASE)
