@@ -51,6 +51,6 @@ task_send_sent_event = True
 
 task_queues = [Queue(name) for name in ("enrichment", "containment", "notification", "campaigns")]
 task_default_queue = "enrichment"
-task_routes = ("worker.app.route_task",)
+task_routes = ("worker.routing.route_task",)
 
 worker_hijack_root_logger = False

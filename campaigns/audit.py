@@ -13,6 +13,8 @@ from typing import Any, TextIO
 
 import redis
 
+from contract.campaign import CampaignRecord, MailboxOutcome
+
 EXPORT_PAGE = 1000
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 ITEM_FIELDS = ("item_id", "new_item_id", "folder", "internet_message_id", "outcome")
@@ -22,29 +24,29 @@ def iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def mailbox_entry(meta: dict[str, Any], mailbox: str, outcome: dict[str, Any]) -> dict[str, str]:
+def mailbox_entry(record: CampaignRecord, mailbox: str, outcome: MailboxOutcome) -> dict[str, str]:
     """What a reviewer needs to answer "who removed what from whose mailbox, on whose approval, when"."""
-    items = [{k: item.get(k) for k in ITEM_FIELDS} for item in outcome.get("items", [])]
+    items = [item.model_dump(include=set(ITEM_FIELDS)) for item in outcome.items]
     return {
         "time": iso_now(),
         "event": "mailbox_action",
-        "campaign": meta["id"],
-        "action": meta["action"],
-        "requester": meta.get("requester", ""),
-        "approver": meta.get("approved_by", ""),
+        "campaign": record.id,
+        "action": record.action,
+        "requester": record.requester or "",
+        "approver": record.approved_by or "",
         "mailbox": mailbox,
-        "outcome": outcome["status"],
+        "outcome": outcome.status,
         "items": json.dumps(items),
-        "error": json.dumps(outcome.get("error")) if outcome.get("error") else "",
+        "error": outcome.error.model_dump_json(exclude_none=True) if outcome.error else "",
     }
 
 
-def campaign_entry(meta: dict[str, Any], event: str, by: str, detail: dict | None = None) -> dict[str, str]:
+def campaign_entry(record: CampaignRecord, event: str, by: str, detail: dict | None = None) -> dict[str, str]:
     return {
         "time": iso_now(),
         "event": event,
-        "campaign": meta["id"],
-        "action": meta["action"],
+        "campaign": record.id,
+        "action": record.action,
         "by": by,
         "detail": json.dumps(detail or {}, sort_keys=True),
     }

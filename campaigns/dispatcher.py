@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from campaigns import audit
 from campaigns.lifecycle import EXECUTE, FAILED, PREVIEW, active_status, phase_statuses
 from campaigns.store import CampaignStore, now_ms
 from campaigns.targets import Directory, expand, needs_expansion
+from contract.campaign import CampaignRecord
 
 PAGE_SIZE = 500
 HIGH_WATER = 5000
@@ -37,80 +37,74 @@ def dispatch_step(
     *,
     publish: Callable[[str, str, str], None],
     backlog: Callable[[], int],
-    directory: Callable[[dict[str, Any]], Directory],
+    directory: Callable[[CampaignRecord], Directory],
     page_size: int = PAGE_SIZE,
     high_water: int = HIGH_WATER,
 ) -> NextStep | None:
     """Run one page; returns the next step to enqueue, or None when this chain is finished or stale."""
-    meta = store.load(campaign_id)
-    if not _is_current(meta, phase, generation, cursor):
+    record = store.load(campaign_id)
+    if not _is_current(record, phase, generation, cursor):
         return None
-    if needs_expansion(meta) and not _expand(store, meta, phase, directory(meta)):
+    if needs_expansion(record) and not _expand(store, record, phase, directory(record)):
         return None
     if backlog() > high_water:
         return NextStep(cursor, BACKPRESSURE_DELAY_S)
 
     page = store.targets_page(campaign_id, cursor, page_size)
     if not page:
-        store.finish_if_done(campaign_id, phase, phase_statuses(meta["action"], phase))
+        store.finish_if_done(campaign_id, phase, phase_statuses(record.action, phase))
         return None
-    for mailbox in _eligible(store, meta, phase, page):
+    for mailbox in _eligible(store, record, phase, page):
         publish(campaign_id, phase, mailbox)
     if store.advance_cursor(campaign_id, generation, cursor, cursor + len(page)):
         return NextStep(cursor + len(page))
     return None
 
 
-def _is_current(meta: dict[str, Any] | None, phase: str, generation: int, cursor: int) -> bool:
+def _is_current(record: CampaignRecord | None, phase: str, generation: int, cursor: int) -> bool:
     return (
-        meta is not None
-        and meta.get("phase") == phase
-        and meta.get("status") == active_status(meta["action"], phase)
-        and meta.get("generation") == generation
-        and meta.get("cursor") == cursor
+        record is not None
+        and record.phase == phase
+        and record.status == active_status(record.action, phase)
+        and record.generation == generation
+        and record.cursor == cursor
     )
 
 
-def _expand(store: CampaignStore, meta: dict[str, Any], phase: str, directory: Directory) -> bool:
+def _expand(store: CampaignStore, record: CampaignRecord, phase: str, directory: Directory) -> bool:
     """Expand targets; False (and the campaign failed, with a reason) when the blast radius is too big."""
-    targets = expand(meta, store, directory)
-    limit = meta["spec"]["options"].get("max_mailboxes")
-    if limit and len(targets) > limit:
+    targets = expand(record, store, directory)
+    limit = record.spec.options.max_mailboxes
+    if len(targets) > limit:
         reason = {
             "code": "GuardrailTripped",
             "field": "options.max_mailboxes",
-            "message": f"targets {_describe(meta['spec']['targets'])} expand to {len(targets)} mailboxes, "
-            f"more than options.max_mailboxes ({limit}); nothing was dispatched (raise it if intended).",
+            "message": f"targets ({record.spec.targets.describe()}) expand to {len(targets)} mailboxes, more "
+            f"than options.max_mailboxes ({limit}); nothing was dispatched (raise it if intended).",
         }
-        fail(store, meta, phase, reason)
+        fail(store, record, phase, reason)
         return False
-    store.replace_targets(meta["id"], phase, targets)
+    store.replace_targets(record.id, phase, targets)
     return True
 
 
-def fail(store: CampaignStore, meta: dict[str, Any], phase: str, reason: dict[str, str]) -> None:
+def fail(store: CampaignStore, record: CampaignRecord, phase: str, reason: dict[str, str]) -> None:
     """Stop an active campaign with a reason the analyst can act on."""
     changed, _ = store.transition(
-        meta["id"],
-        [active_status(meta["action"], phase)],
+        record.id,
+        [active_status(record.action, phase)],
         {"status": FAILED, "reason": reason, "finished_ms": now_ms()},
         redispatch=False,
     )
     if changed == 1:
-        store.append_audit(audit.campaign_entry(meta, "failed", "system", reason))
+        store.append_audit(audit.campaign_entry(record, "failed", "system", reason))
 
 
-def _eligible(store: CampaignStore, meta: dict[str, Any], phase: str, page: list[str]) -> list[str]:
+def _eligible(store: CampaignStore, record: CampaignRecord, phase: str, page: list[str]) -> list[str]:
     """Mailboxes on this page still needing a task: no outcome yet and, after an approved preview, a match."""
-    outcomes = store.outcomes_for(meta["id"], phase, page)
+    outcomes = store.outcomes_for(record.id, phase, page)
     pending = [mailbox for mailbox, outcome in zip(page, outcomes, strict=True) if outcome is None]
-    if phase == EXECUTE and meta.get("mode") == PREVIEW and meta.get("research") != "1":
-        previews = store.outcomes_for(meta["id"], PREVIEW, pending)
-        pending = [m for m, p in zip(pending, previews, strict=True) if p and p["status"] == "matched"]
+    if phase == EXECUTE and record.mode == PREVIEW and not record.research:
+        previews = store.outcomes_for(record.id, PREVIEW, pending)
+        pending = [m for m, p in zip(pending, previews, strict=True) if p and p.status == "matched"]
     return pending
-
-
-def _describe(targets: dict[str, Any]) -> str:
-    if targets.get("all"):
-        return "all searchable mailboxes"
-    return f"distribution list {targets.get('distribution_list')}"

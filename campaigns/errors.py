@@ -16,9 +16,11 @@ class SpecError(CampaignError):
 
 
 class UnknownCampaign(CampaignError):
+    """No campaign has this id (or it is not a campaign id at all); the message does not repeat it."""
+
     def __init__(self, campaign_id: str) -> None:
         self.campaign_id = campaign_id
-        super().__init__(f"unknown campaign {campaign_id!r}")
+        super().__init__("unknown campaign")
 
 
 class Conflict(CampaignError):
@@ -28,3 +30,14 @@ class Conflict(CampaignError):
         self.campaign_id = campaign_id
         self.status = status
         super().__init__(f"campaign {campaign_id} is {status}: cannot {wanted}")
+
+
+class IdempotencyConflict(CampaignError):
+    """An idempotency key already created a campaign from a different spec."""
+
+    def __init__(self, campaign_id: str) -> None:
+        self.campaign_id = campaign_id
+        super().__init__(
+            f"this Idempotency-Key was already used for campaign {campaign_id} with a different spec; "
+            "use a new key for a new campaign"
+        )

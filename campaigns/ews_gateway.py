@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from contract.criteria import SearchCriteria
+from contract.envelope import ItemResult, SearchResult
 from worker.errors import Permanent
 from worker.ews import directory, items, search
 from worker.ews.connection import account_for
@@ -28,19 +30,20 @@ class EwsMailbox:
             attempt=self.attempt,
         )
 
-    def find(self, criteria: dict[str, str], folders: list[str] | None, limit: int) -> list[dict]:
+    def find(self, criteria: SearchCriteria, folders: list[str] | None, limit: int) -> SearchResult:
+        """The lean search: no order, no details (a campaign keeps only what it needs to act and undo)."""
         return self._call(search.find_messages, criteria, folders, limit)
 
-    def delete(self, item_ids: list[str], delete_type: str) -> list[dict]:
+    def delete(self, item_ids: list[str], delete_type: str) -> list[ItemResult]:
         return self._call(items.delete_items, item_ids, delete_type)
 
-    def junk(self, item_ids: list[str]) -> list[dict]:
+    def junk(self, item_ids: list[str]) -> list[ItemResult]:
         return self._call(items.junk_items, item_ids)
 
-    def move(self, item_ids: list[str], to_folder: str) -> list[dict]:
+    def move(self, item_ids: list[str], to_folder: str) -> list[ItemResult]:
         return self._call(items.move_items, item_ids, to_folder)
 
-    def restore(self, item_ids: list[str], to_folder: str | None) -> list[dict]:
+    def restore(self, item_ids: list[str], to_folder: str | None) -> list[ItemResult]:
         return self._call(items.restore_items, item_ids, to_folder)
 
 

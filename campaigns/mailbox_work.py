@@ -4,15 +4,19 @@ Pure logic over a `MailboxGateway` (the EWS calls for one mailbox), so it is uni
 of Celery or exchangelib. Outcome statuses:
   preview: matched | none_found | skipped_guardrail | failed
   execute: acted | already_gone | none_found | skipped_guardrail | failed
-Each outcome carries `counts`, the counter increments it contributed (so retry_failed can take them back).
+Each outcome (contract.campaign.MailboxOutcome) carries `counts`, the counter increments it contributed (so
+retry_failed can take them back).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Protocol
+from typing import Protocol
 
-SAMPLE_FIELDS = ("item_id", "folder", "subject", "sender", "internet_message_id", "received")
+from contract.campaign import ItemOutcome, MailboxOutcome, OutcomeError, RecordedSpec
+from contract.criteria import SearchCriteria
+from contract.envelope import ErrorInfo, FoundMessage, ItemResult, SearchResult
+
 DONE, ALREADY_GONE, ITEM_FAILED = "done", "already_gone", "failed"
 RECOVERABLE_FOLDERS = {"soft": "recoverableitemsdeletions", "hard": "recoverableitemspurges"}
 
@@ -20,39 +24,39 @@ RECOVERABLE_FOLDERS = {"soft": "recoverableitemsdeletions", "hard": "recoverable
 class MailboxGateway(Protocol):
     """EWS operations on one mailbox, with throttling and retries already applied."""
 
-    def find(self, criteria: dict[str, str], folders: list[str] | None, limit: int) -> list[dict]: ...
-    def delete(self, item_ids: list[str], delete_type: str) -> list[dict]: ...
-    def junk(self, item_ids: list[str]) -> list[dict]: ...
-    def move(self, item_ids: list[str], to_folder: str) -> list[dict]: ...
-    def restore(self, item_ids: list[str], to_folder: str | None) -> list[dict]: ...
+    def find(self, criteria: SearchCriteria, folders: list[str] | None, limit: int) -> SearchResult: ...
+    def delete(self, item_ids: list[str], delete_type: str) -> list[ItemResult]: ...
+    def junk(self, item_ids: list[str]) -> list[ItemResult]: ...
+    def move(self, item_ids: list[str], to_folder: str) -> list[ItemResult]: ...
+    def restore(self, item_ids: list[str], to_folder: str | None) -> list[ItemResult]: ...
 
 
 def guardrail_reason(mailbox: str, limit: int) -> dict[str, str]:
-    return {
-        "code": "GuardrailTripped",
-        "field": "options.max_matches_per_mailbox",
-        "message": f"{mailbox} has more than {limit} matching messages; the campaign stopped. Narrow the "
+    return OutcomeError(
+        code="GuardrailTripped",
+        field="options.max_matches_per_mailbox",
+        message=f"{mailbox} has more than {limit} matching messages; the campaign stopped. Narrow the "
         f"match criteria or raise options.max_matches_per_mailbox if this is intended.",
-    }
+    ).model_dump()
 
 
-def preview(gateway: MailboxGateway, spec: dict[str, Any], mailbox: str) -> tuple[dict, dict | None]:
+def preview(gateway: MailboxGateway, spec: RecordedSpec, mailbox: str) -> tuple[MailboxOutcome, dict | None]:
     """Search only; returns (outcome, stop reason or None)."""
-    found, stop = _search(gateway, spec, mailbox)
-    items = [{k: item.get(k) for k in SAMPLE_FIELDS} for item in found]
+    items, stop = _search(gateway, spec, mailbox)
     status = "skipped_guardrail" if stop else "matched" if items else "none_found"
-    outcome = {"status": status, "matches": len(items), "items": items, "error": None}
-    outcome["counts"] = {status: 1, "items_found": len(items)}
+    outcome = MailboxOutcome(
+        status=status, matches=len(items), items=items, counts={status: 1, "items_found": len(items)}
+    )
     return outcome, stop
 
 
 def execute(
     gateway: MailboxGateway,
-    spec: dict[str, Any],
+    spec: RecordedSpec,
     mailbox: str,
-    planned: list[dict] | None,
-    previous: dict | None,
-) -> tuple[dict, dict | None]:
+    planned: list[ItemOutcome] | None,
+    previous: MailboxOutcome | None,
+) -> tuple[MailboxOutcome, dict | None]:
     """Act on `planned` items (what an approved preview found) or on a fresh search when None.
 
     `previous` is an earlier failed outcome for this mailbox (retry_failed): items it already acted on are
@@ -61,128 +65,137 @@ def execute(
     if planned is None:
         planned, stop = _search(gateway, spec, mailbox)
         if stop:
-            outcome = {"status": "skipped_guardrail", "items": [], "matches": len(planned), "error": None}
-            outcome["counts"] = {"skipped_guardrail": 1, "items_found": len(planned)}
-            return outcome, stop
-    earlier = {i["item_id"]: i for i in (previous or {}).get("items", []) if i.get("outcome") == DONE}
-    pending = [i for i in planned if i["item_id"] not in earlier]
-    results = _act(gateway, spec, [i["item_id"] for i in pending]) if pending else []
-    items = [earlier[i["item_id"]] for i in planned if i["item_id"] in earlier] + _pair(pending, results)
+            counts = {"skipped_guardrail": 1, "items_found": len(planned)}
+            return MailboxOutcome(status="skipped_guardrail", matches=len(planned), counts=counts), stop
+    earlier = {i.item_id: i for i in (previous.items if previous else []) if i.outcome == DONE}
+    pending = [i for i in planned if i.item_id not in earlier]
+    results = _act(gateway, spec, [i.item_id for i in pending]) if pending else []
+    items = [earlier[i.item_id] for i in planned if i.item_id in earlier] + _pair(pending, results)
     return _action_outcome(items, len(planned)), None
 
 
-def restore(gateway: MailboxGateway, source_spec: dict, source_outcome: dict) -> tuple[dict, None]:
+def restore(
+    gateway: MailboxGateway, source_spec: RecordedSpec, source_outcome: MailboxOutcome | None
+) -> tuple[MailboxOutcome, None]:
     """Undo what the source campaign did in this mailbox, putting each item back in its original folder."""
-    acted = [i for i in source_outcome.get("items", []) if i.get("outcome") == DONE]
-    if source_spec["action"] == "delete":
-        items = _restore_deleted(gateway, acted, RECOVERABLE_FOLDERS[source_spec["options"]["delete_type"]])
+    acted = [i for i in (source_outcome.items if source_outcome else []) if i.outcome == DONE]
+    if source_spec.action == "delete":
+        items = _restore_deleted(gateway, acted, RECOVERABLE_FOLDERS[source_spec.options.delete_type])
     else:
         items = []
-        by_folder: dict[str, list[dict]] = defaultdict(list)
+        by_folder: dict[str | None, list[ItemOutcome]] = defaultdict(list)
         for item in acted:
-            by_folder[item["folder"]].append(_undo_target(item, item.get("new_item_id") or item["item_id"]))
+            by_folder[item.folder].append(_undo_target(item, item.new_item_id or item.item_id))
         for folder, group in by_folder.items():
-            items += _pair(group, gateway.move([i["item_id"] for i in group], folder))
+            items += _pair(group, gateway.move([i.item_id for i in group], folder))
     return _action_outcome(items, len(acted)), None
 
 
-def _restore_deleted(gateway: MailboxGateway, acted: list[dict], recoverable_folder: str) -> list[dict]:
+def _restore_deleted(
+    gateway: MailboxGateway, acted: list[ItemOutcome], recoverable_folder: str
+) -> list[ItemOutcome]:
     """Deleted items get new ids in Recoverable Items, and DeleteItem does not return them: find them again
     there by Internet Message-ID (at most as many copies as this campaign deleted), then restore each to the
     folder the campaign found it in (recorded at the time, so it does not depend on what the server kept)."""
-    by_message_id: dict[str, list[dict]] = defaultdict(list)
+    by_message_id: dict[str, list[ItemOutcome]] = defaultdict(list)
     for item in acted:
-        by_message_id[item.get("internet_message_id") or ""].append(item)
-    by_folder: dict[str | None, list[dict]] = defaultdict(list)
-    missing: list[dict] = []
+        by_message_id[item.internet_message_id or ""].append(item)
+    by_folder: dict[str | None, list[ItemOutcome]] = defaultdict(list)
+    missing: list[ItemOutcome] = []
     for message_id, originals in by_message_id.items():
-        found = (
-            gateway.find({"internet_message_id": message_id}, [recoverable_folder], len(originals))
-            if message_id
-            else []
-        )
+        found: list[FoundMessage] = []
+        if message_id:
+            criteria = SearchCriteria(internet_message_id=message_id)
+            found = gateway.find(criteria, [recoverable_folder], len(originals)).messages
         for original, copy in zip(originals, found, strict=False):
-            by_folder[original.get("folder")].append(_undo_target(original, copy["item_id"]))
+            by_folder[original.folder].append(_undo_target(original, copy.item_id))
         missing += [_undo_target(o, None) for o in originals[len(found) :]]
-    items: list[dict] = []
+    items: list[ItemOutcome] = []
     for folder, group in by_folder.items():
-        items += _pair(group, gateway.restore([t["item_id"] for t in group], folder))
-    gone = {"outcome": ALREADY_GONE, "error": None}
+        items += _pair(group, gateway.restore([t.item_id for t in group], folder))
+    gone = ItemResult(item_id=None, outcome=ALREADY_GONE)
     return items + [_merge(m, gone) for m in missing]
 
 
-def failed_outcome(code: str, message: str) -> dict:
-    return {
-        "status": "failed",
-        "matches": 0,
-        "items": [],
-        "error": {"code": code, "message": message},
-        "counts": {"failed": 1},
-    }
+def failed_outcome(code: str, message: str) -> MailboxOutcome:
+    return MailboxOutcome(
+        status="failed", error=OutcomeError(code=code, message=message), counts={"failed": 1}
+    )
 
 
-def _search(gateway: MailboxGateway, spec: dict, mailbox: str) -> tuple[list[dict], dict | None]:
-    limit = spec["options"]["max_matches_per_mailbox"]
-    found = gateway.find(spec["match"], spec["options"]["folders"], limit + 1)
-    if len(found) > limit:
-        return found[:limit], guardrail_reason(mailbox, limit)
-    return found, None
+def _search(
+    gateway: MailboxGateway, spec: RecordedSpec, mailbox: str
+) -> tuple[list[ItemOutcome], dict | None]:
+    limit = spec.options.max_matches_per_mailbox
+    found = gateway.find(spec.match, spec.options.folders, limit)
+    items = [_sample(message) for message in found.messages]
+    return items, guardrail_reason(mailbox, limit) if found.truncated else None
 
 
-def _act(gateway: MailboxGateway, spec: dict, item_ids: list[str]) -> list[dict]:
-    action, options = spec["action"], spec["options"]
+def _sample(message: FoundMessage) -> ItemOutcome:
+    """What a campaign keeps of a found message: enough to act on it, show it and undo the action."""
+    return ItemOutcome(
+        item_id=message.item_id,
+        folder=message.folder,
+        subject=message.subject,
+        sender=message.sender,
+        internet_message_id=message.internet_message_id,
+        received=message.received.isoformat() if message.received else None,
+    )
+
+
+def _act(gateway: MailboxGateway, spec: RecordedSpec, item_ids: list[str]) -> list[ItemResult]:
+    action, options = spec.action, spec.options
     if action == "delete":
-        return gateway.delete(item_ids, options["delete_type"])
+        return gateway.delete(item_ids, options.delete_type)
     if action == "junk":
         return gateway.junk(item_ids)
     if action == "move":
-        return gateway.move(item_ids, options["to_folder"])
+        return gateway.move(item_ids, options.to_folder)
     raise ValueError(f"not a containment action: {action}")
 
 
-def _undo_target(item: dict, current_id: str | None) -> dict:
+def _undo_target(item: ItemOutcome, current_id: str | None) -> ItemOutcome:
     """The item as it is now (after the source action), remembering where it has to go back to."""
-    return {
-        "item_id": current_id,
-        "original_item_id": item["item_id"],
-        "folder": item.get("folder"),
-        "subject": item.get("subject"),
-        "internet_message_id": item.get("internet_message_id"),
-    }
+    return ItemOutcome(
+        item_id=current_id,
+        original_item_id=item.item_id,
+        folder=item.folder,
+        subject=item.subject,
+        internet_message_id=item.internet_message_id,
+    )
 
 
-def _pair(items: list[dict], results: list[dict]) -> list[dict]:
+def _pair(items: list[ItemOutcome], results: list[ItemResult]) -> list[ItemOutcome]:
     """Match per-item results to items by id (by position when results carry no ids); missing = failed."""
-    by_id = {r.get("item_id"): r for r in results if r.get("item_id")}
+    by_id = {r.item_id: r for r in results if r.item_id}
     paired = []
     for index, item in enumerate(items):
-        result = by_id.get(item["item_id"])
+        result = by_id.get(item.item_id)
         if result is None and not by_id and index < len(results):
             result = results[index]
         if result is None:
-            result = {
-                "outcome": ITEM_FAILED,
-                "error": {"code": "NoResult", "message": "no result for this item"},
-            }
+            error = ErrorInfo(code="NoResult", message="no result for this item")
+            result = ItemResult(item_id=item.item_id, outcome=ITEM_FAILED, error=error)
         paired.append(_merge(item, result))
     return paired
 
 
-def _merge(item: dict, result: dict) -> dict:
+def _merge(item: ItemOutcome, result: ItemResult) -> ItemOutcome:
     """One item's record: what it was (id, folder) and what happened (outcome, new id, where it is now)."""
-    merged = {k: item.get(k) for k in (*SAMPLE_FIELDS, "original_item_id") if k in item}
-    merged.update(
-        outcome=result.get("outcome", ITEM_FAILED),
-        new_item_id=result.get("new_item_id"),
-        new_folder=result.get("folder"),
-        error=result.get("error"),
+    return item.model_copy(
+        update={
+            "outcome": result.outcome,
+            "new_item_id": result.new_item_id,
+            "new_folder": result.folder,
+            "error": result.error,
+        }
     )
-    return merged
 
 
-def _action_outcome(items: list[dict], planned: int) -> dict:
-    acted = sum(1 for i in items if i["outcome"] == DONE)
-    gone = sum(1 for i in items if i["outcome"] == ALREADY_GONE)
+def _action_outcome(items: list[ItemOutcome], planned: int) -> MailboxOutcome:
+    acted = sum(1 for i in items if i.outcome == DONE)
+    gone = sum(1 for i in items if i.outcome == ALREADY_GONE)
     failed = len(items) - acted - gone
     if failed:
         status = "failed"
@@ -192,24 +205,27 @@ def _action_outcome(items: list[dict], planned: int) -> dict:
         status = "already_gone"
     else:
         status = "none_found"
-    first_error = next((i["error"] for i in items if i["outcome"] == ITEM_FAILED and i.get("error")), None)
     error = None
     if failed:
-        error = first_error or {"code": "ItemActionFailed", "message": f"{failed} item(s) failed"}
-    outcome = {
-        "status": status,
-        "items": items,
-        "matches": planned,
-        "acted": acted,
-        "already_gone": gone,
-        "failed_items": failed,
-        "error": error,
-    }
-    outcome["counts"] = {
-        status: 1,
-        "items_found": planned,
-        "items_acted": acted,
-        "items_already_gone": gone,
-        "items_failed": failed,
-    }
-    return outcome
+        first = next((i.error for i in items if i.outcome == ITEM_FAILED and i.error), None)
+        error = (
+            OutcomeError(code=first.code, message=first.message)
+            if first
+            else OutcomeError(code="ItemActionFailed", message=f"{failed} item(s) failed")
+        )
+    return MailboxOutcome(
+        status=status,
+        items=items,
+        matches=planned,
+        acted=acted,
+        already_gone=gone,
+        failed_items=failed,
+        error=error,
+        counts={
+            status: 1,
+            "items_found": planned,
+            "items_acted": acted,
+            "items_already_gone": gone,
+            "items_failed": failed,
+        },
+    )

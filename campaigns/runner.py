@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from campaigns import audit, mailbox_work
 from campaigns.lifecycle import EXECUTE, PREVIEW, active_status, phase_statuses
 from campaigns.mailbox_work import MailboxGateway
 from campaigns.store import CampaignStore
+from contract.campaign import CampaignRecord, MailboxOutcome
 from worker import task_events
 from worker.errors import ActionError, RetryLater
 
@@ -46,10 +46,10 @@ def run_mailbox(
     Raises RetryLater (EWS asked us to wait, and `give_up` found no reason to stop) or LeaseBusy for the
     task to retry.
     """
-    meta = store.load_for_mailbox(campaign_id)
-    if meta is None:
+    record = store.load(campaign_id)
+    if record is None:
         return "unknown_campaign"
-    if meta["phase"] != phase or meta["status"] != active_status(meta["action"], phase):
+    if record.phase != phase or record.status != active_status(record.action, phase):
         return "inactive"
     wait_ms = store.acquire_lease(campaign_id, phase, mailbox, token, LEASE_MS)
     if wait_ms < 0:
@@ -58,17 +58,16 @@ def run_mailbox(
         raise LeaseBusy(wait_ms / 1000)
     try:
         outcome, stop = _work(
-            store, meta, phase, mailbox, gateway_for(meta["spec"]["connection"], mailbox), give_up
+            store, record, phase, mailbox, gateway_for(record.spec.connection, mailbox), give_up
         )
-        outcome.update(mailbox=mailbox, finished_at=audit.iso_now())
-        entry = audit.mailbox_entry(meta, mailbox, outcome) if phase == EXECUTE else None
+        outcome.mailbox, outcome.finished_at = mailbox, audit.iso_now()
+        entry = audit.mailbox_entry(record, mailbox, outcome) if phase == EXECUTE else None
         recorded = store.record(
             campaign_id,
             phase,
             mailbox,
             outcome,
-            counts=outcome["counts"],
-            statuses=phase_statuses(meta["action"], phase),
+            statuses=phase_statuses(record.action, phase),
             stop_reason=stop,
             audit_entry=entry,
             lease_token=token,  # released in the same round trip
@@ -77,20 +76,20 @@ def run_mailbox(
         store.release_lease(campaign_id, phase, mailbox, token)
         raise
     if recorded:
-        task_events.campaign_mailbox_recorded(meta, phase, mailbox, outcome)
+        task_events.campaign_mailbox_recorded(record, phase, mailbox, outcome)
     return "recorded" if recorded else "duplicate"
 
 
 def _work(
     store: CampaignStore,
-    meta: dict[str, Any],
+    record: CampaignRecord,
     phase: str,
     mailbox: str,
     gateway: MailboxGateway,
     give_up: Callable[[RetryLater], str | None],
-) -> tuple[dict, dict | None]:
+) -> tuple[MailboxOutcome, dict | None]:
     try:
-        return _dispatch_work(store, meta, phase, mailbox, gateway)
+        return _dispatch_work(store, record, phase, mailbox, gateway)
     except RetryLater as exc:
         reason = give_up(exc)
         if reason is None:
@@ -99,7 +98,7 @@ def _work(
     except ActionError as exc:
         return mailbox_work.failed_outcome(exc.code, exc.message), None
     except Exception as exc:  # a bug must not leave the mailbox without an outcome forever
-        log.exception("campaign %s: mailbox %s failed unexpectedly", meta["id"], mailbox)
+        log.exception("campaign %s: mailbox %s failed unexpectedly", record.id, mailbox)
         # The type only, as ews.* tasks report it: the text of an unclassified exception is not vetted for
         # secrets, and outcomes land in the ledger and the audit trail. The worker log has the traceback.
         message = f"{type(exc).__name__} (see the worker log)"
@@ -107,19 +106,19 @@ def _work(
 
 
 def _dispatch_work(
-    store: CampaignStore, meta: dict[str, Any], phase: str, mailbox: str, gateway: MailboxGateway
-) -> tuple[dict, dict | None]:
-    spec, campaign_id = meta["spec"], meta["id"]
+    store: CampaignStore, record: CampaignRecord, phase: str, mailbox: str, gateway: MailboxGateway
+) -> tuple[MailboxOutcome, dict | None]:
     if phase == PREVIEW:
-        return mailbox_work.preview(gateway, spec, mailbox)
-    if meta["action"] == "restore":
-        source_id = meta["source"]
+        return mailbox_work.preview(gateway, record.spec, mailbox)
+    if record.action == "restore":
+        source_id = record.source
         source = store.outcome(source_id, EXECUTE, mailbox)
-        if not (source and source.get("acted")):
-            source = store.retried_outcome(source_id, EXECUTE, mailbox) or source or {}
-        return mailbox_work.restore(gateway, store.load_for_mailbox(source_id)["spec"], source)
+        if not (source and source.acted):
+            source = store.retried_outcome(source_id, EXECUTE, mailbox) or source
+        return mailbox_work.restore(gateway, store.load(source_id).spec, source)
     planned = None
-    if meta["mode"] == PREVIEW and meta.get("research") != "1":
-        planned = (store.outcome(campaign_id, PREVIEW, mailbox) or {}).get("items", [])
-    previous = store.retried_outcome(campaign_id, EXECUTE, mailbox)
-    return mailbox_work.execute(gateway, spec, mailbox, planned, previous)
+    if record.mode == PREVIEW and not record.research:
+        preview = store.outcome(record.id, PREVIEW, mailbox)
+        planned = preview.items if preview else []
+    previous = store.retried_outcome(record.id, EXECUTE, mailbox)
+    return mailbox_work.execute(gateway, record.spec, mailbox, planned, previous)

@@ -3,9 +3,11 @@
 Redis is the job ledger (Celery is not): every state change that must not be duplicated by a redelivered task
 is one Lua script, so an outcome is recorded exactly once and the campaign finishes exactly once.
 
+Records and outcomes are encoded and decoded by the contract's models (CampaignRecord, MailboxOutcome).
+
 Keys (X = the project prefix, default "ews-ir"), for campaign C and phase P ("preview" or "execute"):
-  X:campaign:C               hash   metadata (status, phase, spec JSON, dispatch generation and cursor, ...)
-  X:campaign:C:targets       list   target mailboxes, in order
+  X:campaign:C               hash   the CampaignRecord (status, phase, spec JSON, dispatch generation, ...)
+  X:campaign:C:targets       list   target mailboxes, in order (the only copy of them)
   X:campaign:C:out:P         hash   mailbox -> outcome JSON (HSETNX: first writer wins)
   X:campaign:C:cnt:P         hash   counters (total, done, per-status and per-item counts, timings)
   X:campaign:C:retried:P     hash   mailbox -> outcome JSON replaced by retry_failed (kept for undo)
@@ -16,16 +18,16 @@ Keys (X = the project prefix, default "ews-ir"), for campaign C and phase P ("pr
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import redis
 
+from contract.campaign import CampaignRecord, MailboxOutcome, encode_fields
+
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 TARGET_CHUNK = 1000
-SPEC_CACHE_SIZE = 64  # campaigns whose spec one process keeps decoded (see load_for_mailbox)
 
 # Shared tail of the scripts below: finish the phase when every target has an outcome.
 _FINISH_IF_DONE = """
@@ -121,19 +123,6 @@ redis.call('HSET', KEYS[1], 'cursor', ARGV[3])
 return 1
 """
 
-# The metadata without its spec (which can list 50,000 target mailboxes), for the per-mailbox tasks.
-_META_WITHOUT_SPEC = """
-local fields = redis.call('HGETALL', KEYS[1])
-local meta = {}
-for i = 1, #fields, 2 do
-  if fields[i] ~= 'spec' then
-    meta[#meta + 1] = fields[i]
-    meta[#meta + 1] = fields[i + 1]
-  end
-end
-return meta
-"""
-
 # One round trip per delivery: nothing to do once the outcome is recorded (-1); else take the lease or report
 # how long another delivery still holds it.
 _ACQUIRE_LEASE = """
@@ -166,9 +155,7 @@ class CampaignStore:
         self._forget = client.register_script(_FORGET_OUTCOME)
         self._transition = client.register_script(_TRANSITION)
         self._advance = client.register_script(_ADVANCE_CURSOR)
-        self._meta_without_spec = client.register_script(_META_WITHOUT_SPEC)
         self._acquire_lease = client.register_script(_ACQUIRE_LEASE)
-        self._specs: dict[str, dict] = {}
         self._release = client.register_script(_RELEASE_LEASE)
 
     # -- keys ------------------------------------------------------------------------------------------------
@@ -198,15 +185,14 @@ class CampaignStore:
             return campaign_id
         return self.redis.get(full).decode()
 
-    def create(self, meta: dict[str, Any], targets: list[str] | None, total: int | None) -> None:
-        """Write targets in pipelined chunks, then the metadata, so a campaign is visible only when whole."""
-        campaign_id = meta["id"]
+    def create(self, record: CampaignRecord, targets: list[str] | None, total: int | None) -> None:
+        """Write targets in pipelined chunks, then the record, so a campaign is visible only when whole."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(self._targets_key(campaign_id))
+        pipe.delete(self._targets_key(record.id))
         for start in range(0, len(targets or ()), TARGET_CHUNK):
-            pipe.rpush(self._targets_key(campaign_id), *targets[start : start + TARGET_CHUNK])
+            pipe.rpush(self._targets_key(record.id), *targets[start : start + TARGET_CHUNK])
         pipe.execute()
-        self.start_phase(campaign_id, meta["phase"], total, extra_meta=_encode(meta))
+        self.start_phase(record.id, record.phase, total, extra_meta=record.to_redis())
 
     def start_phase(
         self, campaign_id: str, phase: str, total: int | None, extra_meta: dict[str, str] | None = None
@@ -227,31 +213,13 @@ class CampaignStore:
         for start in range(0, len(targets), TARGET_CHUNK):
             pipe.rpush(self._targets_key(campaign_id), *targets[start : start + TARGET_CHUNK])
         pipe.hset(self._counters_key(campaign_id, phase), "total", len(targets))
-        pipe.hset(self.meta_key(campaign_id), "expanded", "1")
+        pipe.hset(self.meta_key(campaign_id), mapping=encode_fields({"expanded": True}))
         pipe.execute()
 
     # -- reads -----------------------------------------------------------------------------------------------
-    def load(self, campaign_id: str) -> dict[str, Any] | None:
+    def load(self, campaign_id: str) -> CampaignRecord | None:
         raw = self.redis.hgetall(self.meta_key(campaign_id))
-        return _decode(raw) if raw else None
-
-    def load_for_mailbox(self, campaign_id: str) -> dict[str, Any] | None:
-        """`load` for mailbox tasks: a spec never changes after creation but can be megabytes (the target
-        list), so it is read and decoded once per campaign and process, not once per mailbox."""
-        spec = self._specs.get(campaign_id)
-        if spec is None:
-            meta = self.load(campaign_id)
-            if meta is not None:
-                if len(self._specs) >= SPEC_CACHE_SIZE:
-                    self._specs.clear()
-                self._specs[campaign_id] = meta["spec"]
-            return meta
-        raw = self._meta_without_spec(keys=[self.meta_key(campaign_id)])
-        if not raw:
-            return None
-        meta = _decode(dict(zip(raw[::2], raw[1::2], strict=True)))
-        meta["spec"] = spec
-        return meta
+        return CampaignRecord.from_redis(raw) if raw else None
 
     def counters(self, campaign_id: str, phase: str) -> dict[str, int]:
         raw = self.redis.hgetall(self._counters_key(campaign_id, phase))
@@ -265,29 +233,29 @@ class CampaignStore:
             t.decode() for t in self.redis.lrange(self._targets_key(campaign_id), start, start + count - 1)
         ]
 
-    def outcomes_for(self, campaign_id: str, phase: str, mailboxes: list[str]) -> list[dict | None]:
+    def outcomes_for(self, campaign_id: str, phase: str, mailboxes: list[str]) -> list[MailboxOutcome | None]:
         if not mailboxes:
             return []
         raw = self.redis.hmget(self._outcomes_key(campaign_id, phase), mailboxes)
-        return [json.loads(r) if r is not None else None for r in raw]
+        return [_outcome(r) for r in raw]
 
-    def outcome(self, campaign_id: str, phase: str, mailbox: str) -> dict | None:
-        raw = self.redis.hget(self._outcomes_key(campaign_id, phase), mailbox)
-        return json.loads(raw) if raw is not None else None
+    def outcome(self, campaign_id: str, phase: str, mailbox: str) -> MailboxOutcome | None:
+        return _outcome(self.redis.hget(self._outcomes_key(campaign_id, phase), mailbox))
 
-    def retried_outcomes_for(self, campaign_id: str, phase: str, mailboxes: list[str]) -> list[dict | None]:
+    def retried_outcomes_for(
+        self, campaign_id: str, phase: str, mailboxes: list[str]
+    ) -> list[MailboxOutcome | None]:
         if not mailboxes:
             return []
         raw = self.redis.hmget(self._retried_key(campaign_id, phase), mailboxes)
-        return [json.loads(r) if r is not None else None for r in raw]
+        return [_outcome(r) for r in raw]
 
-    def retried_outcome(self, campaign_id: str, phase: str, mailbox: str) -> dict | None:
-        raw = self.redis.hget(self._retried_key(campaign_id, phase), mailbox)
-        return json.loads(raw) if raw is not None else None
+    def retried_outcome(self, campaign_id: str, phase: str, mailbox: str) -> MailboxOutcome | None:
+        return _outcome(self.redis.hget(self._retried_key(campaign_id, phase), mailbox))
 
-    def iter_outcomes(self, campaign_id: str, phase: str) -> Iterator[tuple[str, dict]]:
+    def iter_outcomes(self, campaign_id: str, phase: str) -> Iterator[tuple[str, MailboxOutcome]]:
         for mailbox, raw in self.redis.hscan_iter(self._outcomes_key(campaign_id, phase), count=1000):
-            yield mailbox.decode(), json.loads(raw)
+            yield mailbox.decode(), MailboxOutcome.from_json(raw)
 
     # -- per-mailbox work ------------------------------------------------------------------------------------
     def acquire_lease(self, campaign_id: str, phase: str, mailbox: str, token: str, ttl_ms: int) -> int:
@@ -309,9 +277,8 @@ class CampaignStore:
         campaign_id: str,
         phase: str,
         mailbox: str,
-        outcome: dict[str, Any],
+        outcome: MailboxOutcome,
         *,
-        counts: dict[str, int],
         statuses: tuple[str, str, str],
         stop_reason: dict | None = None,
         audit_entry: dict[str, str] | None = None,
@@ -323,9 +290,10 @@ class CampaignStore:
         `lease_token`, the mailbox lease held under that token is released in the same round trip.
         """
         active, ok_status, error_status = statuses
+        counts = outcome.counts
         args: list[Any] = [
             mailbox,
-            json.dumps(outcome, sort_keys=True),
+            outcome.to_json(),
             active,
             ok_status,
             error_status,
@@ -335,7 +303,7 @@ class CampaignStore:
         ]
         for name, value in counts.items():
             args += [name, value]
-        args.append(json.dumps(stop_reason) if stop_reason else "")
+        args.append(encode_fields({"reason": stop_reason})["reason"])
         for name, value in (audit_entry or {}).items():
             args += [name, value]
         keys = [
@@ -352,9 +320,10 @@ class CampaignStore:
         keys = [self.meta_key(campaign_id), self._counters_key(campaign_id, phase)]
         self._finish(keys=keys, args=[*statuses, now_ms()])
 
-    def forget_outcome(self, campaign_id: str, phase: str, mailbox: str, outcome: dict[str, Any]) -> bool:
-        counts = outcome.get("counts", {})
-        args: list[Any] = [mailbox, json.dumps(outcome, sort_keys=True), len(counts)]
+    def forget_outcome(self, campaign_id: str, phase: str, mailbox: str, outcome: MailboxOutcome) -> bool:
+        """Compare-and-delete: `outcome` must be the recorded one (its JSON round-trips exactly)."""
+        counts = outcome.counts
+        args: list[Any] = [mailbox, outcome.to_json(), len(counts)]
         for name, value in counts.items():
             args += [name, value]
         keys = [
@@ -373,7 +342,7 @@ class CampaignStore:
     ) -> tuple[int, str]:
         """Set `fields` if the status is in `allowed`: (1, generation), (0, current status) or (-1, '')."""
         args: list[Any] = [",".join(allowed), "1" if redispatch else "0"]
-        for name, value in _encode(fields).items():
+        for name, value in encode_fields(fields).items():
             args += [name, value]
         result, detail = self._transition(keys=[self.meta_key(campaign_id)], args=args)
         return int(result), detail.decode() if isinstance(detail, bytes) else str(detail)
@@ -382,30 +351,5 @@ class CampaignStore:
         return bool(self._advance(keys=[self.meta_key(campaign_id)], args=[generation, expected, new]))
 
 
-def _encode(fields: dict[str, Any]) -> dict[str, str]:
-    encoded = {}
-    for name, value in fields.items():
-        if isinstance(value, dict | list):
-            encoded[name] = json.dumps(value, sort_keys=True)
-        elif isinstance(value, bool):
-            encoded[name] = "1" if value else "0"
-        else:
-            encoded[name] = "" if value is None else str(value)
-    return encoded
-
-
-_JSON_FIELDS = {"spec", "reason"}
-_INT_FIELDS = {"created_ms", "finished_ms", "approved_ms", "generation", "cursor"}
-
-
-def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    for key, value in raw.items():
-        name, text = key.decode(), value.decode()
-        if name in _JSON_FIELDS:
-            meta[name] = json.loads(text) if text else None
-        elif name in _INT_FIELDS:
-            meta[name] = int(text) if text else None
-        else:
-            meta[name] = text
-    return meta
+def _outcome(raw: bytes | None) -> MailboxOutcome | None:
+    return MailboxOutcome.from_json(raw) if raw is not None else None

@@ -6,10 +6,11 @@ the directory layer); a restore campaign -> the mailboxes where its source campa
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from campaigns.lifecycle import EXECUTE
 from campaigns.store import CampaignStore
+from contract.campaign import CampaignRecord
 
 SCAN_PAGE = 1000
 
@@ -19,18 +20,18 @@ class Directory(Protocol):
     def expand_distribution_list(self, address: str) -> list[str]: ...
 
 
-def needs_expansion(meta: dict[str, Any]) -> bool:
-    return meta.get("expanded") != "1"
+def needs_expansion(record: CampaignRecord) -> bool:
+    return not record.expanded
 
 
-def expand(meta: dict[str, Any], store: CampaignStore, directory: Directory) -> list[str]:
-    targets = meta["spec"]["targets"]
-    if "campaign" in targets:
-        return acted_mailboxes(store, targets["campaign"])
-    if targets.get("all"):
+def expand(record: CampaignRecord, store: CampaignStore, directory: Directory) -> list[str]:
+    targets = record.spec.targets
+    if targets.campaign:
+        return acted_mailboxes(store, targets.campaign)
+    if targets.all:
         found = directory.searchable_mailboxes()
     else:
-        found = directory.expand_distribution_list(targets["distribution_list"])
+        found = directory.expand_distribution_list(targets.distribution_list)
     return _unique(found)
 
 
@@ -42,7 +43,7 @@ def acted_mailboxes(store: CampaignStore, campaign_id: str) -> list[str]:
         outcomes = store.outcomes_for(campaign_id, EXECUTE, page)
         retried = store.retried_outcomes_for(campaign_id, EXECUTE, page)  # one HMGET, not one HGET each
         for mailbox, outcome, earlier in zip(page, outcomes, retried, strict=True):
-            if (outcome or earlier or {}).get("acted"):
+            if (outcome and outcome.acted) or (earlier and earlier.acted):
                 acted.append(mailbox)
         start += len(page)
     return acted

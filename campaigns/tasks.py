@@ -91,7 +91,7 @@ def campaign_dispatch(self: Task, campaign_id: str, phase: str, generation: int,
                 cursor,
                 publish=publish,
                 backlog=_backlog,
-                directory=lambda meta: EwsDirectory(meta["spec"]["connection"], attempt),
+                directory=lambda record: EwsDirectory(record.spec.connection, attempt),
             )
         except RetryLater as exc:
             # The policy of every task (worker.runs): a throttled expansion waits until the deadline, failed
@@ -124,11 +124,11 @@ def campaign_dispatch(self: Task, campaign_id: str, phase: str, generation: int,
 
 
 def _fail_expansion(store: CampaignStore, campaign_id: str, phase: str, error: ActionError) -> None:
-    meta = store.load(campaign_id)
-    if meta is not None:
+    record = store.load(campaign_id)
+    if record is not None:
         fail(
             store,
-            meta,
+            record,
             phase,
             {
                 "code": error.code,

@@ -1,33 +1,28 @@
 """Single actions: send `ews.<action>` tasks by name and read their result envelopes back from Celery.
 
-The list of known actions and their parameters comes from the worker code's task registry (`worker.app`), so
-the API never drifts from what the workers run; the Celery app given to ActionGateway says where to send.
+What actions exist, their queues and arguments come from the contract's catalogue (contract.actions), so the
+API never drifts from what the workers run and never imports the worker's task modules; the Celery app given
+to ActionGateway says where to send.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery
 from celery.result import AsyncResult
 from starlette.concurrency import run_in_threadpool
 
-from tasks.base import validate_kwargs
-from worker.app import app as worker_app
-from worker.errors import ValidationError
+from contract.actions import ActionContract
 from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-TASK_PREFIX = "ews."
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 TASK_DONE = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 MAX_WAIT_S = 60
@@ -35,54 +30,15 @@ FIRST_POLL_S = 0.05
 LONGEST_POLL_S = 0.5
 
 
-@dataclass(frozen=True)
-class ActionInfo:
-    name: str
-    queue: str | None
-    required: tuple[str, ...]
-    optional: tuple[str, ...]
-    fn: Callable[..., dict] = field(repr=False)
-
-
-def describe(task: Any) -> ActionInfo:
-    """The action's keyword arguments, read from its function (`task.action_fn`) without the leading ctx."""
-    parameters = list(inspect.signature(task.action_fn).parameters.values())[1:]
-    return ActionInfo(
-        name=task.name.removeprefix(TASK_PREFIX),
-        queue=getattr(task, "queue", None),
-        required=tuple(p.name for p in parameters if p.default is inspect.Parameter.empty),
-        optional=tuple(p.name for p in parameters if p.default is not inspect.Parameter.empty),
-        fn=task.action_fn,
-    )
-
-
-def validate(action: ActionInfo, kwargs: dict[str, Any]) -> list[dict[str, str]]:
-    """The worker's own argument check (names, JSON types), run before queueing so errors come back now."""
-    try:
-        validate_kwargs(action.fn, (), kwargs)
-    except ValidationError as error:
-        return [{"field": error.field, "message": error.message.removeprefix(f"{error.field}: ")}]
-    return []
-
-
 class ActionGateway:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def catalog(self) -> dict[str, ActionInfo]:
-        """Every registered `ews.*` task; the task modules are imported first, as a worker would."""
-        worker_app.loader.import_default_modules()
-        return {
-            info.name: info
-            for name, task in sorted(worker_app.tasks.items())
-            if name.startswith(TASK_PREFIX) and hasattr(task, "action_fn")
-            for info in [describe(task)]
-        }
-
     def send(
-        self, action: ActionInfo, kwargs: dict[str, Any], requester: str, idempotency_key: str | None
+        self, action: ActionContract, kwargs: dict[str, Any], requester: str, idempotency_key: str | None
     ) -> str:
-        """Publish the task and return its id; a repeated idempotency key returns the first task's id."""
+        """Publish the task with `kwargs` (validated and normalised by the action's model) and return its id;
+        a repeated idempotency key returns the first task's id."""
         task_id = str(uuid.uuid4())
         claim = None
         if idempotency_key:
@@ -94,7 +50,7 @@ class ActionGateway:
                 if first is not None:  # else the claim expired (or its send failed) just now: claim again
                     return first.decode()
         try:
-            self.app.send_task(TASK_PREFIX + action.name, kwargs=kwargs, queue=action.queue, task_id=task_id)
+            self.app.send_task(action.task_name, kwargs=kwargs, queue=action.queue, task_id=task_id)
         except Exception:
             if claim:
                 self.app.backend.client.delete(claim)

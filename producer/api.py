@@ -6,6 +6,7 @@ are FastAPI dependencies, so tests can swap them through `app.dependency_overrid
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from datetime import UTC, datetime
@@ -17,11 +18,11 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from campaigns import service as campaigns_service
-from campaigns.service import MAX_AUDIT_PAGE, MAX_RESULTS_PAGE
-from campaigns.spec import DESTRUCTIVE_ACTIONS
-from campaigns.spec import validate as validate_spec
+from campaigns.service import MAX_AUDIT_PAGE, MAX_RESULTS_PAGE, MAX_TARGETS_PAGE
+from contract.actions import ACTIONS, ActionContract
+from contract.campaign import CampaignSpec
 from producer import artifacts, auth, export
-from producer.actions import MAX_WAIT_S, TASK_DONE, ActionGateway, settle, validate
+from producer.actions import MAX_WAIT_S, TASK_DONE, ActionGateway, settle
 from producer.body_limit import BodySizeLimit
 from producer.config import ApiSettings
 from producer.errors import ErrorBody, InvalidFields, install_error_handlers
@@ -35,20 +36,14 @@ from producer.schemas import (
     Health,
     Readiness,
     ResultsPage,
+    TargetsPage,
     TaskStatus,
 )
 from worker import metrics as worker_metrics
-from worker.app import app as worker_app
+from worker.publisher import app as publisher_app
 
 log = logging.getLogger(__name__)
 _RECORD_ID = re.compile(r"^\d{1,19}-\d{1,19}$")
-SPEC_DESCRIPTION = (
-    "action: search|delete|junk|move; mode: preview (default: search, then wait for approval) or execute; "
-    "targets: exactly one of {mailboxes: [...]}, {all: true}, {distribution_list: address}; "
-    "match: internet_message_id, sender, subject, received_after, received_before, attachment_name; "
-    "options: delete_type (soft|hard), max_matches_per_mailbox, max_mailboxes, folders, to_folder; "
-    "connection: profile name"
-)
 SPEC_EXAMPLE = {
     "action": "delete",
     "mode": "preview",
@@ -67,7 +62,7 @@ def campaign_service() -> Any:
 
 def action_gateway() -> ActionGateway:
     """Actions go to the broker the worker settings (REDIS_URL) name; tests override this dependency."""
-    return ActionGateway(worker_app)
+    return ActionGateway(publisher_app)
 
 
 Reader = Annotated[Principal, Depends(auth.reader)]
@@ -96,7 +91,11 @@ _CAMPAIGN_READ = _errors(401, 403, 404, 422, 503)
 _TRANSITION = _errors(401, 403, 404, 409, 413, 422, 503)
 _TRANSITION_WITH_BODY = _errors(400, 401, 403, 404, 409, 413, 422, 503)
 
-CampaignId = Annotated[str, Path(min_length=1, max_length=200, description="campaign id")]
+# The campaign engine checks an id against its format before it looks it up: unknown or malformed, the
+# answer is the same 404, which does not repeat the id.
+CampaignId = Annotated[
+    str, Path(max_length=200, description="c- and 16 hex digits, as POST /v1/campaigns answered")
+]
 WaitSeconds = Annotated[
     float,
     Query(ge=0, le=MAX_WAIT_S, description=f"seconds (at most {MAX_WAIT_S}) to wait for the task to finish"),
@@ -109,13 +108,6 @@ IdempotencyKey = Annotated[
         description="a POST repeated with the same key answers the first result instead of starting again",
     ),
 ]
-
-
-def _count_listed_targets(spec: dict[str, Any]) -> int:
-    """Mailboxes listed in `targets.mailboxes`; expanded targets (all, lists) are capped by the engine."""
-    targets = spec.get("targets")
-    mailboxes = targets.get("mailboxes") if isinstance(targets, dict) else None
-    return len(mailboxes) if isinstance(mailboxes, list) else 0
 
 
 def _audit_since(value: str | None) -> str | None:
@@ -134,24 +126,62 @@ def _audit_since(value: str | None) -> str | None:
     raise InvalidFields("invalid query", [{"field": "since", "message": message}])
 
 
-def _queue_action(
-    gateway: ActionGateway, action: str, kwargs: dict[str, Any], requester: str, idempotency_key: str | None
-) -> ActionAccepted:
-    catalog = gateway.catalog()
-    info = catalog.get(action)
-    if info is None:
-        raise HTTPException(404, f"unknown action; known: {', '.join(catalog)}")
-    errors = validate(info, kwargs)
-    if errors:
-        raise InvalidFields(f"invalid arguments for {action}", errors)
-    task_id = gateway.send(info, kwargs, requester, idempotency_key)
-    return ActionAccepted(task_id=task_id, action=action, status_url=f"/v1/tasks/{task_id}")
-
-
 def _wants(request: Request, fmt: str | None, alternative: str, media_type: str) -> bool:
     if fmt is not None:
         return fmt == alternative
     return media_type in request.headers.get("accept", "")
+
+
+def _describe(contract: ActionContract) -> ActionDescription:
+    fields = contract.arguments.model_fields
+    return ActionDescription(
+        name=contract.name,
+        queue=contract.queue,
+        summary=contract.summary,
+        role=contract.role,
+        required=[f.alias or name for name, f in fields.items() if f.is_required()],
+        optional=[f.alias or name for name, f in fields.items() if not f.is_required()],
+    )
+
+
+def _action_endpoint(contract: ActionContract):
+    """POST /v1/actions/<name>: the body is the action's arguments model, validated (and normalised) before
+    the task is queued, so a bad field is a 422 now instead of an error envelope later. With `wait`, answer
+    200 with its status and result envelope if it finishes in that time; else (and without `wait`) 202 with
+    the task id to poll at GET /v1/tasks/{task_id}."""
+
+    async def endpoint(
+        *, kwargs: Any, wait: float, idempotency_key: str | None, principal: Principal, gateway: ActionGateway
+    ) -> Any:
+        payload = kwargs.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        task_id = await run_in_threadpool(gateway.send, contract, payload, principal.name, idempotency_key)
+        accepted = ActionAccepted(task_id=task_id, action=contract.name, status_url=f"/v1/tasks/{task_id}")
+        if wait:
+            try:
+                status = await settle(gateway, task_id, wait)
+            except Exception:  # the task is queued: its id must reach the caller, or a retry runs it twice
+                log.warning("waiting for task %s failed; answering 202", task_id, exc_info=True)
+                return accepted
+            if status["state"] in TASK_DONE:
+                return JSONResponse(TaskStatus(**status).model_dump(mode="json"))
+        return accepted
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    endpoint.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter("kwargs", keyword, annotation=Annotated[contract.arguments, Body()]),
+            inspect.Parameter("wait", keyword, annotation=WaitSeconds, default=0),
+            inspect.Parameter("idempotency_key", keyword, annotation=IdempotencyKey, default=None),
+            inspect.Parameter("principal", keyword, annotation=Responder),
+            inspect.Parameter("gateway", keyword, annotation=Gateway),
+        ],
+        return_annotation=Any,
+    )
+    endpoint.__doc__ = (
+        f"{contract.summary}. Queued as `{contract.task_name}` on `{contract.queue}`. With `wait`, 200 and "
+        "the result envelope if it finishes in time; else 202: poll GET /v1/tasks/{task_id}."
+    )
+    return endpoint
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -200,35 +230,25 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     def create_campaign(
         *,
-        spec: Annotated[dict[str, Any], Body(description=SPEC_DESCRIPTION, examples=[SPEC_EXAMPLE])],
+        spec: Annotated[CampaignSpec, Body(examples=[SPEC_EXAMPLE])],
         idempotency_key: IdempotencyKey = None,
         principal: Responder,
         service: Service,
     ) -> dict[str, Any]:
         """Start a campaign. Mode `preview` searches, then waits for an approver; mode `execute` acts at once,
         so for delete/junk/move it needs the approver role itself."""
-        acts_unapproved = spec.get("mode") == "execute" and spec.get("action") in DESTRUCTIVE_ACTIONS
-        if acts_unapproved and not principal.has(Role.approver):
+        if spec.mode == "execute" and spec.is_destructive and not principal.has(Role.approver):
             raise HTTPException(
                 403,
                 f"key {principal.name!r} has role {principal.role.name}; mode 'execute' acts without "
                 "approval and needs approver (or use mode 'preview')",
             )
-        if _count_listed_targets(spec) > settings.max_targets:
+        if len(spec.targets.mailboxes or ()) > settings.max_targets:
             limit = f"at most {settings.max_targets} per campaign"
             raise InvalidFields("invalid campaign spec", [{"field": "targets.mailboxes", "message": limit}])
-        if idempotency_key is None:
-            return service.create(spec, requester=principal.name, idempotency_key=None)
-        # Scoped per key name, so two teams both using "INC-1" never get each other's campaign.
-        scoped_key = f"{principal.name}:{idempotency_key}"
-        campaign = service.create(spec, requester=principal.name, idempotency_key=scoped_key)
-        if campaign.get("spec") != validate_spec(spec):
-            raise HTTPException(
-                409,
-                f"this Idempotency-Key was already used for campaign {campaign['id']} with a different spec; "
-                "use a new key for a new campaign",
-            )
-        return campaign
+        # Idempotency keys are scoped per key name, so two teams both using "INC-1" never share a campaign.
+        scoped_key = f"{principal.name}:{idempotency_key}" if idempotency_key is not None else None
+        return service.create(spec, requester=principal.name, idempotency_key=scoped_key)
 
     @app.get(
         "/v1/campaigns/{campaign_id}", response_model=Campaign, tags=["campaigns"], responses=_CAMPAIGN_READ
@@ -238,8 +258,36 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         _: Reader,
         service: Service,
     ) -> dict[str, Any]:
-        """Status, counters and progress (done/total, rate, ETA)."""
+        """Status, counters and progress (done/total, rate, ETA); the spec shows how targets were given, the
+        addresses are at .../targets."""
         return service.get(campaign_id)
+
+    @app.get(
+        "/v1/campaigns/{campaign_id}/targets",
+        response_model=TargetsPage,
+        tags=["campaigns"],
+        responses=_CAMPAIGN_READ,
+    )
+    def campaign_targets(
+        *,
+        campaign_id: CampaignId,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_TARGETS_PAGE)] = 1000,
+        _: Reader,
+        service: Service,
+    ) -> TargetsPage:
+        """One page of the campaign's target mailboxes, in target order."""
+        page = service.targets(campaign_id, offset, limit)
+        items = page["items"]
+        next_offset = offset + len(items) if offset + len(items) < page["total"] else None
+        return TargetsPage(
+            campaign_id=campaign_id,
+            offset=offset,
+            limit=limit,
+            total=page["total"],
+            items=items,
+            next_offset=next_offset,
+        )
 
     @app.get(
         "/v1/campaigns/{campaign_id}/results",
@@ -309,48 +357,30 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     transition("restore", "restore", "Undo the campaign's actions as a new campaign", "restore")
 
     @app.get("/v1/actions", response_model=list[ActionDescription], tags=["actions"], responses=_READ)
-    def list_actions(_: Reader, gateway: Gateway) -> list[ActionDescription]:
-        """The actions the workers know, with their required and optional arguments."""
-        return [
-            ActionDescription(
-                name=a.name, queue=a.queue, required=list(a.required), optional=list(a.optional)
-            )
-            for a in gateway.catalog().values()
-        ]
+    def list_actions(_: Reader) -> list[ActionDescription]:
+        """The actions the workers run, with their required and optional arguments (the request body of
+        each POST /v1/actions/{name} in this document has the full schema)."""
+        return [_describe(contract) for contract in ACTIONS.values()]
 
-    @app.post(
-        "/v1/actions/{action}",
-        status_code=202,
-        response_model=ActionAccepted,
-        tags=["actions"],
-        responses={
-            200: {"model": TaskStatus, "description": "the task finished within `wait` seconds"},
-            **_errors(400, 401, 403, 404, 413, 422, 503),
-        },
-    )
-    async def run_action(
-        *,
-        action: Annotated[str, Path(max_length=100)],
-        kwargs: Annotated[dict[str, Any], Body(description="the action's keyword arguments")],
-        wait: WaitSeconds = 0,
-        idempotency_key: IdempotencyKey = None,
-        principal: Responder,
-        gateway: Gateway,
-    ) -> Any:
-        """Queue one action. With `wait`, answer 200 with its status and result envelope if it finishes in
-        that time; else (and without `wait`) 202 with the task id to poll at GET /v1/tasks/{task_id}."""
-        accepted = await run_in_threadpool(
-            _queue_action, gateway, action, kwargs, principal.name, idempotency_key
+    for contract in ACTIONS.values():
+        app.add_api_route(
+            f"/v1/actions/{contract.name}",
+            _action_endpoint(contract),
+            methods=["POST"],
+            status_code=202,
+            response_model=ActionAccepted,
+            tags=["actions"],
+            responses={
+                200: {"model": TaskStatus, "description": "the task finished within `wait` seconds"},
+                **_errors(400, 401, 403, 413, 422, 503),
+            },
+            summary=contract.summary,
+            name=f"run_{contract.name}",
         )
-        if wait:
-            try:
-                status = await settle(gateway, accepted.task_id, wait)
-            except Exception:  # the task is queued: its id must reach the caller, or a retry runs it twice
-                log.warning("waiting for task %s failed; answering 202", accepted.task_id, exc_info=True)
-                return accepted
-            if status["state"] in TASK_DONE:
-                return JSONResponse(TaskStatus(**status).model_dump(mode="json"))
-        return accepted
+
+    @app.post("/v1/actions/{action}", include_in_schema=False)
+    def unknown_action(action: Annotated[str, Path(max_length=100)], _: Responder) -> None:
+        raise HTTPException(404, f"unknown action; known: {', '.join(ACTIONS)}")
 
     @app.get("/v1/tasks/{task_id}", response_model=TaskStatus, tags=["actions"], responses=_READ)
     async def get_task(

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,15 @@ def _write_rows(rows: list[dict[str, Any]], fmt: str, output: str | None) -> Non
         sys.stdout.write(text)
 
 
+def _write_lines(lines: Iterable[str], output: str | None) -> None:
+    text = "".join(f"{line}\n" for line in lines)
+    if output:
+        Path(output).write_text(text)
+        print(f"wrote {text.count(chr(10))} lines to {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
 def campaign_command(args: argparse.Namespace) -> int:
     with _client() as client:
         match args.campaign_command:
@@ -131,6 +141,8 @@ def campaign_command(args: argparse.Namespace) -> int:
                 return _watch(client, args.id, args.interval)
             case "results":
                 _write_rows(list(client.all_results(args.id)), args.format, args.output)
+            case "targets":
+                _write_lines(client.all_targets(args.id), args.output)
             case "approve":
                 _print_json(client.approve(args.id, research=args.research))
             case "cancel":
@@ -247,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("id")
     results.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
     results.add_argument("-o", "--output", help="file to write (default: stdout)")
+    targets = sub.add_parser("targets", help="list the campaign's target mailboxes, one per line")
+    targets.add_argument("id")
+    targets.add_argument("-o", "--output", help="file to write (default: stdout)")
 
     action = commands.add_parser("action", help="run one action: `ews-ir action NAME --arg key=value ...`")
     action.set_defaults(run=action_command)

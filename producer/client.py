@@ -142,6 +142,18 @@ class EwsIrClient:
             yield from page["items"]
             offset = page["next_offset"]
 
+    def targets(self, campaign_id: str, *, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """One page of target mailboxes: {"items": [address, ...], "total", "next_offset", ...}."""
+        params = {"offset": offset, "limit": limit}
+        return self._request("GET", self._campaign(campaign_id, "/targets"), params=params).json()
+
+    def all_targets(self, campaign_id: str, *, page_size: int = 10_000) -> Iterator[str]:
+        offset: int | None = 0
+        while offset is not None:
+            page = self.targets(campaign_id, offset=offset, limit=page_size)
+            yield from page["items"]
+            offset = page["next_offset"]
+
     def results_csv(self, campaign_id: str, *, offset: int = 0, limit: int = 1000) -> str:
         params = {"offset": offset, "limit": limit, "format": "csv"}
         return self._request("GET", self._campaign(campaign_id, "/results"), params=params).text

@@ -17,7 +17,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
-from campaigns.errors import Conflict, SpecError, UnknownCampaign
+from campaigns.errors import Conflict, IdempotencyConflict, SpecError, UnknownCampaign
+from contract.errors import describe
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +49,18 @@ def error_response(status: int, detail: str, errors: list[dict] | None = None, h
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-def field_name(location: tuple | list) -> str:
-    """("body", "targets", 3) -> "targets.3"; ("query", "limit") -> "limit"."""
-    parts = list(location)
-    if len(parts) > 1 and parts[0] in _LOCATION_PREFIXES:
-        parts = parts[1:]
-    return ".".join(str(part) for part in parts) or "body"
+def _without_location(error: dict) -> dict:
+    """("body", "targets", 3) -> ("targets", 3); ("query", "limit") -> ("limit",)."""
+    location = tuple(error.get("loc", ()))
+    if len(location) > 1 and location[0] in _LOCATION_PREFIXES:
+        location = location[1:]
+    return {**error, "loc": location}
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": field_name(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        errors = describe(_without_location(e) for e in exc.errors())
         return error_response(422, "request validation failed", errors)
 
     @app.exception_handler(HTTPException)
@@ -80,6 +81,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Conflict)
     async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return error_response(409, str(exc))
+
+    @app.exception_handler(IdempotencyConflict)
+    async def idempotency_conflict(_: Request, exc: IdempotencyConflict) -> JSONResponse:
         return error_response(409, str(exc))
 
     async def backend_down(_: Request, exc: Exception) -> JSONResponse:

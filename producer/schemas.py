@@ -1,10 +1,13 @@
-"""Request and response bodies of the HTTP API, as they appear in its OpenAPI document."""
+"""The API's own request and response bodies, as they appear in its OpenAPI document. Campaign specs, action
+arguments and result envelopes are the contract's models (contract/), used by the API as they are."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from contract.campaign import RecordedSpec
 
 
 class Progress(BaseModel):
@@ -36,7 +39,9 @@ class Campaign(BaseModel):
     approved_at: str | None = None
     finished_at: str | None = None
     reason: Any = Field(None, description="why it failed, when it did")
-    spec: dict[str, Any] | None = Field(None, description="the normalised spec")
+    spec: RecordedSpec | None = Field(
+        None, description="the normalised spec; targets as given (a count for a list: see .../targets)"
+    )
     source_campaign: str | None = Field(None, description="for a restore: the campaign it undoes")
     counters: dict[str, dict[str, int | None]] = Field(default_factory=dict, description="per phase")
     progress: Progress | None = None
@@ -48,6 +53,15 @@ class ResultsPage(BaseModel):
     offset: int
     limit: int
     items: list[dict[str, Any]]
+    next_offset: int | None = Field(description="offset of the next page, null on the last page")
+
+
+class TargetsPage(BaseModel):
+    campaign_id: str
+    offset: int
+    limit: int
+    total: int = Field(description="target mailboxes in all (0 until a list or `all` is expanded)")
+    items: list[str] = Field(description="SMTP addresses, in target order")
     next_offset: int | None = Field(description="offset of the next page, null on the last page")
 
 
@@ -67,7 +81,9 @@ class ActionAccepted(BaseModel):
 
 class ActionDescription(BaseModel):
     name: str
-    queue: str | None
+    queue: str
+    summary: str
+    role: str = Field(description="the API role needed to run it")
     required: list[str]
     optional: list[str]
 

@@ -1,8 +1,9 @@
 """`ews_action`: turn a plain action function into the Celery task `ews.<name>` with one result envelope.
 
-An action is `fn(ctx: ActionContext, **kwargs) -> dict` (the envelope's `data`). The decorator validates the
-JSON keyword arguments against the function's signature, runs it, turns RetryLater into a Celery retry and
-always returns `{"status", "action", "mailbox", "data", "error", "attempts", "duration_ms"}`.
+An action is `fn(ctx: ActionContext, args) -> dict` (the envelope's `data`), registered with its entry of
+the contract's catalogue (contract.actions.ACTIONS), which gives the task's queue and its arguments model.
+The decorator validates the JSON keyword arguments with that model, runs the action with the validated
+model, turns RetryLater into a Celery retry and always returns the contract's ResultEnvelope.
 
 Retries are bounded two ways: failed runs (timeouts, 5xx, store hiccups) by EWS_IR_MAX_ATTEMPTS, and every
 retry by the total deadline EWS_IR_TASK_DEADLINE. Being throttled is Exchange saying "wait", not a failure, so
@@ -12,17 +13,19 @@ throttled runs only spend time: a storm that outlasts a fixed number of tries mu
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from celery import Task
+from pydantic import BaseModel
+from pydantic import ValidationError as ModelError
 
+from contract.actions import ActionContract
+from contract.envelope import ResultEnvelope
+from contract.errors import field_errors, first_message
 from worker.app import app
 from worker.artifacts.store import ArtifactStore, Provenance, store_from_settings
 from worker.errors import ActionError, Permanent, RetryLater, ValidationError
@@ -34,7 +37,6 @@ from worker.settings import get_settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-QUEUES = ("enrichment", "containment", "notification")
 
 
 @dataclass
@@ -60,76 +62,38 @@ class ActionContext:
         return self.artifacts.put(content, provenance)
 
 
-def _type_ok(value: Any, annotation: Any) -> bool:
-    """JSON-level check of the annotations actions use: str, int, float, bool, list[...], dict, X | None."""
-    if annotation is Any or annotation is inspect.Parameter.empty:
-        return True
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, option) for option in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if origin is typing.Literal:
-        return value in typing.get_args(annotation)
-    if origin in (list, tuple):
-        (item_type, *_) = typing.get_args(annotation) or (Any,)
-        return isinstance(value, list) and all(_type_ok(item, item_type) for item in value)
-    if origin is dict or annotation is dict:
-        return isinstance(value, dict)
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, annotation)
-
-
-def _describe(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-
-
-def validate_kwargs(fn: Callable, args: tuple, kwargs: dict) -> dict:
-    """The kwargs for `fn`, or ValidationError naming the first bad field. Every action accepts `connection`
-    (checked by the caller); `fn` receives it only if it declares it."""
+def validate_arguments(contract: ActionContract, args: tuple, kwargs: dict) -> BaseModel:
+    """The action's arguments model, or ValidationError naming every bad field (the first one first)."""
     if args:
         raise ValidationError("args", "pass keyword arguments only")
-    parameters = dict(list(inspect.signature(fn).parameters.items())[1:])  # without ctx
-    hints = typing.get_type_hints(fn)
-    for name in kwargs:
-        if name not in parameters and name != "connection":
-            raise ValidationError(name, f"unknown argument (accepted: {', '.join(parameters)})")
-    validated = {}
-    for name, parameter in parameters.items():
-        if name not in kwargs:
-            if parameter.default is inspect.Parameter.empty:
-                raise ValidationError(name, "required")
-            continue
-        annotation = hints.get(name, Any)
-        if not _type_ok(kwargs[name], annotation):
-            raise ValidationError(
-                name, f"expected {_describe(annotation)}, got {type(kwargs[name]).__name__}"
-            )
-        validated[name] = kwargs[name]
-    return validated
+    try:
+        return contract.arguments.model_validate(kwargs)
+    except ModelError as error:
+        field, message = first_message(field_errors(error, model=contract.arguments))
+        raise ValidationError(field, message.removeprefix(f"{field}: ")) from None
 
 
 def _envelope(
     name: str, mailbox: Any, status: str, data: dict, error: dict | None, runs: int, started: float
-):
-    return {
-        "status": status,
-        "action": name,
-        "mailbox": mailbox if isinstance(mailbox, str) else None,
-        "data": data,
-        "error": error,
-        "attempts": runs,
-        "duration_ms": int((time.time() - started) * 1000),
-    }
+) -> dict:
+    return ResultEnvelope(
+        status=status,
+        action=name,
+        mailbox=mailbox if isinstance(mailbox, str) else None,
+        data=data,
+        error=error,
+        attempts=runs,
+        duration_ms=int((time.time() - started) * 1000),
+    ).model_dump(mode="json")
 
 
-def run_action(task: Task, name: str, fn: Callable[..., dict], args: tuple, kwargs: dict) -> dict:
+def run_action(
+    task: Task, contract: ActionContract, fn: Callable[[ActionContext, Any], dict], args: tuple, kwargs: dict
+) -> dict:
     settings = get_settings()
     record = record_run(task.request.id)
     retries = task.request.retries or 0
+    name = contract.name
     mailbox = kwargs.get("mailbox")
 
     def finish(status: str, data: dict | None = None, error: ActionError | None = None) -> dict:
@@ -146,13 +110,13 @@ def run_action(task: Task, name: str, fn: Callable[..., dict], args: tuple, kwar
             ),
         )
     try:
-        profile = kwargs.get("connection", "default")
-        if not isinstance(profile, str):
-            raise ValidationError("connection", "expected the name of a connection profile")
-        get_profile(profile)
-        validated = validate_kwargs(fn, args, kwargs)
-        ctx = ActionContext(profile, record.failures, task.request.id, store_from_settings())
-        return finish("ok", fn(ctx, **validated))
+        validated = validate_arguments(contract, args, kwargs)
+        mailbox = getattr(validated, "mailbox", None)
+        get_profile(validated.connection)
+        ctx = ActionContext(
+            validated.connection, record.failures, task.request.id, store_from_settings()
+        )
+        return finish("ok", fn(ctx, validated))
     except RetryLater as later:
         reason = give_up_reason(task.request.id, record, later)
         if reason is not None:
@@ -166,18 +130,15 @@ def run_action(task: Task, name: str, fn: Callable[..., dict], args: tuple, kwar
         return finish("error", error=Permanent("InternalError", f"{type(exc).__name__} (see the worker log)"))
 
 
-def ews_action(name: str, queue: str) -> Callable[[Callable[..., dict]], Task]:
-    """Register `fn(ctx, **kwargs) -> dict` as Celery task `ews.<name>` on `queue` (see QUEUES)."""
-    if queue not in QUEUES:
-        raise ValueError(f"queue must be one of {QUEUES}, got {queue!r}")
+def ews_action(contract: ActionContract) -> Callable[[Callable[[ActionContext, Any], dict]], Task]:
+    """Register `fn(ctx, args) -> dict` as the Celery task of `contract` (`ews.<name>` on its queue)."""
 
-    def register(fn: Callable[..., dict]) -> Task:
-        @app.task(name=f"ews.{name}", bind=True, queue=queue, acks_late=True, max_retries=None)
+    def register(fn: Callable[[ActionContext, Any], dict]) -> Task:
+        @app.task(name=contract.task_name, bind=True, queue=contract.queue, acks_late=True, max_retries=None)
         def task(self: Task, *args: Any, **kwargs: Any) -> dict:
-            return run_action(self, name, fn, args, kwargs)
+            return run_action(self, contract, fn, args, kwargs)
 
         task.__doc__ = fn.__doc__
-        task.action_fn = fn  # the producer lists and validates API calls against its signature
         return task
 
     return register

@@ -14,6 +14,7 @@ from campaigns.dispatcher import dispatch_step
 from campaigns.runner import run_mailbox
 from campaigns.service import CampaignService
 from campaigns.store import CampaignStore
+from contract.envelope import FoundMessage, ItemResult, SearchResult
 
 _ids = itertools.count(1)
 
@@ -72,31 +73,29 @@ class FakeGateway:
         return self.exchange.mailboxes.setdefault(self.mailbox, [])
 
     def find(self, criteria, folders, limit):
+        """Matches Message-ID, subject (whole, case-insensitive) and sender, as contract.criteria means them."""
         self.exchange.calls.append((self.mailbox, "find"))
         found = []
         for item in self._items():
             in_scope = item.folder in folders if folders else not item.folder.startswith("recoverable")
             if not in_scope:
                 continue
-            if (
-                "internet_message_id" in criteria
-                and item.internet_message_id != criteria["internet_message_id"]
-            ):
+            if criteria.internet_message_id not in (None, item.internet_message_id):
                 continue
-            if "subject" in criteria and item.subject != criteria["subject"]:
+            if criteria.subject is not None and item.subject.casefold() != criteria.subject.casefold():
                 continue
-            if "sender" in criteria and item.sender != criteria["sender"]:
+            if criteria.sender not in (None, item.sender.lower()):
                 continue
             found.append(
-                {
-                    "item_id": item.item_id,
-                    "folder": item.folder,
-                    "subject": item.subject,
-                    "sender": item.sender,
-                    "internet_message_id": item.internet_message_id,
-                }
+                FoundMessage(
+                    item_id=item.item_id,
+                    folder=item.folder,
+                    subject=item.subject,
+                    sender=item.sender,
+                    internet_message_id=item.internet_message_id,
+                )
             )
-        return found[:limit]
+        return SearchResult(messages=found[:limit], truncated=len(found) > limit)
 
     def _by_id(self, item_id):
         return next((i for i in self._items() if i.item_id == item_id), None)
@@ -106,36 +105,21 @@ class FakeGateway:
         for item_id in item_ids:
             item = self._by_id(item_id)
             if item is None:
-                results.append(
-                    {
-                        "item_id": item_id,
-                        "outcome": "already_gone",
-                        "new_item_id": None,
-                        "folder": None,
-                        "error": None,
-                    }
-                )
+                results.append(ItemResult(item_id=item_id, outcome="already_gone"))
                 continue
             if remember:
                 item.last_folder = item.folder
             item.folder, item.item_id = to_folder, new_id()
             results.append(
-                {
-                    "item_id": item_id,
-                    "outcome": "done",
-                    "new_item_id": item.item_id,
-                    "folder": to_folder,
-                    "error": None,
-                }
+                ItemResult(item_id=item_id, outcome="done", new_item_id=item.item_id, folder=to_folder)
             )
         return results
 
     def delete(self, item_ids, delete_type):
         self.exchange.calls.append((self.mailbox, "delete"))
         results = self._move(item_ids, mailbox_work.RECOVERABLE_FOLDERS[delete_type], remember=True)
-        for result in results:  # DeleteItem returns no new id
-            result.update(new_item_id=None, folder=None)
-        return results
+        # DeleteItem returns no new id
+        return [r.model_copy(update={"new_item_id": None, "folder": None}) for r in results]
 
     def junk(self, item_ids):
         self.exchange.calls.append((self.mailbox, "junk"))

@@ -15,9 +15,9 @@ from typing import Any
 
 import uvicorn
 
-from campaigns import spec as campaign_spec
-from campaigns.errors import Conflict, UnknownCampaign
-from producer.actions import ActionInfo
+from campaigns.errors import Conflict, IdempotencyConflict, UnknownCampaign
+from campaigns.service import validate
+from contract.actions import ActionContract
 
 VALID_SPEC = {
     "action": "delete",
@@ -34,20 +34,25 @@ class FakeCampaignService:
         self.audit_log: list[dict[str, Any]] = []
         self.calls: list[tuple] = []
 
-    def create(self, spec: dict, requester: str, idempotency_key: str | None) -> dict[str, Any]:
-        clean = campaign_spec.validate(spec)
+    def create(self, spec, requester: str, idempotency_key: str | None) -> dict[str, Any]:
+        clean = validate(spec)
         if idempotency_key in self.idempotency:
-            return self.get(self.idempotency[idempotency_key])
-        campaign_id = f"c{len(self.campaigns) + 1}"
-        mailboxes = clean["targets"].get("mailboxes", [])
+            earlier = self.idempotency[idempotency_key]
+            if self.campaigns[earlier]["digest"] != clean.digest():
+                raise IdempotencyConflict(earlier)
+            return self.get(earlier)
+        campaign_id = f"c-{len(self.campaigns) + 1:016x}"
+        mailboxes = clean.targets.mailboxes or []
         self.campaigns[campaign_id] = {
             "id": campaign_id,
-            "status": "preview_ready" if clean["mode"] == "preview" else "completed",
-            "action": clean["action"],
-            "mode": clean["mode"],
+            "status": "preview_ready" if clean.mode == "preview" else "completed",
+            "action": clean.action,
+            "mode": clean.mode,
             "requester": requester,
             "approved_by": None,
-            "spec": clean,
+            "spec": clean.recorded().wire(),
+            "digest": clean.digest(),
+            "targets": mailboxes,
             "results": [
                 {"mailbox": m, "status": "ok", "matches": 1, "subject": "=HYPERLINK(\"x\")", "error": None}
                 for m in mailboxes
@@ -61,13 +66,17 @@ class FakeCampaignService:
     def get(self, campaign_id: str) -> dict[str, Any]:
         campaign = self._campaign(campaign_id)
         total = len(campaign["results"])
-        public = {k: v for k, v in campaign.items() if k not in ("results", "failed")}
+        public = {k: v for k, v in campaign.items() if k not in ("results", "failed", "digest", "targets")}
         progress = {"done": total, "total": total, "percent": 100.0, "rate_per_s": 1.5, "eta_s": None}
         counters = {"preview": {"failed": campaign.get("failed", 0)}}
         return {**public, "phase": "preview", "counters": counters, "progress": progress}
 
     def results(self, campaign_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
         return self._campaign(campaign_id)["results"][offset : offset + limit]
+
+    def targets(self, campaign_id: str, offset: int, limit: int) -> dict[str, Any]:
+        targets = self._campaign(campaign_id)["targets"]
+        return {"items": targets[offset : offset + limit], "total": len(targets)}
 
     def approve(self, campaign_id: str, approver: str, research: bool = False) -> dict[str, Any]:
         campaign = self._campaign(campaign_id)
@@ -116,18 +125,9 @@ class FakeCampaignService:
         self.audit_log.append({"id": record_id, "event": event, "campaign": campaign_id, "by": by})
 
 
-def delete_message(ctx, mailbox: str, item_ids: list[str], delete_type: str = "soft",
-                   connection: str = "default") -> dict:
-    raise AssertionError("the API never runs actions itself")
-
-
-def get_oof(ctx, mailbox: str, connection: str = "default") -> dict:
-    raise AssertionError("the API never runs actions itself")
-
-
 class FakeGateway:
-    """Knows two actions; `send` records the call and finishes the task at once (or, with `hold`, leaves it
-    PENDING until `finish(task_id)`)."""
+    """`send` records the call and finishes the task at once (or, with `hold`, leaves it PENDING until
+    `finish(task_id)`)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple] = []
@@ -136,14 +136,7 @@ class FakeGateway:
         self.hold = False
         self.held: dict[str, dict[str, Any]] = {}
 
-    def catalog(self) -> dict[str, ActionInfo]:
-        return {
-            "delete_message": ActionInfo("delete_message", "containment", ("mailbox", "item_ids"),
-                                         ("delete_type", "connection"), delete_message),
-            "get_oof": ActionInfo("get_oof", "enrichment", ("mailbox",), ("connection",), get_oof),
-        }
-
-    def send(self, action: ActionInfo, kwargs: dict, requester: str, idempotency_key: str | None) -> str:
+    def send(self, action: ActionContract, kwargs: dict, requester: str, idempotency_key: str | None) -> str:
         claim = (requester, action.name, idempotency_key)
         if idempotency_key and claim in self.claims:
             return self.claims[claim]

@@ -12,13 +12,7 @@ from worker.settings import get_settings
 
 broker.install()  # one Redis client per kombu channel, not one per publish/ack
 
-TASK_MODULES = (
-    "tasks.enrichment",
-    "tasks.containment",
-    "tasks.notification",
-    "tasks.validation",
-    "campaigns.tasks",
-)
+TASK_MODULES = ("tasks.enrichment", "tasks.containment", "tasks.notification", "campaigns.tasks")
 
 
 def _existing(modules: tuple[str, ...]) -> list[str]:
@@ -31,18 +25,6 @@ app = Celery(
     include=_existing(TASK_MODULES) + list(get_settings().extra_task_modules),
 )
 app.config_from_object("celeryconfig")
-
-
-def route_task(name: str, args, kwargs, options, task=None, **_) -> dict | None:
-    """Route by task name, also for producers that only `send_task` by name: campaign.* to campaigns, ews.* to
-    the queue its action declared."""
-    if name.startswith("campaign."):
-        return {"queue": "campaigns"}
-    if name not in app.tasks:
-        app.loader.import_default_modules()
-    registered = app.tasks.get(name)
-    queue = getattr(registered, "queue", None)
-    return {"queue": queue} if queue else None
 
 
 @signals.worker_init.connect

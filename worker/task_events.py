@@ -13,6 +13,7 @@ from typing import Any
 from celery import signals
 from celery._state import get_current_task
 
+from contract.campaign import CampaignRecord, MailboxOutcome
 from worker import logs, metrics
 from worker.settings import get_settings
 
@@ -71,25 +72,26 @@ def _task_retried(request: Any = None, reason: Any = None, einfo: Any = None, **
     )
 
 
-def campaign_mailbox_recorded(meta: dict, phase: str, mailbox: str, outcome: dict) -> None:
+def campaign_mailbox_recorded(
+    record: CampaignRecord, phase: str, mailbox: str, outcome: MailboxOutcome
+) -> None:
     """Called by the campaign runner once a mailbox's outcome is recorded (first writer only)."""
-    metrics.campaign_mailbox_recorded(meta["action"], phase, outcome["status"])
+    metrics.campaign_mailbox_recorded(record.action, phase, outcome.status)
     task = get_current_task()
     task_id = task.request.id if task is not None else None
     started = _started.get(task_id or "")
-    items = outcome.get("items") or []
     logs.event(
         "campaign_mailbox",
-        f"campaign {meta['id']} {phase} {mailbox}: {outcome['status']}",
-        level=logging.WARNING if outcome["status"] == "failed" else logging.INFO,
-        campaign_id=meta["id"],
+        f"campaign {record.id} {phase} {mailbox}: {outcome.status}",
+        level=logging.WARNING if outcome.status == "failed" else logging.INFO,
+        campaign_id=record.id,
         phase=phase,
         task_id=task_id,
         mailbox=mailbox,
-        action=meta["action"],
-        outcome=outcome["status"],
-        code=(outcome.get("error") or {}).get("code"),
-        items=len(items),
+        action=record.action,
+        outcome=outcome.status,
+        code=outcome.error.code if outcome.error else None,
+        items=len(outcome.items),
         attempt=(task.request.retries or 0) + 1 if task is not None else None,
         duration_ms=int((time.monotonic() - started) * 1000) if started is not None else None,
     )

@@ -401,6 +401,7 @@ _ITEM_FIELDS: tuple[tuple[str, _Renderer], ...] = (
     ("item:LastModifiedName", _text("LastModifiedName", _last_modified_name)),
     ("item:LastModifiedTime", _time("LastModifiedTime", lambda i: i.last_modified_time)),
     ("item:IsAssociated", _constant("IsAssociated", "false")),
+    ("item:Preview", _text("Preview", mime.preview)),  # Exchange 2013+, asked for by name only
 )
 # MessageType's extension of ItemType.
 _MESSAGE_FIELDS: tuple[tuple[str, _Renderer], ...] = (

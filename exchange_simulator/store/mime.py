@@ -9,12 +9,14 @@ Authentication-Results, X-...) survive, the rest is rewritten from the fields.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import format_datetime, getaddresses, make_msgid, parsedate_to_datetime
+from html.parser import HTMLParser
 
 from exchange_simulator.store.model import Attachment, EmailAddress, Item
 
@@ -44,6 +46,8 @@ _MANAGED = frozenset(
     )
 )
 _IMPORTANCE_TO_HEADER = {"High": "high", "Low": "low"}
+PREVIEW_LENGTH = 256  # EWS Preview (Exchange 2013+): "the first 256 characters of the item"
+_WHITESPACE = re.compile(r"\s+")
 _SENSITIVITY_TO_HEADER = {
     "Personal": "Personal",
     "Private": "Private",
@@ -226,3 +230,44 @@ def _date(value: object) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+_HIDDEN_TAGS = frozenset({"script", "style", "head"})
+_BREAKING_TAGS = frozenset({"br", "p", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+
+class _TextOfHtml(HTMLParser):
+    """The text an HTML body shows: no tags, no script or style content, entities decoded."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag in _HIDDEN_TAGS:
+            self._hidden += 1
+        elif tag in _BREAKING_TAGS:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN_TAGS and self._hidden:
+            self._hidden -= 1
+        elif tag in _BREAKING_TAGS:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def preview(item: Item) -> str:
+    """The item's Preview: its body as plain text, whitespace collapsed, cut to PREVIEW_LENGTH."""
+    if item.body_type == "HTML":
+        parser = _TextOfHtml()
+        parser.feed(item.body)
+        parser.close()
+        text = "".join(parser.parts)
+    else:
+        text = item.body
+    return _WHITESPACE.sub(" ", text).strip()[:PREVIEW_LENGTH]

@@ -51,7 +51,7 @@ def test_a_throttled_mailbox_retries_later_then_fails_with_the_cause(campaign):
     busy = run(harness, campaign_id, gateway_for=lambda *_: BusyGateway(), give_up_reason="gave up")
     assert busy == "recorded"
     outcome = harness.store.outcome(campaign_id, "preview", MAILBOX)
-    assert outcome["status"] == "failed" and outcome["error"]["code"] == "ErrorServerBusy"
+    assert outcome.status == "failed" and outcome.error.code == "ErrorServerBusy"
 
 
 def test_a_second_delivery_waits_for_the_lease_holder(campaign):
@@ -69,7 +69,7 @@ def test_cancelled_and_unknown_campaigns_are_no_ops(campaign):
     harness.service.cancel(campaign_id, by="alice")
     assert run(harness, campaign_id) == "inactive"
     assert harness.exchange.calls == []
-    assert run(harness, "c-unknown") == "unknown_campaign"
+    assert run(harness, "c-0000000000000000") == "unknown_campaign"
 
 
 def test_a_bug_is_recorded_as_a_failure_not_a_stuck_mailbox(campaign):
@@ -80,5 +80,5 @@ def test_a_bug_is_recorded_as_a_failure_not_a_stuck_mailbox(campaign):
             raise KeyError("oops")
 
     assert run(harness, campaign_id, gateway_for=lambda *_: Broken()) == "recorded"
-    assert harness.store.outcome(campaign_id, "preview", MAILBOX)["error"]["code"] == "InternalError"
+    assert harness.store.outcome(campaign_id, "preview", MAILBOX).error.code == "InternalError"
     assert harness.service.get(campaign_id)["status"] == "preview_ready"

@@ -2,12 +2,15 @@
 exactly what exchangelib's generic code sends, so the CPU they save changes nothing on the wire."""
 
 import pytest
+from exchangelib import Message
+from exchangelib.fields import FieldOrder, FieldPath
 from exchangelib.items import ID_ONLY, SHALLOW
 from exchangelib.properties import FolderId
 from exchangelib.restriction import Restriction
 from exchangelib.services import FindFolder, FindItem
 from exchangelib.util import TNS, xml_to_str
 
+from contract.criteria import SearchCriteria, SearchOrder
 from worker import profiles
 from worker.ews import connection, folders, search
 from worker.ews.connection import account_for
@@ -48,23 +51,38 @@ def test_find_folder_payload_is_exchangelibs(account, under):
         )
 
 
-def test_find_item_payload_is_exchangelibs(account):
-    query = search.build_query({"internet_message_id": "<p@bad.example>", "sender": "x@bad.example"})
-    restriction = Restriction(query, search.FIELD_CHECK_FOLDERS, Restriction.ITEMS)
+@pytest.mark.parametrize(
+    ("paths", "order"),
+    [
+        (search.FIND_PATHS, None),
+        ((*search.DETAIL_PATHS, search.PREVIEW_PATH), SearchOrder("received", descending=True)),
+        (search.DETAIL_PATHS, SearchOrder("size", descending=False)),
+    ],
+)
+def test_find_item_payload_is_exchangelibs(account, paths, order):
+    given = SearchCriteria.model_validate({"internet_message_id": "p@bad.example", "sender": "x@bad.example"})
+    restriction = Restriction(search.build_query(given), search.FIELD_CHECK_FOLDERS, Restriction.ITEMS)
     parents = [FolderId(id=f"F{i}=", changekey="CK") for i in range(3)]
     kwargs = dict(
-        additional_fields=search.FIND_PATHS,
+        additional_fields=paths,
         restriction=restriction,
-        order_fields=None,
         query_string=None,
         shape=ID_ONLY,
         depth=SHALLOW,
         calendar_view=None,
         page_size=83,
     )
+    exchangelib_order = None
+    if order is not None:
+        field = Message.get_field_by_fieldname(search._ORDER_ATTRIBUTES[order.field])
+        exchangelib_order = [FieldOrder(FieldPath(field=field), reverse=order.descending)]
     for _ in range(2):  # the second time from the caches
-        lean = search._LeanFindItem(account=account, page_size=83).get_payload(folders=parents, **kwargs)
-        generic = FindItem(account=account, page_size=83).get_payload(folders=parents, **kwargs)
+        lean = search._LeanFindItem(account=account, page_size=83).get_payload(
+            folders=parents, order_fields=order, **kwargs
+        )
+        generic = FindItem(account=account, page_size=83).get_payload(
+            folders=parents, order_fields=exchangelib_order, **kwargs
+        )
         assert xml_to_str(lean) == xml_to_str(generic)
 
 
@@ -82,6 +100,12 @@ FOUND_MESSAGES = [
     "<t:Value>Payroll@Bad.example</t:Value></t:ExtendedProperty>"
     '<t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="0x5d02" PropertyType="String"/>'
     "<t:Value>boss@bad.example</t:Value></t:ExtendedProperty></t:Message>",
+    # search_emails' details: read state, importance, size, categories, sent time.
+    '<t:Message><t:ItemId Id="AAMkI3=" ChangeKey="CQ3"/><t:ParentFolderId Id="AAMkF3=" ChangeKey="AQ3"/>'
+    "<t:Subject>Invoice</t:Subject><t:DateTimeReceived>2026-11-01T10:00:00Z</t:DateTimeReceived>"
+    "<t:Size>20480</t:Size><t:Categories><t:String>Phish</t:String><t:String>Red</t:String></t:Categories>"
+    "<t:Importance>High</t:Importance><t:DateTimeSent>2026-11-01T09:59:00Z</t:DateTimeSent>"
+    "<t:HasAttachments>false</t:HasAttachments><t:IsRead>true</t:IsRead></t:Message>",
     # An internal (EX) sender, an offset time, no attachments flag, no From, no properties.
     '<t:Message><t:ItemId Id="AAMkI2=" ChangeKey="CQ2"/><t:ParentFolderId Id="AAMkF2=" ChangeKey="AQ2"/>'
     "<t:DateTimeReceived>2026-11-01T12:30:15+02:00</t:DateTimeReceived>"
@@ -92,20 +116,24 @@ FOUND_MESSAGES = [
 
 @pytest.mark.parametrize("xml", FOUND_MESSAGES)
 def test_found_message_rows_read_what_exchangelib_reads(account, xml):
-    from exchangelib import Message
     from lxml import etree
 
-    from worker.ews.found_messages import FoundMessage
+    from worker.ews.finditem_rows import FindItemRow
 
     def elem():  # a fresh one for each: exchangelib clears the elements it has parsed
         return etree.fromstring(f'<t:Items xmlns:t="{TNS}">{xml}</t:Items>')[0]
 
-    generic, lean = Message.from_xml(elem=elem(), account=account), FoundMessage.from_xml(elem())
+    generic, lean = Message.from_xml(elem=elem(), account=account), FindItemRow.from_xml(elem())
 
     def view(item, parent_id):
         return {
             "id": (item.id, item.changekey, parent_id),
             "fields": (item.subject, item.message_id, search.iso(item.datetime_received)),
+            # exchangelib fills in defaults (Normal, unread) for what a lean FindItem did not ask for
+            "details": (item.is_read, item.importance, item.size, search.iso(item.datetime_sent))
+            if "<t:IsRead>" in xml
+            else None,
+            "categories": list(item.categories or ()),
             "attachments": item.has_attachments,
             "addresses": (search._sender(item), search._from(item)),
         }
@@ -113,10 +141,20 @@ def test_found_message_rows_read_what_exchangelib_reads(account, xml):
     assert view(lean, lean.parent_folder_id) == view(generic, generic.parent_folder_id.id)
 
 
+def test_found_message_rows_read_the_preview():
+    from lxml import etree
+
+    from worker.ews.finditem_rows import FindItemRow
+
+    xml = f'<t:Message xmlns:t="{TNS}"><t:ItemId Id="I=" ChangeKey="C"/><t:Preview>Dear user</t:Preview>'
+    xml += "</t:Message>"
+    assert FindItemRow.from_xml(etree.fromstring(xml)).preview == "Dear user"
+
+
 def test_found_message_rows_skip_what_is_not_a_message():
     from lxml import etree
 
-    from worker.ews.found_messages import FoundMessage
+    from worker.ews.finditem_rows import FindItemRow
 
     meeting = f'<t:MeetingRequest xmlns:t="{TNS}"><t:ItemId Id="M=" ChangeKey="C"/></t:MeetingRequest>'
-    assert FoundMessage.from_xml(etree.fromstring(meeting)) is None
+    assert FindItemRow.from_xml(etree.fromstring(meeting)) is None

@@ -15,6 +15,7 @@ import redis
 from exchangelib import errors as ews
 from fastapi.testclient import TestClient
 
+from contract.campaign import MailboxOutcome
 from producer.api import create_app
 from producer.local_redis import free_port
 from worker import execution, metrics, task_events
@@ -90,9 +91,9 @@ def test_finished_action_is_counted_from_its_envelope():
 
 def test_campaign_progress_and_retries_are_counted():
     before = value("ews_ir_campaign_mailboxes_total", action="delete", phase="execute", outcome="acted")
-    meta = {"id": "c-1", "action": "delete"}
+    record = SimpleNamespace(id="c-0000000000000001", action="delete")
     task_events.campaign_mailbox_recorded(
-        meta, "execute", "a@contoso.example", {"status": "acted", "items": []}
+        record, "execute", "a@contoso.example", MailboxOutcome(status="acted")
     )
     assert (
         value("ews_ir_campaign_mailboxes_total", action="delete", phase="execute", outcome="acted")

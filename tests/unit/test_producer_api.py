@@ -39,10 +39,12 @@ def create(api, spec=VALID_SPEC, role="responder", **headers) -> dict:
     return response.json()
 
 
+C1 = "c-00000000000000c1"  # well formed, unknown
 ENDPOINTS = [
     # (method, path, minimum role)
     ("GET", "/v1/campaigns/c1", "reader"),
     ("GET", "/v1/campaigns/c1/results", "reader"),
+    ("GET", "/v1/campaigns/c1/targets", "reader"),
     ("GET", "/v1/audit", "reader"),
     ("GET", "/v1/actions", "reader"),
     ("GET", "/v1/tasks/t1", "reader"),
@@ -52,13 +54,14 @@ ENDPOINTS = [
     ("POST", "/v1/campaigns/c1/resume", "responder"),
     ("POST", "/v1/campaigns/c1/retry-failed", "responder"),
     ("POST", "/v1/campaigns/c1/restore", "responder"),
-    ("POST", "/v1/actions/get_oof", "responder"),
+    ("POST", "/v1/actions/get_out_of_office", "responder"),
+    ("POST", "/v1/actions/format_disk", "responder"),
     ("POST", "/v1/campaigns/c1/approve", "approver"),
 ]
 ROLES = ["reader", "responder", "approver"]
 
 
-@pytest.mark.parametrize(("method", "path", "needed"), ENDPOINTS)
+@pytest.mark.parametrize(("method", "path", "needed"), [(m, p.replace("c1", C1), n) for m, p, n in ENDPOINTS])
 def test_every_endpoint_needs_a_valid_key_of_a_high_enough_role(api, method, path, needed):
     body = VALID_SPEC if path == "/v1/campaigns" else {"mailbox": "a@example.com"}
     assert api.request(method, path, json=body).status_code == 401
@@ -95,18 +98,30 @@ def test_approve_without_a_body_does_not_research(api, service):
 
 
 def test_invalid_spec_is_422_naming_every_bad_field_without_echoing_values(api):
-    spec = {"action": "nuke", "targets": {"mailboxes": ["not-an-address"]}, "password": "hunter2-secret"}
+    spec = {
+        "action": "nuke-it",
+        "targets": {"mailboxes": ["not-an-address"]},
+        "match": {"subject": "x" * 2000},
+        "password": "hunter2-secret",
+    }
     response = api.post("/v1/campaigns", json=spec, headers=auth(api, "responder"))
     assert response.status_code == 422
     body = response.json()
-    assert body["detail"] == "invalid campaign spec"
     fields = {error["field"] for error in body["errors"]}
-    assert {"action", "password", "targets.mailboxes[0]"} <= fields
-    assert "hunter2-secret" not in response.text
+    assert {"action", "password", "targets.mailboxes[0]", "match.subject"} <= fields
+    for echoed in ("hunter2-secret", "nuke-it", "not-an-address", "x" * 50):
+        assert echoed not in response.text
+
+
+def test_a_destructive_campaign_needs_an_identifying_criterion(api):
+    spec = {**VALID_SPEC, "match": {"received_after": "2026-03-01", "has_attachments": True}}
+    response = api.post("/v1/campaigns", json=spec, headers=auth(api, "responder"))
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["match"]
 
 
 def test_request_validation_errors_use_the_same_shape(api):
-    response = api.get("/v1/campaigns/c1/results?limit=0&offset=-1", headers=auth(api, "reader"))
+    response = api.get(f"/v1/campaigns/{C1}/results?limit=0&offset=-1", headers=auth(api, "reader"))
     assert response.status_code == 422
     assert {e["field"] for e in response.json()["errors"]} == {"limit", "offset"}
     not_an_object = api.post("/v1/campaigns", json=[1, 2], headers=auth(api, "responder"))
@@ -154,9 +169,9 @@ def test_idempotency_keys_are_per_requester_and_refuse_a_different_spec(api, ser
 
 
 def test_engine_errors_map_to_404_and_409(api):
-    missing = api.get("/v1/campaigns/nope", headers=auth(api, "reader"))
+    missing = api.get(f"/v1/campaigns/{C1}", headers=auth(api, "reader"))
     assert missing.status_code == 404
-    assert missing.json() == {"detail": "unknown campaign 'nope'", "errors": []}
+    assert missing.json() == {"detail": "unknown campaign", "errors": []}
     campaign = create(api)
     conflict = api.post(f"/v1/campaigns/{campaign['id']}/resume", headers=auth(api, "responder"))
     assert conflict.status_code == 409
@@ -204,37 +219,42 @@ def test_audit_as_json_and_json_lines(api):
     assert [json.loads(line) for line in lines.text.splitlines()] == records
 
 
-def test_action_is_validated_sent_and_its_result_readable(api, gateway):
+def test_action_is_validated_sent_normalised_and_its_result_readable(api, gateway):
     headers = auth(api, "responder")
     unknown = api.post("/v1/actions/format_disk", json={}, headers=headers)
     assert unknown.status_code == 404
-    assert "known: delete_message, get_oof" in unknown.json()["detail"]
-    missing = api.post("/v1/actions/delete_message", json={"mailbox": "a@example.com"}, headers=headers)
+    assert "known: search_emails, download_eml" in unknown.json()["detail"]
+    assert "format_disk" not in unknown.json()["detail"]
+    missing = api.post("/v1/actions/delete_email", json={"mailbox": "a@example.com"}, headers=headers)
     assert missing.status_code == 422
     assert missing.json()["errors"] == [{"field": "item_ids", "message": "required"}]
-    unknown_arg = api.post("/v1/actions/get_oof", json={"mailbox": "a@example.com", "colour": "red"},
-                           headers=headers)
-    assert unknown_arg.json()["errors"] == [
-        {"field": "colour", "message": "unknown argument (accepted: mailbox, connection)"}
-    ]
-    wrong_type = api.post("/v1/actions/get_oof", json={"mailbox": 7}, headers=headers)
-    assert wrong_type.json()["errors"] == [{"field": "mailbox", "message": "expected str, got int"}]
-    accepted = api.post("/v1/actions/get_oof", json={"mailbox": "a@example.com"}, headers=headers)
+    unknown_arg = api.post(
+        "/v1/actions/get_out_of_office", json={"mailbox": "a@example.com", "colour": "red"}, headers=headers
+    )
+    assert unknown_arg.json()["errors"] == [{"field": "colour", "message": "unknown field"}]
+    wrong_type = api.post("/v1/actions/get_out_of_office", json={"mailbox": 7}, headers=headers)
+    assert wrong_type.json()["errors"][0]["field"] == "mailbox"
+    accepted = api.post(
+        "/v1/actions/delete_email",
+        json={"mailbox": "Alice <A@Example.com>", "item_ids": "AA,BB", "delete_type": "trash"},
+        headers=headers,
+    )
     assert accepted.status_code == 202
     task_id = accepted.json()["task_id"]
-    assert gateway.sent == [("get_oof", {"mailbox": "a@example.com"}, "responder-user")]
+    normalised = {"mailbox": "a@example.com", "item_ids": ["AA", "BB"], "delete_type": "trash"}
+    assert gateway.sent == [("delete_email", normalised, "responder-user")]
     task = api.get(f"/v1/tasks/{task_id}", headers=auth(api, "reader")).json()
     assert task["state"] == "SUCCESS"
     assert task["result"]["status"] == "ok"
 
 
 def test_action_wait_answers_200_with_the_envelope_when_done_else_202(api, gateway):
-    headers = auth(api, "responder")
-    done = api.post("/v1/actions/get_oof?wait=5", json={"mailbox": "a@example.com"}, headers=headers)
+    headers, oof = auth(api, "responder"), "/v1/actions/get_out_of_office"
+    done = api.post(f"{oof}?wait=5", json={"mailbox": "a@example.com"}, headers=headers)
     assert done.status_code == 200
-    assert done.json()["state"] == "SUCCESS" and done.json()["result"]["action"] == "get_oof"
+    assert done.json()["state"] == "SUCCESS" and done.json()["result"]["action"] == "get_out_of_office"
     gateway.hold = True
-    late = api.post("/v1/actions/get_oof?wait=0.2", json={"mailbox": "a@example.com"}, headers=headers)
+    late = api.post(f"{oof}?wait=0.2", json={"mailbox": "a@example.com"}, headers=headers)
     assert late.status_code == 202
     task_id = late.json()["task_id"]
     assert late.json()["status_url"] == f"/v1/tasks/{task_id}"
@@ -243,7 +263,7 @@ def test_action_wait_answers_200_with_the_envelope_when_done_else_202(api, gatew
     assert api.get(f"/v1/tasks/{task_id}?wait=5", headers=headers).json()["state"] == "SUCCESS"
     for bad in ("61", "-1", "soon"):
         body = {"mailbox": "a@example.com"}
-        refused = api.post(f"/v1/actions/get_oof?wait={bad}", json=body, headers=headers)
+        refused = api.post(f"{oof}?wait={bad}", json=body, headers=headers)
         assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "wait"
 
 
@@ -253,7 +273,8 @@ def test_a_queued_action_answers_202_with_its_id_when_waiting_for_it_fails(api, 
 
     monkeypatch.setattr(gateway, "task", redis_down)
     headers = auth(api, "responder")
-    response = api.post("/v1/actions/get_oof?wait=5", json={"mailbox": "a@example.com"}, headers=headers)
+    url, body = "/v1/actions/get_out_of_office?wait=5", {"mailbox": "a@example.com"}
+    response = api.post(url, json=body, headers=headers)
     assert response.status_code == 202 and response.json()["task_id"] == "t1"
 
 
@@ -264,12 +285,76 @@ def test_client_and_api_agree_on_waiting():
     assert client.TASK_DONE == actions.TASK_DONE
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "sent"),
+    [
+        ({"limit": "10"}, {"limit": 10}),
+        ({"query": '{"is_read": "false", "sender": "X@Evil.example"}'},
+         {"query": {"is_read": False, "sender": "x@evil.example"}}),
+        ({"folders": "Inbox"}, {"folders": ["Inbox"]}),
+        ({"include_preview": "TRUE"}, {"include_preview": True}),
+    ],
+)
+def test_soar_form_values_are_coerced_before_queueing(api, gateway, kwargs, sent):
+    body = {"mailbox": "a@example.com", "query": {"subject": "x"}, **kwargs}
+    response = api.post("/v1/actions/search_emails", json=body, headers=auth(api, "responder"))
+    assert response.status_code == 202, response.text
+    (_, queued, _), = gateway.sent
+    assert {key: queued[key] for key in sent} == sent
+
+
+def test_actions_are_listed_from_the_catalogue(api):
+    actions = {a["name"]: a for a in api.get("/v1/actions", headers=auth(api, "reader")).json()}
+    assert actions["delete_email"] == {
+        "name": "delete_email",
+        "queue": "containment",
+        "summary": "Delete messages (soft by default)",
+        "role": "responder",
+        "required": ["mailbox", "item_ids"],
+        "optional": ["connection", "delete_type"],
+    }
+    assert "from" not in actions["search_emails"]["optional"] and len(actions) == 14
+
+
 def test_action_idempotency_key_returns_the_first_task(api, gateway):
     headers = {**auth(api, "responder"), "Idempotency-Key": "k1"}
-    first = api.post("/v1/actions/get_oof", json={"mailbox": "a@example.com"}, headers=headers).json()
-    again = api.post("/v1/actions/get_oof", json={"mailbox": "a@example.com"}, headers=headers).json()
+    body = {"mailbox": "a@example.com"}
+    first = api.post("/v1/actions/get_out_of_office", json=body, headers=headers).json()
+    again = api.post("/v1/actions/get_out_of_office", json=body, headers=headers).json()
     assert first["task_id"] == again["task_id"]
     assert len(gateway.sent) == 1
+
+
+def test_campaign_view_carries_no_target_list_and_targets_are_paged(api):
+    mailboxes = [f"u{i}@example.com" for i in range(5)]
+    campaign = create(api, {**VALID_SPEC, "targets": {"mailboxes": mailboxes}})
+    assert campaign["spec"]["targets"] == {"mailboxes": {"count": 5}}
+    assert "u0@example.com" not in str(campaign)
+    url = f"/v1/campaigns/{campaign['id']}/targets"
+    first = api.get(url, params={"limit": 2}, headers=auth(api, "reader")).json()
+    assert (first["items"], first["total"], first["next_offset"]) == (mailboxes[:2], 5, 2)
+    last = api.get(url, params={"offset": 4, "limit": 2}, headers=auth(api, "reader")).json()
+    assert (last["items"], last["next_offset"]) == (mailboxes[4:], None)
+
+
+@pytest.mark.parametrize(
+    "bad", ["nope", "c-0123456789abcdef:targets", "c-0123456789ABCDEF", "c-" + "a" * 198]
+)
+def test_malformed_campaign_ids_are_unknown_and_not_echoed(tmp_path, bad):
+    """With the real engine (on fakeredis): a malformed id never reaches Redis and answers a plain 404."""
+    import fakeredis
+
+    from campaigns.service import CampaignService
+    from campaigns.store import CampaignStore
+
+    service = CampaignService(CampaignStore(fakeredis.FakeRedis(), "t"), lambda *_: None)
+    app, keys = app_with_fakes(tmp_path / "keys.json", service, FakeGateway())
+    client = TestClient(app)
+    for method, suffix in (("GET", ""), ("GET", "/results"), ("GET", "/targets"), ("POST", "/cancel")):
+        response = client.request(method, f"/v1/campaigns/{bad}{suffix}",
+                                   headers={"Authorization": f"Bearer {keys['approver']}"})
+        assert response.status_code == 404, (method, suffix, response.text)
+        assert response.json() == {"detail": "unknown campaign", "errors": []}
 
 
 def test_health_endpoints_need_no_key(api):
@@ -336,7 +421,7 @@ def test_an_unexpected_failure_is_a_json_500_without_the_key(tmp_path, service, 
 
     service.get = broken
     response = TestClient(app, raise_server_exceptions=False).get(
-        "/v1/campaigns/c1", headers={"Authorization": f"Bearer {keys['reader']}"}
+        f"/v1/campaigns/{C1}", headers={"Authorization": f"Bearer {keys['reader']}"}
     )
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error; the API log has the details", "errors": []}

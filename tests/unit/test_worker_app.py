@@ -1,6 +1,9 @@
-"""The Celery app's configuration and routing: JSON only, no-loss settings, one visibility timeout, queues."""
+"""The Celery app's configuration and routing: JSON only, no-loss settings, one visibility timeout, queues;
+the contract's catalogue and the worker's registered tasks agree."""
 
-from worker.app import app, route_task
+from contract.actions import ACTIONS
+from worker.app import app
+from worker.routing import route_task
 from worker.settings import get_settings
 
 
@@ -23,10 +26,20 @@ def test_one_visibility_timeout_longer_than_any_countdown():
 
 def test_routing_by_task_name():
     assert route_task("campaign.dispatch", (), {}, {}) == {"queue": "campaigns"}
+    assert route_task("ews.delete_email", (), {}, {}) == {"queue": "containment"}
+    assert route_task("ews.not_an_action", (), {}, {}) is None
     queues = {"enrichment", "containment", "notification", "campaigns"}
     assert {q.name for q in app.conf.task_queues} == queues
+
+
+def test_the_catalogue_and_the_registered_tasks_agree():
+    """Same names, same queues: the API lists, checks and routes actions from the catalogue alone."""
     app.loader.import_default_modules()
-    actions = {name: task for name, task in app.tasks.items() if name.startswith("ews.")}
-    assert actions
-    for name, task in actions.items():
-        assert route_task(name, (), {}, {}) == {"queue": task.queue}
+    registered = {
+        name: task.queue
+        for name, task in app.tasks.items()
+        if name.startswith("ews.") and task.__module__.startswith("tasks.")
+    }
+    assert registered == {contract.task_name: contract.queue for contract in ACTIONS.values()}
+    for name, queue in registered.items():
+        assert route_task(name, (), {}, {}) == {"queue": queue}

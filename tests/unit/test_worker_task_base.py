@@ -5,6 +5,8 @@ from types import SimpleNamespace
 import fakeredis
 import pytest
 
+from contract.actions import ActionContract, MailboxArguments
+from contract.values import Count, FolderList
 from tasks import base
 from worker import runs
 from worker.errors import AlreadyGone, NotFound, RetryLater, Throttled, Transient, ValidationError
@@ -27,7 +29,16 @@ class FakeTask:
         return Retry()
 
 
-def action(ctx: base.ActionContext, mailbox: str, limit: int = 10, folders: list[str] | None = None) -> dict:
+class ProbeArguments(MailboxArguments):
+    limit: Count(1, 100) = 10
+    folders: FolderList | None = None
+
+
+PROBE = ActionContract("probe", "enrichment", ProbeArguments, "a test action")
+
+
+def action(ctx: base.ActionContext, args: ProbeArguments) -> dict:
+    mailbox, limit, folders = args.mailbox, args.limit, args.folders
     if mailbox == "gone@x.example":
         raise AlreadyGone("ErrorItemNotFound", "already deleted")
     if mailbox == "missing@x.example":
@@ -60,7 +71,7 @@ def setup(monkeypatch):
 
 
 def run(kwargs, task=None, args=()):
-    return base.run_action(task or FakeTask(), "probe", action, args, kwargs)
+    return base.run_action(task or FakeTask(), PROBE, action, args, kwargs)
 
 
 def test_ok_envelope():
@@ -88,7 +99,8 @@ def test_ok_envelope():
         ({}, (), "mailbox"),
         ({"mailbox": "a@x.example", "limit": "ten"}, (), "limit"),
         ({"mailbox": "a@x.example", "limit": True}, (), "limit"),
-        ({"mailbox": "a@x.example", "folders": ["inbox", 3]}, (), "folders"),
+        ({"mailbox": "a@x.example", "folders": ["inbox", 3]}, (), "folders[1]"),
+        ({"mailbox": "not-an-address"}, (), "mailbox"),
         ({"mailbox": "a@x.example"}, ("positional",), "args"),
         ({"mailbox": "a@x.example", "connection": "other"}, (), "connection"),
     ],
@@ -99,6 +111,21 @@ def test_validation_errors_name_the_field(kwargs, args, field):
     assert envelope["error"]["code"] == "ValidationError"
     assert envelope["error"]["message"].startswith(f"{field}:")
     assert envelope["error"]["retryable"] is False
+
+
+def test_every_bad_field_is_in_the_message_the_first_one_first():
+    envelope = run({"mailbox": "nobody", "limit": "lots", "colour": "red"})
+    message = envelope["error"]["message"]
+    assert message.startswith("mailbox: ")
+    assert "; limit: " in message and "; colour: unknown field" in message
+    assert "nobody" not in message and "lots" not in message
+    assert envelope["mailbox"] == "nobody"  # the envelope names the target as given
+
+
+def test_arguments_reach_the_action_normalised():
+    envelope = run({"mailbox": "Alice <A@X.example>", "limit": "5", "folders": "Inbox"})
+    assert envelope["data"] == {"mailbox": "a@x.example", "limit": 5, "folders": ["Inbox"], "profile": "default"}
+    assert envelope["mailbox"] == "a@x.example"
 
 
 def test_every_action_accepts_a_known_connection_profile():
@@ -189,8 +216,8 @@ def test_unexpected_exceptions_do_not_leak_their_message():
 
 
 def test_transient_error_raised_directly_is_reported_retryable():
-    def flaky(ctx, mailbox: str) -> dict:
+    def flaky(ctx, args) -> dict:
         raise Transient("ErrorTimeoutExpired", "slow")
 
-    envelope = base.run_action(FakeTask(), "flaky", flaky, (), {"mailbox": "a@x.example"})
+    envelope = base.run_action(FakeTask(), PROBE, flaky, (), {"mailbox": "a@x.example"})
     assert envelope["error"] == {"code": "ErrorTimeoutExpired", "message": "slow", "retryable": True}

@@ -17,6 +17,7 @@ from exchangelib.items import HARD_DELETE, MOVE_TO_DELETED_ITEMS, SOFT_DELETE
 from exchangelib.properties import MovedItemId
 from exchangelib.services import CopyItem, DeleteItem, MarkAsJunk, MoveItem
 
+from contract.envelope import ItemResult
 from worker.ews.errors import classify
 from worker.ews.folders import MAIL_ROOT, FolderTree, resolve_folder, well_known_folder
 
@@ -58,34 +59,21 @@ class _MarkAsJunk(_OnePerItem, MarkAsJunk):
         return container.findall(MovedItemId.response_tag()) or [None]
 
 
-def outcome(item_id: str, result, folder: str | None = None) -> dict:
-    """One per-item dict from an exchangelib result: True/None/(id, changekey) or an exception instance."""
+def outcome(item_id: str, result, folder: str | None = None) -> ItemResult:
+    """One item's result from an exchangelib result: True/None/(id, changekey) or an exception instance."""
     if isinstance(result, ErrorItemNotFound):
-        return {
-            "item_id": item_id,
-            "outcome": "already_gone",
-            "new_item_id": None,
-            "folder": None,
-            "error": None,
-        }
+        return ItemResult(item_id=item_id, outcome="already_gone")
     if isinstance(result, Exception):
-        error = classify(result)
-        return {
-            "item_id": item_id,
-            "outcome": "failed",
-            "new_item_id": None,
-            "folder": None,
-            "error": error.to_dict(),
-        }
+        return ItemResult(item_id=item_id, outcome="failed", error=classify(result).to_dict())
     new_id = result[0] if isinstance(result, tuple) else None
-    return {"item_id": item_id, "outcome": "done", "new_item_id": new_id, "folder": folder, "error": None}
+    return ItemResult(item_id=item_id, outcome="done", new_item_id=new_id, folder=folder)
 
 
 def _ids(item_ids: Iterable[str]) -> list[tuple[str, None]]:
     return [(item_id, None) for item_id in item_ids]  # a bare str would be read as a sequence of characters
 
 
-def delete_items(account, item_ids: list[str], delete_type: str = "soft") -> list[dict]:
+def delete_items(account, item_ids: list[str], delete_type: str = "soft") -> list[ItemResult]:
     """soft = recoverable from Recoverable Items (default), trash = move to Deleted Items, hard = purge.
     Never exchangelib's default, which is HardDelete."""
     results = DeleteItem(account=account).call(
@@ -99,20 +87,20 @@ def delete_items(account, item_ids: list[str], delete_type: str = "soft") -> lis
     return [outcome(i, r, folder) for i, r in zip(item_ids, results, strict=True)]
 
 
-def move_items(account, item_ids: list[str], to_folder: str) -> list[dict]:
+def move_items(account, item_ids: list[str], to_folder: str) -> list[ItemResult]:
     folder, label = resolve_folder(account, to_folder)
     results = _MoveItem(account=account).call(items=_ids(item_ids), to_folder=folder)
     return [outcome(i, r, label) for i, r in zip(item_ids, results, strict=True)]
 
 
-def copy_items(account, item_ids: list[str], to_folder: str, to_account=None) -> list[dict]:
+def copy_items(account, item_ids: list[str], to_folder: str, to_account=None) -> list[ItemResult]:
     """Copy within the mailbox or into `to_account`'s folder (then EWS returns no new id)."""
     folder, label = resolve_folder(to_account or account, to_folder)
     results = _CopyItem(account=account).call(items=_ids(item_ids), to_folder=folder)
     return [outcome(i, r, label) for i, r in zip(item_ids, results, strict=True)]
 
 
-def junk_items(account, item_ids: list[str], is_junk: bool = True, move: bool = True) -> list[dict]:
+def junk_items(account, item_ids: list[str], is_junk: bool = True, move: bool = True) -> list[ItemResult]:
     """MarkAsJunk: (un)blocks the sender and, with move, files the item in Junk Email (or back in the
     Inbox)."""
     results = _MarkAsJunk(account=account).call(items=_ids(item_ids), is_junk=is_junk, move_item=move)
@@ -120,12 +108,12 @@ def junk_items(account, item_ids: list[str], is_junk: bool = True, move: bool = 
     return [outcome(i, r, folder) for i, r in zip(item_ids, results, strict=True)]
 
 
-def restore_items(account, item_ids: list[str], to_folder: str | None = None) -> list[dict]:
+def restore_items(account, item_ids: list[str], to_folder: str | None = None) -> list[ItemResult]:
     """Move items back to the folder they were deleted from (PidTagLastActiveParentEntryId matched against the
     entry ids of the mail folders), else to `to_folder` or the Inbox. The new ids MoveItem returns are
     kept."""
     fetched = list(account.fetch(ids=_ids(item_ids), only_fields=["last_active_parent_entry_id"]))
-    outcomes: dict[str, dict] = {}
+    outcomes: dict[str, ItemResult] = {}
     groups: dict[str, tuple[object, str, list[str]]] = {}
     destination = resolve_folder(account, to_folder) if to_folder else None
     tree = (

@@ -12,6 +12,7 @@ from exchangelib.fields import FieldPath
 from exchangelib.properties import Body
 from exchangelib.services import CreateItem
 
+from contract.actions import OutgoingAttachment
 from worker.ews.content import _fetch_one
 from worker.ews.folders import well_known_folder
 from worker.ews.search import find_items
@@ -44,10 +45,9 @@ def send_email(
     cc: list[str] | None = None,
     bcc: list[str] | None = None,
     body_type: str = "html",
-    attachments: list[dict] | None = None,
+    attachments: list[OutgoingAttachment] | tuple = (),
 ) -> dict:
-    """Send (SendAndSaveCopy into Sent Items) unless a previous attempt already did; attachments are
-    [{name, content: bytes, content_type}]."""
+    """Send (SendAndSaveCopy into Sent Items) unless a previous attempt already did."""
     if already_sent(account, internet_message_id):
         return {"internet_message_id": internet_message_id, "sent": False, "already_sent": True}
     message = Message(
@@ -60,12 +60,10 @@ def send_email(
         bcc_recipients=_mailboxes(bcc),
         message_id=internet_message_id,
     )
-    for attachment in attachments or ():
+    for attachment in attachments:
         message.attach(
             FileAttachment(
-                name=attachment["name"],
-                content=attachment["content"],
-                content_type=attachment["content_type"],
+                name=attachment.name, content=attachment.content, content_type=attachment.content_type
             )
         )
     message.send_and_save()

@@ -7,26 +7,36 @@ does return from FindItem, so the FindItem service is called directly: one round
 returns only the Name of From and Sender, so their SMTP addresses come from the MAPI properties
 PidTagSenderSmtpAddress and PidTagSentRepresentingSmtpAddress. Criteria FindItem cannot return (To/Cc
 recipients, attachment names) are checked on a GetItem of the candidates, and only then.
+
+A multi-folder FindItem answers one sorted page per folder, so an ordered search reads every candidate (at
+most MAX_ORDERED_CANDIDATES) and merges them; a campaign's search asks for no order and stops at its limit.
+`details` (ews.search_emails) adds what an analyst reads in a result: read state, importance, sent time, size,
+categories from FindItem, the To and Cc addresses from one GetItem per 100 results, and the Preview when
+asked for.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from itertools import islice
 
 from exchangelib import EWSDateTime, ExtendedProperty, Folder, Message, Q
-from exchangelib.fields import FieldPath
+from exchangelib.fields import FieldPath, TextField
 from exchangelib.items import ID_ONLY, SHALLOW
 from exchangelib.properties import FolderId
 from exchangelib.restriction import Restriction
 from exchangelib.services import FindItem
 from exchangelib.services.common import shape_element
 from exchangelib.util import create_element, set_xml_value
+from exchangelib.version import EXCHANGE_2013
 
+from contract.criteria import SearchCriteria, SearchOrder
+from contract.envelope import PREVIEW_LENGTH, FoundMessage, SearchResult
+from worker.ews.finditem_rows import FindItemRow
 from worker.ews.folders import MAIL_ROOT, FolderTree, resolve_folders, well_known_folder
-from worker.ews.found_messages import FoundMessage
 
 
 class SenderSmtpAddress(ExtendedProperty):
@@ -58,7 +68,17 @@ FIND_FIELDS = (
     "sender_smtp_address",
     "from_smtp_address",
 )
+DETAIL_FIELDS = ("is_read", "importance", "datetime_sent", "size", "categories")
 FIND_PATHS = tuple(FieldPath(field=Message.get_field_by_fieldname(f)) for f in FIND_FIELDS)
+DETAIL_PATHS = FIND_PATHS + tuple(FieldPath(field=Message.get_field_by_fieldname(f)) for f in DETAIL_FIELDS)
+# item:Preview (Exchange 2013+: the start of the body as text), which exchangelib's Message does not model.
+PREVIEW_PATH = FieldPath(
+    field=TextField("preview", field_uri="item:Preview", is_read_only=True, supported_from=EXCHANGE_2013)
+)
+ORDER_FIELD_URIS = {"received": "item:DateTimeReceived", "sent": "item:DateTimeSent", "size": "item:Size"}
+_ORDER_ATTRIBUTES = {"received": "datetime_received", "sent": "datetime_sent", "size": "size"}
+RECIPIENT_FIELDS = ("to_recipients", "cc_recipients")
+MAX_ORDERED_CANDIDATES = 20_000
 # Restriction uses its folders only to check field names against their item types; `folders` may be FolderIds.
 FIELD_CHECK_FOLDERS = [Folder()]
 FETCH_BATCH = 100
@@ -67,12 +87,12 @@ MIN_PAGE_SIZE = 10
 FIND_COUNT_LIMIT = 250  # EWSFindCountLimit for restricted finds, shared by all folders of one request
 
 
-def build_query(criteria: dict) -> Q:
-    """The server-side part of the criteria (validated by tasks.validation.search_criteria) as one Q."""
-    if "aqs" in criteria:
-        return Q(criteria["aqs"])
-    parts = []
-    simple = {
+def build_query(criteria: SearchCriteria) -> Q:
+    """The server-side part of the criteria as one Q."""
+    given = criteria.given()
+    if "aqs" in given:
+        return Q(given["aqs"])
+    lookups = {
         "internet_message_id": "message_id",
         "sender": "sender",
         "from": "author",
@@ -83,32 +103,19 @@ def build_query(criteria: dict) -> Q:
         "is_read": "is_read",
         "importance": "importance",
         "categories": "categories__contains",
-    }
-    for key, lookup in simple.items():
-        if key in criteria:
-            parts.append(Q(**{lookup: criteria[key]}))
-    windows = {
         "received_after": "datetime_received__gte",
         "received_before": "datetime_received__lt",
         "sent_after": "datetime_sent__gte",
         "sent_before": "datetime_sent__lt",
     }
-    for key, lookup in windows.items():
-        if key in criteria:
-            parts.append(Q(**{lookup: _ews_datetime(criteria[key])}))
-    if "attachment_name" in criteria and "has_attachments" not in criteria:
-        parts.append(Q(has_attachments=True))
     query = Q()
-    for part in parts:
-        query &= part
+    for key, lookup in lookups.items():
+        if key in given:
+            value = given[key]
+            query &= Q(**{lookup: EWSDateTime.from_datetime(value) if isinstance(value, datetime) else value})
+    if "attachment_name" in given and "has_attachments" not in given:
+        query &= Q(has_attachments=True)
     return query
-
-
-def _ews_datetime(value: str) -> EWSDateTime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return EWSDateTime.from_datetime(parsed.astimezone(UTC))
 
 
 def iso(value) -> str | None:
@@ -130,31 +137,39 @@ def _from(item) -> str | None:
     return (item.from_smtp_address or "").lower() or smtp_address(item.author)
 
 
-def matches_found_fields(item, criteria: dict) -> bool:
+def matches_found_fields(item, criteria: SearchCriteria) -> bool:
     """Exact re-check of what the server matched loosely. Message-IDs are case-sensitive but IsEqualTo is
     not; for addresses the server's restriction is the authority, so only a known, different SMTP address
     rejects (FindItem may give just a Name, or an EX address for an internal sender)."""
-    if "internet_message_id" in criteria and item.message_id != criteria["internet_message_id"]:
+    if criteria.internet_message_id is not None and item.message_id != criteria.internet_message_id:
         return False
-    for key, found in (("sender", _sender), ("from", _from)):
-        if key in criteria and found(item) not in (None, criteria[key]):
+    for wanted, found in ((criteria.sender, _sender), (criteria.from_, _from)):
+        if wanted is not None and found(item) not in (None, wanted):
             return False
     return True
 
 
-def needs_fetch(criteria: dict) -> tuple[str, ...]:
+def needs_fetch(criteria: SearchCriteria) -> tuple[str, ...]:
     """Fields that FindItem cannot filter on or return, so candidates need a GetItem to check them."""
-    wanted = {"to": "to_recipients", "cc": "cc_recipients", "attachment_name": "attachments"}
-    return tuple(field for key, field in wanted.items() if key in criteria)
+    wanted = (
+        ("to_recipients", criteria.to),
+        ("cc_recipients", criteria.cc),
+        ("attachments", criteria.attachment_name),
+    )
+    return tuple(field for field, value in wanted if value is not None)
 
 
-def matches_fetched_fields(item, criteria: dict) -> bool:
-    if "to" in criteria and criteria["to"] not in {smtp_address(m) for m in item.to_recipients or ()}:
+def _addresses(mailboxes) -> list[str]:
+    return [a for a in (smtp_address(m) for m in mailboxes or ()) if a]
+
+
+def matches_fetched_fields(item, criteria: SearchCriteria) -> bool:
+    if criteria.to is not None and criteria.to not in _addresses(item.to_recipients):
         return False
-    if "cc" in criteria and criteria["cc"] not in {smtp_address(m) for m in item.cc_recipients or ()}:
+    if criteria.cc is not None and criteria.cc not in _addresses(item.cc_recipients):
         return False
-    if "attachment_name" in criteria:
-        needle = criteria["attachment_name"].casefold()
+    if criteria.attachment_name is not None:
+        needle = criteria.attachment_name.casefold()
         return any(needle in (a.name or "").casefold() for a in item.attachments or ())
     return True
 
@@ -189,24 +204,50 @@ class SearchScope:
         return self.labels.get(folder_id, self.default_label) if folder_id else self.default_label
 
 
-def find_messages(account, criteria: dict, folders: list[str] | None, limit: int) -> list[dict]:
-    """Messages matching `criteria` (keys as in tasks.validation.CRITERIA_KEYS) in `folders` (None = every
-    mail folder incl. subfolders, Junk and Deleted Items), at most `limit`, each exactly re-checked."""
+def find_messages(
+    account,
+    criteria: SearchCriteria,
+    folders: list[str] | None,
+    limit: int,
+    *,
+    order: SearchOrder | None = None,
+    details: bool = False,
+    preview: bool = False,
+) -> SearchResult:
+    """Up to `limit` messages matching `criteria` in `folders` (None = every mail folder incl. subfolders,
+    Junk and Deleted Items), each exactly re-checked; `truncated` when more match. With `order`, the first
+    `limit` in that order across all folders; `details`/`preview`: the fuller rows of ews.search_emails."""
     scope = SearchScope.of(account, folders)
     if not scope.folders:
-        return []
-    found = []
-    for item in _candidates(account, criteria, scope.folders, limit):
-        found.append(_summary(item, scope))
-        if len(found) >= limit:
-            break
-    return found
+        return SearchResult(messages=[], truncated=False)
+    paths = (DETAIL_PATHS + ((PREVIEW_PATH,) if preview else ())) if details else FIND_PATHS
+    page_size = page_size_for(len(scope.folders), MAX_PAGE_SIZE if order else limit + 1)
+    rows: Iterable[FindItemRow] = _candidates(account, criteria, scope.folders, paths, page_size, order)
+    if order is not None:
+        rows = sorted(islice(rows, MAX_ORDERED_CANDIDATES), key=_order_key(order), reverse=order.descending)
+    fetch = needs_fetch(criteria) + (RECIPIENT_FIELDS if details else ())
+    found = list(islice(_checked(account, rows, criteria, tuple(dict.fromkeys(fetch))), limit + 1))
+    return SearchResult(
+        messages=[_found(row, fetched, scope, details) for row, fetched in found[:limit]],
+        truncated=len(found) > limit,
+    )
+
+
+def _order_key(order: SearchOrder):
+    """Rows without the value (an item that has no sent time) come last either way."""
+    attribute = _ORDER_ATTRIBUTES[order.field]
+
+    def key(row: FindItemRow):
+        value = getattr(row, attribute)
+        return (value is not None, value) if order.descending else (value is None, value)
+
+    return key
 
 
 class _LeanFindItem(FindItem):
     """FindItem with a cached ItemShape and Restriction and FolderIds written directly: exchangelib's generic
     serialisation of nine FieldPaths, the restriction and a few dozen FolderIds cost about 0.6 ms CPU per
-    request, a tenth of a search."""
+    request, a tenth of a search. `order_fields` is a SearchOrder (or None): one t:FieldOrder."""
 
     def get_payload(self, folders, additional_fields, restriction, order_fields, query_string, shape, depth,
                     calendar_view, page_size, offset=0):
@@ -217,6 +258,8 @@ class _LeanFindItem(FindItem):
         payload.append(create_element("m:IndexedPageItemView", attrs=view))
         if restriction:
             payload.append(copy.deepcopy(_restriction_xml(restriction.q, version)))
+        if order_fields:
+            payload.append(_sort_order_xml(order_fields))
         parents = create_element("m:ParentFolderIds")
         for folder in folders:
             if isinstance(folder, FolderId):
@@ -228,6 +271,16 @@ class _LeanFindItem(FindItem):
         if query_string:
             payload.append(query_string.to_xml(version=version))
         return payload
+
+
+def _sort_order_xml(order: SearchOrder):
+    sort = create_element("m:SortOrder")
+    field_order = create_element(
+        "t:FieldOrder", attrs={"Order": "Descending" if order.descending else "Ascending"}
+    )
+    field_order.append(create_element("t:FieldURI", attrs={"FieldURI": ORDER_FIELD_URIS[order.field]}))
+    sort.append(field_order)
+    return sort
 
 
 @functools.lru_cache(maxsize=32)
@@ -242,10 +295,10 @@ def _restriction_xml(query: Q, version):
 
 
 class _FindMessageRows(_LeanFindItem):
-    """The search's FindItem: messages as FoundMessage rows (worker.ews.found_messages), others as None."""
+    """The search's FindItem: messages as FindItemRow rows (worker.ews.finditem_rows), others as None."""
 
-    def _elem_to_obj(self, elem) -> FoundMessage | None:
-        return FoundMessage.from_xml(elem)
+    def _elem_to_obj(self, elem) -> FindItemRow | None:
+        return FindItemRow.from_xml(elem)
 
 
 def find_items(
@@ -257,6 +310,7 @@ def find_items(
     max_items: int | None = None,
     *,
     service: type[_LeanFindItem] = _LeanFindItem,
+    order: SearchOrder | None = None,
 ):
     """Items from FindItem pages over `folders` (exchangelib follows IndexedPagingOffset until
     IncludesLastItemInRange), with `fields` (FieldPaths) that Exchange returns from FindItem; errors raise."""
@@ -266,7 +320,7 @@ def find_items(
         folders=folders,
         additional_fields=fields,
         restriction=None if is_aqs else restriction,
-        order_fields=None,
+        order_fields=order,
         shape=ID_ONLY,
         query_string=restriction if is_aqs else None,
         depth=SHALLOW,
@@ -280,46 +334,65 @@ def find_items(
         yield item
 
 
-def _candidates(account, criteria: dict, folders: list, limit: int) -> Iterator:
-    page_size = page_size_for(len(folders), limit)
+def _candidates(
+    account, criteria: SearchCriteria, folders: list, paths: tuple, page_size: int, order: SearchOrder | None
+) -> Iterator[FindItemRow]:
     query = build_query(criteria)
-    found = find_items(account, folders, query, FIND_PATHS, page_size, service=_FindMessageRows)
+    found = find_items(account, folders, query, paths, page_size, service=_FindMessageRows, order=order)
     seen: set[str] = set()
-    extra_fields = needs_fetch(criteria)
-    batch = []
     for item in found:
         if item is None or item.id in seen or not matches_found_fields(item, criteria):
             continue  # not a message; or a repeat (multi-folder paging shares one offset)
         seen.add(item.id)
-        if not extra_fields:
-            yield item
-            continue
-        batch.append(item)
+        yield item
+
+
+def _checked(account, rows: Iterable[FindItemRow], criteria: SearchCriteria, fields: tuple[str, ...]):
+    """(row, its GetItem or None) for rows that pass the checks FindItem cannot do; a GetItem per 100 rows
+    only when `fields` asks for something."""
+    if not fields:
+        yield from ((row, None) for row in rows)
+        return
+    batch: list[FindItemRow] = []
+    for row in rows:
+        batch.append(row)
         if len(batch) == FETCH_BATCH:
-            yield from _fetch_and_check(account, batch, extra_fields, criteria)
+            yield from _fetch_and_check(account, batch, fields, criteria)
             batch = []
     if batch:
-        yield from _fetch_and_check(account, batch, extra_fields, criteria)
+        yield from _fetch_and_check(account, batch, fields, criteria)
 
 
-def _fetch_and_check(account, batch: list, fields: tuple[str, ...], criteria: dict) -> Iterator:
+def _fetch_and_check(account, batch: list, fields: tuple[str, ...], criteria: SearchCriteria) -> Iterator:
     fetched = account.fetch(ids=[(i.id, i.changekey) for i in batch], only_fields=list(fields))
     for item, details in zip(batch, fetched, strict=True):
         if isinstance(details, Exception):
             continue  # deleted between FindItem and GetItem
         if matches_fetched_fields(details, criteria):
-            yield item
+            yield item, details
 
 
-def _summary(item, scope: SearchScope) -> dict:
-    return {
-        "item_id": item.id,
-        "change_key": item.changekey,
-        "folder": scope.label(item.parent_folder_id),
-        "subject": item.subject,
-        "sender": _sender(item) or _from(item),
-        "from": _from(item),
-        "internet_message_id": item.message_id,
-        "received": iso(item.datetime_received),
-        "has_attachments": bool(item.has_attachments),
+def _found(row: FindItemRow, fetched, scope: SearchScope, details: bool) -> FoundMessage:
+    fields = {
+        "item_id": row.id,
+        "change_key": row.changekey,
+        "folder": scope.label(row.parent_folder_id),
+        "subject": row.subject,
+        "sender": _sender(row) or _from(row),
+        "from_": _from(row),
+        "internet_message_id": row.message_id,
+        "received": row.datetime_received,
+        "has_attachments": bool(row.has_attachments),
     }
+    if details:
+        fields.update(
+            to=_addresses(fetched.to_recipients),
+            cc=_addresses(fetched.cc_recipients),
+            sent=row.datetime_sent,
+            is_read=row.is_read,
+            importance=row.importance,
+            size=row.size,
+            categories=list(row.categories or ()),
+            preview=row.preview[:PREVIEW_LENGTH] if row.preview is not None else None,
+        )
+    return FoundMessage(**fields)

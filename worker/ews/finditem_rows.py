@@ -1,9 +1,9 @@
 """FindItem's messages as plain rows, parsed straight from the XML.
 
 exchangelib's Message.from_xml walks every field of the model and matches extended properties against each
-registered class: about 1 ms of CPU per found message, a fifth of a search-and-delete. The search needs nine
-fields, so it reads just those; attribute names match exchangelib's, so the re-checks in worker.ews.search
-work on either.
+registered class: about 1 ms of CPU per found message, a fifth of a search-and-delete. A search needs a
+dozen fields, so it reads just those; attribute names match exchangelib's, so the re-checks in
+worker.ews.search work on either. Fields the request did not ask for are None.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from exchangelib.util import TNS
 MESSAGE_TAG = f"{{{TNS}}}Message"
 _EXTENDED = f"{{{TNS}}}ExtendedProperty"
 _MAILBOX = f"{{{TNS}}}Mailbox"
+_STRING = f"{{{TNS}}}String"
 _TAG = {
     name: f"{{{TNS}}}{name}"
     for name in (
@@ -26,7 +27,13 @@ _TAG = {
         "From",
         "InternetMessageId",
         "DateTimeReceived",
+        "DateTimeSent",
         "HasAttachments",
+        "IsRead",
+        "Importance",
+        "Size",
+        "Categories",
+        "Preview",
         "ExtendedFieldURI",
         "Value",
         "Name",
@@ -46,7 +53,7 @@ class Address:
 
 
 @dataclass(frozen=True)
-class FoundMessage:
+class FindItemRow:
     id: str
     changekey: str | None
     parent_folder_id: str | None
@@ -55,12 +62,18 @@ class FoundMessage:
     author: Address | None
     message_id: str | None
     datetime_received: datetime | None
+    datetime_sent: datetime | None
     has_attachments: bool | None
+    is_read: bool | None
+    importance: str | None
+    size: int | None
+    categories: tuple[str, ...] | None
+    preview: str | None
     sender_smtp_address: str | None
     from_smtp_address: str | None
 
     @classmethod
-    def from_xml(cls, elem) -> FoundMessage | None:
+    def from_xml(cls, elem) -> FindItemRow | None:
         """None for anything but a t:Message (meeting requests and the like are not mail to purge)."""
         if elem.tag != MESSAGE_TAG:
             return None
@@ -74,6 +87,8 @@ class FoundMessage:
             else:
                 children[child.tag] = child
         item_id, parent = children[_TAG["ItemId"]], children.get(_TAG["ParentFolderId"])
+        size = _text(children, "Size")
+        categories = children.get(_TAG["Categories"])
         return cls(
             id=item_id.get("Id"),
             changekey=item_id.get("ChangeKey"),
@@ -83,7 +98,15 @@ class FoundMessage:
             author=_address(children.get(_TAG["From"])),
             message_id=_text(children, "InternetMessageId"),
             datetime_received=_datetime(_text(children, "DateTimeReceived")),
+            datetime_sent=_datetime(_text(children, "DateTimeSent")),
             has_attachments=_boolean(_text(children, "HasAttachments")),
+            is_read=_boolean(_text(children, "IsRead")),
+            importance=_text(children, "Importance"),
+            size=int(size) if size else None,
+            categories=(
+                tuple(s.text or "" for s in categories.iter(_STRING)) if categories is not None else None
+            ),
+            preview=_text(children, "Preview"),
             **smtp,
         )
 

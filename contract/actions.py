@@ -1,0 +1,243 @@
+"""The arguments of every `ews.*` action as one model each, and the catalogue ACTIONS.
+
+The worker validates a task's JSON kwargs with the action's model before any EWS call; the API builds its
+action routes, request bodies, OpenAPI and `GET /v1/actions` from the same catalogue, without importing the
+worker. Argument names are the stable contract of docs/tasks.md; every action also takes `connection`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+from contract.criteria import Direction, OrderField, Query, RequiredQuery, SearchOrder
+from contract.values import (
+    CONTROL,
+    Address,
+    AddressList,
+    Count,
+    Flag,
+    FolderList,
+    FolderPath,
+    ItemId,
+    ItemIdList,
+    ProfileName,
+    Text,
+    invalid,
+    invalid_fields,
+    json_list,
+)
+
+ENRICHMENT, CONTAINMENT, NOTIFICATION = "enrichment", "containment", "notification"
+QUEUES = (ENRICHMENT, CONTAINMENT, NOTIFICATION)
+MAX_SEARCH_LIMIT = 5000
+MAX_SUBJECT_LENGTH = 255
+MAX_BODY_CHARS = 1_000_000
+MAX_ATTACHMENTS = 50
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024  # decoded, per message; Exchange Online caps messages at ~35 MB
+DeleteType = Literal["soft", "hard", "trash"]
+
+
+class ActionArguments(BaseModel):
+    """Keyword arguments of one action: unknown names are refused, every action names a profile."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connection: ProfileName = Field("default", description="connection profile configured on the workers")
+
+
+class MailboxArguments(ActionArguments):
+    mailbox: Address = Field(description="the target mailbox's SMTP address")
+
+
+# -- enrichment ----------------------------------------------------------------------------------------------
+class SearchEmails(MailboxArguments):
+    query: RequiredQuery
+    folders: FolderList | None = Field(
+        None, description="null: every mail folder with subfolders (Junk and Deleted Items included)"
+    )
+    limit: Count(1, MAX_SEARCH_LIMIT) = 100
+    order_by: OrderField = Field("received", description="received, sent or size")
+    order: Direction = Field("desc", description="desc (default: newest or largest first) or asc")
+    include_preview: Flag = Field(False, description="add the first 255 characters of each body as text")
+
+    @property
+    def search_order(self) -> SearchOrder:
+        return SearchOrder(self.order_by, self.order == "desc")
+
+
+class DownloadEml(MailboxArguments):
+    item_id: ItemId
+
+
+class GetAttachments(MailboxArguments):
+    item_id: ItemId
+    attachment_ids: ItemIdList | None = Field(None, description="null: all attachments")
+
+
+class GetContacts(MailboxArguments):
+    limit: Count(1, MAX_SEARCH_LIMIT) = 100
+
+
+class GetOutOfOffice(MailboxArguments):
+    pass
+
+
+class GetSearchableMailboxes(ActionArguments):
+    search_filter: Text(256) | None = None
+    expand_group_membership: Flag = False
+
+
+# -- containment ---------------------------------------------------------------------------------------------
+class DeleteEmail(MailboxArguments):
+    item_ids: ItemIdList
+    delete_type: DeleteType = Field("soft", description="soft (recoverable), trash (Deleted Items) or hard")
+
+
+class MoveEmail(MailboxArguments):
+    item_ids: ItemIdList
+    to_folder: FolderPath
+
+
+class CopyEmail(MailboxArguments):
+    item_id: ItemId
+    to_folder: FolderPath
+    to_mailbox: Address | None = None
+
+
+class JunkEmail(MailboxArguments):
+    item_ids: ItemIdList
+    is_junk: Flag = True
+    move: Flag = True
+
+
+class RestoreEmail(MailboxArguments):
+    item_ids: ItemIdList | None = None
+    query: Query | None = Field(None, description="searched in Recoverable Items (Deletions)")
+    to_folder: FolderPath | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RestoreEmail:
+        if (self.item_ids is None) == (self.query is None):
+            raise invalid_fields("RestoreEmail", (("item_ids",), "give either item_ids or query (not both)"))
+        if self.query is not None and self.query.is_empty:
+            raise invalid_fields("RestoreEmail", (("query",), "at least one criterion must have a value"))
+        return self
+
+
+class DeleteAttachments(MailboxArguments):
+    item_id: ItemId
+    attachment_ids: ItemIdList | None = Field(None, description="null: all attachments")
+
+
+# -- notification --------------------------------------------------------------------------------------------
+def _base64(value: Any) -> bytes:
+    if not isinstance(value, str) or len(value) > 2 * MAX_ATTACHMENT_BYTES:
+        raise invalid("base64", "expected base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid("base64", "not valid base64") from None
+
+
+def _file_name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise invalid("file_name", "expected a file name of 1 to 255 characters")
+    name = value.strip()
+    if any(c in name for c in "/\\") or CONTROL.search(name):
+        raise invalid("file_name", "must be a plain file name")
+    return name
+
+
+class OutgoingAttachment(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, BeforeValidator(_file_name)]
+    content: Annotated[
+        bytes,
+        BeforeValidator(_base64),
+        PlainSerializer(lambda data: base64.b64encode(data).decode(), return_type=str, when_used="json"),
+    ] = Field(alias="content_base64", json_schema_extra={"type": "string", "format": "base64"})
+    content_type: Text(255) = "application/octet-stream"
+
+
+class SendEmail(MailboxArguments):
+    to: Annotated[AddressList, Field(min_length=1)]
+    subject: Text(MAX_SUBJECT_LENGTH, allow_empty=True)
+    body: Text(MAX_BODY_CHARS, allow_empty=True, multiline=True)
+    cc: AddressList = []
+    bcc: AddressList = []
+    body_type: Literal["html", "text"] = "html"
+    attachments: Annotated[
+        list[OutgoingAttachment], BeforeValidator(json_list), Field(max_length=MAX_ATTACHMENTS)
+    ] = []
+
+    @model_validator(mode="after")
+    def _attachment_size(self) -> SendEmail:
+        if sum(len(a.content) for a in self.attachments) > MAX_ATTACHMENT_BYTES:
+            message = f"attachments exceed {MAX_ATTACHMENT_BYTES} bytes in total"
+            raise invalid_fields("SendEmail", (("attachments",), message))
+        return self
+
+
+class ReplyToEmail(MailboxArguments):
+    item_id: ItemId
+    body: Text(MAX_BODY_CHARS, multiline=True)
+    reply_all: Flag = False
+    to: AddressList = []
+    cc: AddressList = []
+
+
+# -- the catalogue -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ActionContract:
+    """One action: its task is `ews.<name>` on `queue`, its kwargs are `arguments`."""
+
+    name: str
+    queue: str
+    arguments: type[ActionArguments]
+    summary: str
+    role: str = "responder"  # the API role that may run it
+
+    @property
+    def task_name(self) -> str:
+        return f"ews.{self.name}"
+
+
+def _catalogue(*contracts: ActionContract) -> dict[str, ActionContract]:
+    return {contract.name: contract for contract in contracts}
+
+
+ACTIONS: dict[str, ActionContract] = _catalogue(
+    ActionContract("search_emails", ENRICHMENT, SearchEmails, "Find messages in one mailbox"),
+    ActionContract("download_eml", ENRICHMENT, DownloadEml, "Save one message as an .eml artifact"),
+    ActionContract("get_attachments", ENRICHMENT, GetAttachments, "Save a message's attachments"),
+    ActionContract("get_contacts", ENRICHMENT, GetContacts, "List a mailbox's contacts"),
+    ActionContract("get_out_of_office", ENRICHMENT, GetOutOfOffice, "Read a mailbox's automatic replies"),
+    ActionContract(
+        "get_searchable_mailboxes",
+        ENRICHMENT,
+        GetSearchableMailboxes,
+        "List searchable mailboxes (Exchange on-premises only)",
+    ),
+    ActionContract("delete_email", CONTAINMENT, DeleteEmail, "Delete messages (soft by default)"),
+    ActionContract("move_email", CONTAINMENT, MoveEmail, "Move messages to a folder"),
+    ActionContract("copy_email", CONTAINMENT, CopyEmail, "Copy a message to a folder of any mailbox"),
+    ActionContract("junk_email", CONTAINMENT, JunkEmail, "Mark messages as junk (block the sender)"),
+    ActionContract(
+        "restore_email", CONTAINMENT, RestoreEmail, "Put deleted messages back where they were deleted from"
+    ),
+    ActionContract("delete_attachments", CONTAINMENT, DeleteAttachments, "Strip attachments from a message"),
+    ActionContract("send_email", NOTIFICATION, SendEmail, "Send a message (idempotent across retries)"),
+    ActionContract("reply_to_email", NOTIFICATION, ReplyToEmail, "Reply to a message"),
+)
+
+
+def queue_for(task_name: str) -> str | None:
+    """The queue of an `ews.*` task by name, from the catalogue (None for a task it does not list)."""
+    contract = ACTIONS.get(task_name.removeprefix("ews.")) if task_name.startswith("ews.") else None
+    return contract.queue if contract else None
