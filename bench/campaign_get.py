@@ -1,9 +1,9 @@
 """Benchmark: `GET /v1/campaigns/{id}` response size and time for a campaign with many listed targets.
 
-`ews-ir campaign watch` polls this every 2 s, so its size is paid on every poll. Starts a private redis-server,
-creates one delete campaign over N listed mailboxes through the HTTP API (real uvicorn on 127.0.0.1, real
-campaign engine; no worker, so it stays `previewing`), then GETs it `--repeat` times and prints the body size
-and the median / p95 wall time per GET.
+`ews-ir campaign watch` polls this every 2 s, so its size is paid on every poll. Starts a private
+redis-server, creates one delete campaign over N listed mailboxes through the HTTP API (real uvicorn on
+127.0.0.1, real campaign engine; no worker, so it stays `previewing`), then GETs it `--repeat` times and
+prints the body size and the median / p95 wall time per GET.
 
     python bench/campaign_get.py --targets 100000 --repeat 50
 """

@@ -73,7 +73,7 @@ class FakeGateway:
         return self.exchange.mailboxes.setdefault(self.mailbox, [])
 
     def find(self, criteria, folders, limit):
-        """Matches Message-ID, subject (whole, case-insensitive) and sender, as contract.criteria means them."""
+        """Message-ID, subject (whole, case-insensitive) and sender, as contract.criteria means them."""
         self.exchange.calls.append((self.mailbox, "find"))
         found = []
         for item in self._items():

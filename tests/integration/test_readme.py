@@ -13,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from campaigns.spec import validate as validate_spec
+from contract.campaign import CampaignSpec
 from producer.api import create_app
 from producer.cli import build_parser
 from tests.env_vars import REPO, read_by_code
@@ -90,7 +90,7 @@ def test_every_curl_call_hits_a_route_with_its_method():
 
 def test_campaign_spec_example_is_valid():
     (spec,) = [json.loads(body) for body in blocks("json")]
-    assert validate_spec(spec)["action"] == "delete"
+    assert CampaignSpec.model_validate(spec).action == "delete"
 
 
 def test_profiles_file_example_loads(tmp_path, monkeypatch):

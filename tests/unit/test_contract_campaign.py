@@ -1,5 +1,5 @@
-"""contract.campaign: the campaign spec (through campaigns.service.validate, which raises SpecError naming every
-bad field), its recorded form, the Redis record's encoding and the per-mailbox outcome's."""
+"""contract.campaign: the campaign spec (through campaigns.service.validate, which raises SpecError naming
+every bad field), its recorded form, the Redis record's encoding and the per-mailbox outcome's."""
 
 import pytest
 

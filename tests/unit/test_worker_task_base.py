@@ -124,7 +124,8 @@ def test_every_bad_field_is_in_the_message_the_first_one_first():
 
 def test_arguments_reach_the_action_normalised():
     envelope = run({"mailbox": "Alice <A@X.example>", "limit": "5", "folders": "Inbox"})
-    assert envelope["data"] == {"mailbox": "a@x.example", "limit": 5, "folders": ["Inbox"], "profile": "default"}
+    expected = {"mailbox": "a@x.example", "limit": 5, "folders": ["Inbox"], "profile": "default"}
+    assert envelope["data"] == expected
     assert envelope["mailbox"] == "a@x.example"
 
 

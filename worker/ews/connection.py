@@ -5,7 +5,6 @@ per mailbox. Built lazily and dropped after a fork, because sockets and locks mu
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import OrderedDict
 
@@ -25,6 +24,7 @@ from exchangelib.folders import Root
 from exchangelib.properties import DistinguishedFolderId, Mailbox
 from exchangelib.version import VERSIONS
 
+from contract.values import ADDRESS
 from worker.errors import ValidationError
 from worker.ews import policy, tls
 from worker.ews.credentials import MsalCredentials, build_msal_app
@@ -35,7 +35,6 @@ from worker.settings import get_settings
 MAX_CACHED_ACCOUNTS = 4096
 # A process that is not a worker (shell, producer) still gets a pool above 1, see the reference's pool notes.
 DEFAULT_POOL_SIZE = 4
-_MAILBOX = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _AUTH_TYPES = {"oauth": OAUTH2, "basic": BASIC, "ntlm": NTLM}
 _ACCESS_TYPES = {"impersonation": IMPERSONATION, "delegate": DELEGATE}
 
@@ -87,8 +86,8 @@ def configuration_for(profile_name: str) -> Configuration:
 
 def account_for(profile_name: str, mailbox: str) -> Account:
     """The Account for `mailbox` via `profile_name`, with a Root stub so no GetFolder is spent on the root."""
-    if not isinstance(mailbox, str) or not _MAILBOX.match(mailbox):
-        raise ValidationError("mailbox", f"not an SMTP address: {mailbox!r}")
+    if not isinstance(mailbox, str) or not ADDRESS.match(mailbox):
+        raise ValidationError("mailbox", "not an SMTP address")
     key = (profile_name, mailbox.lower())
     with _lock:
         if key in _accounts:
