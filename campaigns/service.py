@@ -174,7 +174,7 @@ class CampaignService:
             for phase in phases:
                 outcome = by_phase[phase][index]
                 if outcome is not None:
-                    row = {**outcome.public(), "mailbox": mailbox, "phase": phase}
+                    row = {"mailbox": mailbox, "phase": phase, **outcome.public()}
                     break
             rows.append(row)
         return rows

@@ -195,6 +195,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.keystore = KeyStore(settings.keys_file)
+    app.state.validation_details = {"create_campaign": "invalid campaign spec"} | {
+        f"run_{name}": f"invalid arguments for {name}" for name in ACTIONS
+    }
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
 

@@ -59,9 +59,11 @@ def _without_location(error: dict) -> dict:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = describe(_without_location(e) for e in exc.errors())
-        return error_response(422, "request validation failed", errors)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """`app.state.validation_details` may name what a route's request is ("invalid campaign spec")."""
+        route = getattr(request.scope.get("route"), "name", "")
+        detail = getattr(request.app.state, "validation_details", {}).get(route, "request validation failed")
+        return error_response(422, detail, describe(_without_location(e) for e in exc.errors()))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:

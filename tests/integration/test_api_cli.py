@@ -76,8 +76,10 @@ def test_invalid_spec_lists_every_bad_field(as_role, tmp_path, capsys):
     assert main(["campaign", "preview", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "HTTP 422: invalid campaign spec" in err
-    assert "targets.mailboxes[0]: not an SMTP address" in err
-    assert "match: destructive actions need at least one criterion" in err
+    assert "targets.mailboxes[0]: expected an SMTP address" in err
+    bad.write_text(json.dumps({"action": "delete", "targets": {"mailboxes": ["x@corp.example"]}}))
+    assert main(["campaign", "preview", str(bad)]) == 1
+    assert "match: delete campaigns need at least one of internet_message_id" in capsys.readouterr().err
 
 
 def test_results_export_to_csv_and_json_lines(as_role, spec_file, tmp_path, capsys):
@@ -103,23 +105,27 @@ def test_state_conflicts_and_status(as_role, spec_file, capsys):
     assert main(["campaign", "status", campaign_id]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "cancelled"
     assert main(["campaign", "status", "missing"]) == 1
+    assert "HTTP 404: unknown campaign" in capsys.readouterr().err
+    assert main(["campaign", "targets", campaign_id]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed == ["alice@example.com", "bob@example.com", "carol@example.com"]
 
 
 def test_one_off_action_with_args_or_json_waits_for_the_envelope(as_role, live, capsys):
     as_role("responder")
-    assert main(["action", "get_oof", "--arg", "mailbox=alice@example.com"]) == 0
+    assert main(["action", "get_out_of_office", "--arg", "mailbox=alice@example.com"]) == 0
     envelope = json.loads(capsys.readouterr().out)
-    assert envelope["status"] == "ok" and envelope["action"] == "get_oof"
-    args = json.dumps({"mailbox": "bob@example.com", "item_ids": ["AAMk1"]})
-    assert main(["action", "delete_message", "--json", args, "--arg", "delete_type=hard", "--no-wait"]) == 0
+    assert envelope["status"] == "ok" and envelope["action"] == "get_out_of_office"
+    args = json.dumps({"mailbox": "bob@example.com", "item_ids": "AAMk1,AAMk2"})
+    assert main(["action", "delete_email", "--json", args, "--arg", "delete_type=hard", "--no-wait"]) == 0
     assert json.loads(capsys.readouterr().out)["task_id"]
     assert live[3].sent[-1] == (
-        "delete_message",
-        {"mailbox": "bob@example.com", "item_ids": ["AAMk1"], "delete_type": "hard"},
+        "delete_email",
+        {"mailbox": "bob@example.com", "item_ids": ["AAMk1", "AAMk2"], "delete_type": "hard"},
         "responder-user",
     )
-    assert main(["action", "get_oof"]) == 1
-    assert "HTTP 422: invalid arguments for get_oof (mailbox: required)" in capsys.readouterr().err
+    assert main(["action", "get_out_of_office"]) == 1
+    assert "HTTP 422: invalid arguments for get_out_of_office (mailbox: required)" in capsys.readouterr().err
 
 
 def test_action_still_running_when_wait_runs_out_exits_4_and_names_the_task(as_role, live, capsys):
@@ -127,7 +133,8 @@ def test_action_still_running_when_wait_runs_out_exits_4_and_names_the_task(as_r
     gateway = live[3]
     gateway.hold = True
     try:
-        assert main(["action", "get_oof", "--arg", "mailbox=alice@example.com", "--wait", "0.2"]) == 4
+        command = ["action", "get_out_of_office", "--arg", "mailbox=alice@example.com", "--wait", "0.2"]
+        assert main(command) == 4
     finally:
         gateway.hold = False
     out, err = capsys.readouterr()
@@ -137,7 +144,7 @@ def test_action_still_running_when_wait_runs_out_exits_4_and_names_the_task(as_r
     assert main(["task", status["task_id"]]) == 0
     assert json.loads(capsys.readouterr().out)["state"] == "SUCCESS"
     with pytest.raises(SystemExit) as usage:
-        main(["action", "get_oof", "--arg", "mailbox=a@example.com", "--wait", "-1"])
+        main(["action", "get_out_of_office", "--arg", "mailbox=a@example.com", "--wait", "-1"])
     assert usage.value.code == 2
 
 
@@ -175,10 +182,13 @@ def test_client_raises_typed_errors_with_the_servers_detail_and_pages_results(li
     with EwsIrClient(url, keys["responder"]) as client:
         with pytest.raises(ValidationFailed) as invalid:
             client.submit({"action": "nuke"})
-        bad_action = {"field": "action", "message": "must be one of search, delete, junk, move"}
+        bad_action = {"field": "action", "message": "Input should be 'search', 'delete', 'junk' or 'move'"}
         assert bad_action in invalid.value.errors
         campaign = client.submit(VALID_SPEC, idempotency_key="ticket-7")
         assert client.submit(VALID_SPEC, idempotency_key="ticket-7")["id"] == campaign["id"]
+        assert campaign["spec"]["targets"] == {"mailboxes": {"count": 3}}
+        assert list(client.all_targets(campaign["id"], page_size=2)) == [
+            "alice@example.com", "bob@example.com", "carol@example.com"]
         assert [r["mailbox"] for r in client.all_results(campaign["id"], page_size=2)] == [
             "alice@example.com", "bob@example.com", "carol@example.com"]
         assert client.results_csv(campaign["id"]).startswith("mailbox,")

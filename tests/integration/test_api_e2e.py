@@ -112,7 +112,8 @@ def test_single_action_runs_on_the_worker_and_its_envelope_is_readable(simulator
         assert envelope["data"]
         with pytest.raises(ValidationFailed) as refused:
             client.run_action("search_emails", {"mailbox": holder, "query": query, "limit": "ten"})
-        assert refused.value.errors == [{"field": "limit", "message": "expected int, got str"}]
+        assert refused.value.errors == [{"field": "limit", "message": "expected a whole number"}]
+        assert refused.value.detail == "invalid arguments for search_emails"
 
 
 def test_readiness_sees_redis_and_the_worker(api):

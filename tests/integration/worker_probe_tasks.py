@@ -5,19 +5,27 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Literal
 
 import redis
 
+from contract.actions import ActionContract, MailboxArguments
 from tasks.base import ActionContext, ews_action
 from worker.errors import Transient
 from worker.ews.folders import well_known_folder
 from worker.settings import get_settings
 
 
-@ews_action("probe", queue="enrichment")
-def probe(ctx: ActionContext, mailbox: str, mode: str = "echo", payload: dict | None = None) -> dict:
+class ProbeArguments(MailboxArguments):
+    mode: Literal["echo", "ews", "transient", "sleep_once"] = "echo"
+    payload: dict | None = None
+
+
+@ews_action(ActionContract("probe", "enrichment", ProbeArguments, "a test action"))
+def probe(ctx: ActionContext, args: ProbeArguments) -> dict:
     """echo: return the payload; ews: count Inbox items over EWS; transient: always fail transiently;
     sleep_once: on the first run mark `started` in Redis and sleep (to be killed), later runs return."""
+    mailbox, mode, payload = args.mailbox, args.mode, args.payload
     if mode == "echo":
         return {"payload": payload, "pid": os.getpid(), "attempt": ctx.attempt}
     if mode == "ews":
@@ -29,8 +37,7 @@ def probe(ctx: ActionContext, mailbox: str, mode: str = "echo", payload: dict | 
         client = redis.Redis.from_url(get_settings().redis_url)
         if client.incr(f"probe:sleep_once:{ctx.task_id}") == 1:
             time.sleep(120)
-        return {"pid": os.getpid()}
-    raise ValueError(f"unknown mode {mode}")
+    return {"pid": os.getpid()}
 
 
 def _fail_transiently() -> dict:
