@@ -109,6 +109,36 @@ def test_find_item_refuses_properties_it_cannot_return(org):
     assert codes(call(org[0], body)[1]) == ["ErrorInvalidPropertyRequest"]
 
 
+def test_find_item_returns_the_preview_asked_for_as_the_bodys_first_256_characters(org):
+    store, report = org
+    copy = report.phish_copies[0]
+    shape = (
+        "<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties>"
+        '<t:FieldURI FieldURI="item:Preview"/><t:FieldURI FieldURI="item:Subject"/>'
+        "</t:AdditionalProperties></m:ItemShape>"
+    )
+    body = (
+        f'<m:FindItem Traversal="Shallow">{shape}'
+        '<m:ParentFolderIds><t:DistinguishedFolderId Id="inbox"/></m:ParentFolderIds></m:FindItem>'
+    )
+    _, root = call(store, body, impersonate=copy.mailbox)
+    messages = root.findall(".//t:Message", NS)
+    assert messages and all(
+        [etree.QName(c).localname for c in m] == ["ItemId", "Subject", "Preview"] for m in messages
+    )
+    phish = next(m for m in messages if m.find("t:ItemId", NS).get("Id") == copy.item_id)
+    assert phish.findtext("t:Preview", namespaces=NS) == (
+        "Your password expires in 2 hours. Keep my password"
+    )
+    long_body = Item(subject="long", body="<p>" + "word " * 100 + "</p>")
+    store.add_item(store.mailbox(MAILBOX).folders["drafts"], long_body)
+    drafts = body.replace('Id="inbox"', 'Id="drafts"')
+    (preview,) = [e.text for e in call(store, drafts)[1].iterfind(".//t:Preview", NS)]
+    assert len(preview) == 256 and preview.startswith("word word")
+    _, plain = call(store, drafts.replace('<t:FieldURI FieldURI="item:Preview"/>', ""))
+    assert plain.find(".//t:Preview", NS) is None  # only when asked for
+
+
 def test_restricted_pages_are_capped_at_250(org):
     store, _ = org
     restriction = '<m:Restriction><t:Exists><t:FieldURI FieldURI="item:Subject"/></t:Exists></m:Restriction>'
