@@ -160,17 +160,19 @@ def run_phase(service, campaign_id: str, meter: Meter, latency_s: float, concurr
 
 def lean_loop(mailboxes: list[str], phish: str) -> dict:
     """This project's lean worker.ews calls without its fan-out: a search and, if found, one bulk delete."""
+    from contract.criteria import SearchCriteria
     from worker.ews.connection import account_for
     from worker.ews.items import delete_items
     from worker.ews.search import find_messages
 
     start, cpu = time.monotonic(), time.process_time()
     deleted = 0
+    criteria = SearchCriteria(internet_message_id=phish)
     for mailbox in mailboxes:
         account = account_for("default", mailbox)
-        found = find_messages(account, {"internet_message_id": phish}, None, 100)
+        found = find_messages(account, criteria, None, 100).messages
         if found:
-            deleted += len(delete_items(account, [f["item_id"] for f in found], "soft"))
+            deleted += len(delete_items(account, [f.item_id for f in found], "soft"))
     return loop_result(start, cpu, mailboxes, deleted)
 
 

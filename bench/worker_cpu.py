@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exchangelib.services.common import EWSService
 
+from contract.criteria import SearchCriteria, SearchOrder
 from worker.ews import policy
 
 ENVELOPE = (
@@ -134,12 +135,16 @@ def contain(account, internet_message_id: str, cpu_ms: dict[str, list[float]]) -
         cpu_ms[action].append((time.process_time() - started) * 1000)
         return result
 
-    criteria = {"internet_message_id": internet_message_id}
+    criteria = SearchCriteria(internet_message_id=internet_message_id)
     found = timed("search", lambda: search.find_messages(account, criteria, None, 100))
-    ids = [m["item_id"] for m in found]
+    timed(
+        "search_emails",
+        lambda: search.find_messages(account, criteria, None, 100, order=SearchOrder(), details=True),
+    )
+    ids = [m.item_id for m in found.messages]
     timed("download_eml", lambda: content.download_eml(account, ids[0]))
     (junked,) = timed("junk", lambda: items.junk_items(account, ids[:1]))
-    remaining = [junked["new_item_id"], *ids[1:]]
+    remaining = [junked.new_item_id, *ids[1:]]
     timed("delete", lambda: items.delete_items(account, remaining))
     cpu_ms["search_and_delete"].append(cpu_ms["search"][-1] + cpu_ms["delete"][-1])
 
@@ -147,8 +152,8 @@ def contain(account, internet_message_id: str, cpu_ms: dict[str, list[float]]) -
 def search_and_delete(account, internet_message_id: str) -> None:
     from worker.ews import items, search
 
-    found = search.find_messages(account, {"internet_message_id": internet_message_id}, None, 100)
-    items.delete_items(account, [m["item_id"] for m in found])
+    found = search.find_messages(account, SearchCriteria(internet_message_id=internet_message_id), None, 100)
+    items.delete_items(account, [m.item_id for m in found.messages])
 
 
 def actions_report(args: argparse.Namespace) -> dict:
