@@ -139,7 +139,10 @@ def contain(account, internet_message_id: str, cpu_ms: dict[str, list[float]]) -
     found = timed("search", lambda: search.find_messages(account, criteria, None, 100))
     timed(
         "search_emails",
-        lambda: search.find_messages(account, criteria, None, 100, order=SearchOrder(), details=True),
+        lambda: search.with_recipients(
+            account,
+            search.find_messages(account, criteria, None, 100, order=SearchOrder(), details=True).messages,
+        ),
     )
     ids = [m.item_id for m in found.messages]
     timed("download_eml", lambda: content.download_eml(account, ids[0]))

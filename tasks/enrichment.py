@@ -26,7 +26,8 @@ def search_emails(ctx: ActionContext, args: a.SearchEmails) -> dict:
             preview=args.include_preview,
         ),
     )
-    messages = [m.wire() for m in found.messages]
+    rows = ctx.call(args.mailbox, lambda: search.with_recipients(ctx.account(args.mailbox), found.messages))
+    messages = [m.wire() for m in rows]
     return {"messages": messages, "count": len(messages), "truncated": found.truncated}
 
 

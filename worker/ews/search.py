@@ -216,7 +216,8 @@ def find_messages(
 ) -> SearchResult:
     """Up to `limit` messages matching `criteria` in `folders` (None = every mail folder incl. subfolders,
     Junk and Deleted Items), each exactly re-checked; `truncated` when more match. With `order`, the first
-    `limit` in that order across all folders; `details`/`preview`: the fuller rows of ews.search_emails."""
+    `limit` in that order across all folders; `details`/`preview`: the fuller rows of ews.search_emails,
+    whose To and Cc `with_recipients` adds (they are there already when the criteria needed a GetItem)."""
     scope = SearchScope.of(account, folders)
     if not scope.folders:
         return SearchResult(messages=[], truncated=False)
@@ -225,8 +226,10 @@ def find_messages(
     rows: Iterable[FindItemRow] = _candidates(account, criteria, scope.folders, paths, page_size, order)
     if order is not None:
         rows = sorted(islice(rows, MAX_ORDERED_CANDIDATES), key=_order_key(order), reverse=order.descending)
-    fetch = needs_fetch(criteria) + (RECIPIENT_FIELDS if details else ())
-    found = list(islice(_checked(account, rows, criteria, tuple(dict.fromkeys(fetch))), limit + 1))
+    fetch = needs_fetch(criteria)
+    if fetch and details:
+        fetch = tuple(dict.fromkeys(fetch + RECIPIENT_FIELDS))  # fetched anyway: no GetItem for them later
+    found = list(islice(_checked(account, rows, criteria, fetch), limit + 1))
     return SearchResult(
         messages=[_found(row, fetched, scope, details) for row, fetched in found[:limit]],
         truncated=len(found) > limit,
@@ -384,10 +387,10 @@ def _found(row: FindItemRow, fetched, scope: SearchScope, details: bool) -> Foun
         "received": row.datetime_received,
         "has_attachments": bool(row.has_attachments),
     }
+    if details and fetched is not None:  # fetched with the recipients (see find_messages)
+        fields.update(to=_addresses(fetched.to_recipients), cc=_addresses(fetched.cc_recipients))
     if details:
         fields.update(
-            to=_addresses(fetched.to_recipients),
-            cc=_addresses(fetched.cc_recipients),
             sent=row.datetime_sent,
             is_read=row.is_read,
             importance=row.importance,
@@ -396,3 +399,21 @@ def _found(row: FindItemRow, fetched, scope: SearchScope, details: bool) -> Foun
             preview=row.preview[:PREVIEW_LENGTH] if row.preview is not None else None,
         )
     return FoundMessage(**fields)
+
+
+def with_recipients(account, messages: list[FoundMessage]) -> list[FoundMessage]:
+    """The messages with their To and Cc addresses: one GetItem per 100 of those without them. A separate
+    call from the search, so a throttled GetItem is retried without searching again."""
+    missing = [m for m in messages if m.to is None]
+    recipients = {}
+    for start in range(0, len(missing), FETCH_BATCH):
+        batch = missing[start : start + FETCH_BATCH]
+        ids = [(m.item_id, m.change_key) for m in batch]
+        fetched = account.fetch(ids=ids, only_fields=list(RECIPIENT_FIELDS))
+        for message, item in zip(batch, fetched, strict=True):
+            if not isinstance(item, Exception):  # deleted since the search: it keeps no recipients
+                recipients[message.item_id] = {
+                    "to": _addresses(item.to_recipients),
+                    "cc": _addresses(item.cc_recipients),
+                }
+    return [m.model_copy(update=recipients[m.item_id]) if m.item_id in recipients else m for m in messages]
