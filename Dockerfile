@@ -10,6 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY pyproject.toml README.md celeryconfig.py ./
+COPY contract ./contract
 COPY worker ./worker
 COPY tasks ./tasks
 COPY campaigns ./campaigns

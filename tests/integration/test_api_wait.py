@@ -46,7 +46,8 @@ def test_forty_waiting_calls_leave_the_api_answering(tmp_path):
 
         def wait_for_oof(n: int) -> httpx.Response:
             body = {"mailbox": f"user{n}@example.com"}
-            return httpx.post(f"{url}/v1/actions/get_oof?wait=60", json=body, headers=responder, timeout=90)
+            oof = f"{url}/v1/actions/get_out_of_office?wait=60"
+            return httpx.post(oof, json=body, headers=responder, timeout=90)
 
         waiting = [pool.submit(wait_for_oof, n) for n in range(WAITERS)]
         deadline = time.monotonic() + PATIENCE_S
@@ -59,7 +60,7 @@ def test_forty_waiting_calls_leave_the_api_answering(tmp_path):
             assert other.get("/v1/actions").status_code == 200  # a sync route: needs a pool thread
             assert other.post("/v1/campaigns", json=VALID_SPEC).status_code == 201
             assert other.get("/v1/tasks/unknown").json()["state"] == "PENDING"
-            quick = other.post("/v1/actions/get_oof", json={"mailbox": "x@example.com"})
+            quick = other.post("/v1/actions/get_out_of_office", json={"mailbox": "x@example.com"})
             assert quick.status_code == 202
         assert not any(call.done() for call in waiting), "the waiting calls gave up early"
 
