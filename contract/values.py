@@ -121,14 +121,6 @@ def parse_address(value: Any) -> str:
     return text.lower()
 
 
-def is_address(value: Any) -> bool:
-    try:
-        parse_address(value)
-    except PydanticCustomError:
-        return False
-    return True
-
-
 def split_address_list(text: str) -> list[str]:
     """An RFC 5322 address list split at commas and semicolons that are outside quotes and angle brackets:
     `"Doe, John" <j@x.example>, a@y.example` is two addresses."""
