@@ -54,3 +54,5 @@ task_default_queue = "enrichment"
 task_routes = ("worker.routing.route_task",)
 
 worker_hijack_root_logger = False
+# Checks every message before Celery reads it and dead-letters those no task can be started from.
+worker_consumer = "worker.consumer:GuardedConsumer"

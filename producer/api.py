@@ -21,7 +21,7 @@ from campaigns import service as campaigns_service
 from campaigns.service import MAX_AUDIT_PAGE, MAX_RESULTS_PAGE, MAX_TARGETS_PAGE
 from contract.actions import ACTIONS, ActionContract
 from contract.campaign import CampaignSpec
-from producer import artifacts, auth, export
+from producer import artifacts, auth, dead_letter_routes, export
 from producer.actions import MAX_WAIT_S, TASK_DONE, ActionGateway, settle
 from producer.body_limit import BodySizeLimit
 from producer.config import ApiSettings
@@ -418,4 +418,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return AuditPage(items=items)
 
     artifacts.add_route(app)
+    app.include_router(dead_letter_routes.router, responses=_READ)
     return app

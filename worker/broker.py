@@ -1,22 +1,31 @@
-"""One redis-py client per kombu channel and connection pool, instead of one per broker operation.
+"""Two changes to kombu's Redis channel, installed in every process that imports the Celery app:
 
-kombu's Redis transport builds a new client object (redis-py registers about 200 response callbacks in each)
-for every publish, every fetch's unacked bookkeeping and every ack. In a campaign that is three per mailbox,
+One redis-py client per kombu channel and connection pool, instead of one per broker operation. kombu's
+Redis transport builds a new client object (redis-py registers about 200 response callbacks in each) for
+every publish, every fetch's unacked bookkeeping and every ack. In a campaign that is three per mailbox,
 about 5% of a worker's CPU. A redis-py client is safe to share between threads (commands take a connection
 from the pool; pipelines are created per use), so the channel keeps one, and makes a new one whenever kombu
 replaced the pool (after a connection error).
+
+The consuming client's BRPOP replies pass `worker.envelopes.checked_brpop_reply` (a redis-py response
+callback), so a message that is not a kombu envelope reaches the worker's consumer as a placeholder it
+dead-letters instead of stopping the worker.
 """
 
 from __future__ import annotations
 
 from kombu.transport import redis as kombu_redis
 
+from worker.envelopes import checked_brpop_reply
+
 _create_client = kombu_redis.Channel._create_client
 
 
 def _reused_client(self, asynchronous=False):
     if asynchronous:  # the BRPOP/LISTEN client kombu already keeps in `Channel.client`
-        return _create_client(self, asynchronous=True)
+        client = _create_client(self, asynchronous=True)
+        client.set_response_callback("BRPOP", checked_brpop_reply)
+        return client
     pool, client = self.pool, self.__dict__.get("_ews_ir_client")
     if client is None or client.connection_pool is not pool:
         client = self.__dict__["_ews_ir_client"] = _create_client(self)

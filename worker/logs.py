@@ -33,6 +33,7 @@ EVENT_FIELDS = (
     "duration_ms",
     "items",
     "countdown_s",
+    "queue",
 )
 TEXT_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
 

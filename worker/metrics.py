@@ -1,9 +1,11 @@
 """Prometheus metrics of the workers and the API. Labels are bounded sets (action, status, error code, queue),
 never a mailbox or campaign id, so cardinality stays small and no addresses leak into monitoring.
 
-Workers serve /metrics on EWS_IR_METRICS_PORT (started at `worker_init`). With the threads pool (the default)
-every task runs in that process. With prefork, tasks run in child processes: set PROMETHEUS_MULTIPROC_DIR to
-an empty directory per worker instance and the parent serves what all children recorded.
+Workers serve /metrics on EWS_IR_METRICS_PORT (started at `worker_init`), on 127.0.0.1 unless
+EWS_IR_METRICS_ADDR names another address (docker-compose: the compose network). With the threads pool (the
+default) every task runs in that process. With prefork, tasks run in child processes: set
+PROMETHEUS_MULTIPROC_DIR to an empty directory per worker instance and the parent serves what all children
+recorded.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from worker import dead_letters
 from worker.settings import get_settings
 
 ACTIONS = Counter(
@@ -59,6 +62,11 @@ CAMPAIGN_MAILBOXES = Counter(
     "Campaign mailbox outcomes recorded (progress), by action, phase and outcome",
     ["action", "phase", "outcome"],
 )
+DEAD_LETTERS = Counter(
+    "ews_ir_dead_letters_total",
+    "Messages rejected without redelivery and parked in the dead-letter list, by queue and kind of fault",
+    ["queue", "kind"],
+)
 QUEUES = ("enrichment", "containment", "notification", "campaigns")
 
 
@@ -87,6 +95,10 @@ def campaign_mailbox_recorded(action: str, phase: str, outcome: str) -> None:
     CAMPAIGN_MAILBOXES.labels(action, phase, outcome).inc()
 
 
+def dead_lettered(queue: str, kind: str) -> None:
+    DEAD_LETTERS.labels(queue if queue in QUEUES else "other", kind).inc()
+
+
 def _process_registry() -> CollectorRegistry:
     """Prefork children write to PROMETHEUS_MULTIPROC_DIR; the server then aggregates their files."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -96,12 +108,13 @@ def _process_registry() -> CollectorRegistry:
     return registry
 
 
-def start_worker_server(port: int) -> None:
-    start_http_server(port, registry=_process_registry())
+def start_worker_server(port: int, addr: str) -> None:
+    start_http_server(port, addr=addr, registry=_process_registry())
 
 
 class QueueDepth(Collector):
-    """Messages waiting per queue, read from Redis at scrape time (kombu keeps a queue as a list)."""
+    """Messages waiting per queue (kombu keeps a queue as a list) and messages in the dead-letter list, read
+    from Redis at scrape time."""
 
     def __init__(self, client: redis.Redis, prefix: str, queues: Iterable[str] = QUEUES) -> None:
         self.client = client
@@ -113,13 +126,15 @@ class QueueDepth(Collector):
         pipe = self.client.pipeline(transaction=False)
         for queue in self.queues:
             pipe.llen(f"{self.prefix}:{queue}")
+        pipe.zcard(dead_letters.list_key(self.prefix))
         try:
-            lengths = pipe.execute()
+            *lengths, parked = pipe.execute()
         except redis.RedisError:
             return  # no depth while Redis is down: an absent series, not a misleading 0 (alert on absent())
         for queue, length in zip(self.queues, lengths, strict=True):
             depth.add_metric([queue], length)
         yield depth
+        yield GaugeMetricFamily("ews_ir_dead_letters", "Messages kept in the dead-letter list", value=parked)
 
 
 def api_registry(client: redis.Redis, prefix: str) -> CollectorRegistry:

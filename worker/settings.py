@@ -101,8 +101,13 @@ class Settings:
     extra_task_modules: tuple[str, ...] = field(default_factory=tuple)
     # Log lines as text or one JSON object per line (EWS_IR_LOG_FORMAT: text | json).
     log_format: str = "text"
-    # Port of the worker's Prometheus /metrics server, 0 = none (EWS_IR_METRICS_PORT).
+    # Port of the worker's Prometheus /metrics server, 0 = none (EWS_IR_METRICS_PORT), and the address it
+    # listens on (EWS_IR_METRICS_ADDR): loopback unless a deployment names its internal network.
     metrics_port: int = 0
+    metrics_addr: str = "127.0.0.1"
+    # Messages no worker could read are kept this long in the dead-letter list
+    # (EWS_IR_DEAD_LETTER_RETENTION_DAYS).
+    dead_letter_retention_days: float = 90
 
     @property
     def max_countdown_s(self) -> float:
@@ -155,6 +160,10 @@ def load_settings() -> Settings:
         extra_task_modules=_env_list("EWS_IR_EXTRA_TASK_MODULES"),
         log_format=_env_choice("EWS_IR_LOG_FORMAT", ("text", "json")),
         metrics_port=int(_env_number("EWS_IR_METRICS_PORT", Settings.metrics_port)),
+        metrics_addr=_env_str("EWS_IR_METRICS_ADDR", Settings.metrics_addr),
+        dead_letter_retention_days=_env_number(
+            "EWS_IR_DEAD_LETTER_RETENTION_DAYS", Settings.dead_letter_retention_days, minimum=0.001
+        ),
     )
 
 

@@ -22,10 +22,12 @@ _started: dict[str, float] = {}  # task id -> monotonic start of this run (threa
 
 @signals.worker_init.connect
 def _serve_metrics(**_: Any) -> None:
-    port = get_settings().metrics_port
-    if port:
-        metrics.start_worker_server(port)
-        logging.getLogger(__name__).info("metrics on http://0.0.0.0:%d/metrics", port)
+    settings = get_settings()
+    if settings.metrics_port:
+        metrics.start_worker_server(settings.metrics_port, settings.metrics_addr)
+        logging.getLogger(__name__).info(
+            "metrics on http://%s:%d/metrics", settings.metrics_addr, settings.metrics_port
+        )
 
 
 @signals.task_prerun.connect

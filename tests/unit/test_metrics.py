@@ -126,11 +126,12 @@ def test_api_serves_metrics_without_a_key(monkeypatch):
     response = TestClient(create_app()).get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     assert 'ews_ir_queue_depth{queue="enrichment"} 1.0' in response.text
+    assert "ews_ir_dead_letters 0.0" in response.text
 
 
 def test_worker_metrics_server():
     port = free_port()
-    metrics.start_worker_server(port)
+    metrics.start_worker_server(port, "127.0.0.1")
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert "ews_ir_ews_calls_total" in text and "ews_ir_throttle_events_total" in text
 

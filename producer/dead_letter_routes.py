@@ -1,0 +1,68 @@
+"""`GET /v1/dead-letters`: messages the workers rejected because no task could be started from them.
+
+Entries show why, when, on which queue and what the message claimed to be (task name and id, sender host);
+the raw excerpt stays in Redis (`worker.dead_letters`), since a message may carry mail content.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from producer import auth
+from producer.keys import Principal
+from worker.dead_letters import DeadLetters, dead_letters
+
+MAX_PAGE = 1000
+
+# Who may list dead letters. They are not tied to a connection profile, so once keys can be scoped to
+# profiles (issue 9) this becomes "keys not scoped to a profile".
+DeadLetterReader = Annotated[Principal, Depends(auth.reader)]
+
+
+def dead_letter_store() -> DeadLetters:
+    """The list on the broker Redis; tests override this dependency."""
+    return dead_letters()
+
+
+class DeadLetter(BaseModel):
+    id: str
+    at: str = Field(description="when a worker rejected it (UTC, ISO 8601)")
+    queue: str
+    kind: str = Field(description="envelope, headers, unknown_task, content, body_shape, invalid, unexpected")
+    reason: str
+    task: str | None = Field(description="the task name the message claimed, if any")
+    task_id: str | None
+    origin: str | None = Field(description="the sender's host as the message claimed it")
+    content_type: str | None
+    size: int = Field(description="bytes of the raw message")
+
+
+class DeadLetterPage(BaseModel):
+    total: int = Field(description="entries kept (the newest 10,000 within the retention)")
+    offset: int
+    items: list[DeadLetter]
+    next_offset: int | None
+
+
+router = APIRouter(tags=["dead letters"])
+
+
+@router.get("/v1/dead-letters", response_model=DeadLetterPage)
+def list_dead_letters(
+    _: DeadLetterReader,
+    store: Annotated[DeadLetters, Depends(dead_letter_store)],
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> DeadLetterPage:
+    """Rejected messages, newest first."""
+    items = store.newest(offset, limit)
+    next_offset = offset + len(items) if len(items) == limit else None
+    return DeadLetterPage(
+        total=store.count(),
+        offset=offset,
+        items=[DeadLetter.model_validate(item) for item in items],
+        next_offset=next_offset,
+    )
