@@ -28,6 +28,13 @@ TASK_DONE = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 MAX_WAIT_S = 60
 FIRST_POLL_S = 0.05
 LONGEST_POLL_S = 0.5
+# Failures whose text Celery or the dead-letter path wrote from fixed phrases; any other exception's text is
+# not vetted (it may quote a request or a credential), so the API answers its type and UNVETTED_FAILURE.
+VETTED_FAILURES = frozenset({
+    "NotRegistered", "InvalidTaskError", "TimeLimitExceeded", "SoftTimeLimitExceeded", "WorkerLostError",
+    "TaskRevokedError", "Terminated",
+})
+UNVETTED_FAILURE = "the task failed; the worker log has the details"
 
 
 class ActionGateway:
@@ -66,8 +73,9 @@ class ActionGateway:
         if state == "SUCCESS":
             answer["result"] = result.result
         elif state in ("FAILURE", "REVOKED"):
-            failure = result.result
-            answer["error"] = {"code": type(failure).__name__, "message": str(failure)}
+            code = type(result.result).__name__
+            message = str(result.result) if code in VETTED_FAILURES else UNVETTED_FAILURE
+            answer["error"] = {"code": code, "message": message}
         return answer
 
     def readiness(self) -> dict[str, Any]:

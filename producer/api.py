@@ -418,5 +418,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return AuditPage(items=items)
 
     artifacts.add_route(app)
-    app.include_router(dead_letter_routes.router, responses=_READ)
+    dead_letter_routes.add_routes(app, _READ)
     return app

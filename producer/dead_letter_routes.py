@@ -6,9 +6,9 @@ the raw excerpt stays in Redis (`worker.dead_letters`), since a message may carr
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, FastAPI, Query
 from pydantic import BaseModel, Field
 
 from producer import auth
@@ -47,22 +47,22 @@ class DeadLetterPage(BaseModel):
     next_offset: int | None
 
 
-router = APIRouter(tags=["dead letters"])
-
-
-@router.get("/v1/dead-letters", response_model=DeadLetterPage)
-def list_dead_letters(
-    _: DeadLetterReader,
-    store: Annotated[DeadLetters, Depends(dead_letter_store)],
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-) -> DeadLetterPage:
-    """Rejected messages, newest first."""
-    items = store.newest(offset, limit)
-    next_offset = offset + len(items) if len(items) == limit else None
-    return DeadLetterPage(
-        total=store.count(),
-        offset=offset,
-        items=[DeadLetter.model_validate(item) for item in items],
-        next_offset=next_offset,
+def add_routes(app: FastAPI, responses: dict[int | str, dict[str, Any]]) -> None:
+    @app.get(
+        "/v1/dead-letters", response_model=DeadLetterPage, tags=["dead letters"], responses=responses
     )
+    def list_dead_letters(
+        _: DeadLetterReader,
+        store: Annotated[DeadLetters, Depends(dead_letter_store)],
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    ) -> DeadLetterPage:
+        """Messages the workers rejected because no task could be started from them, newest first."""
+        items = store.newest(offset, limit)
+        next_offset = offset + len(items) if len(items) == limit else None
+        return DeadLetterPage(
+            total=store.count(),
+            offset=offset,
+            items=[DeadLetter.model_validate(item) for item in items],
+            next_offset=next_offset,
+        )

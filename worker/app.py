@@ -6,11 +6,12 @@ import importlib.util
 
 from celery import Celery, signals
 
-from worker import broker, logs, task_events  # noqa: F401 - they connect Celery signal handlers
+from worker import broker, library_logs, logs, task_events  # noqa: F401 - they connect Celery signal handlers
 from worker.ews import connection
 from worker.settings import get_settings
 
-broker.install()  # one Redis client per kombu channel, not one per publish/ack
+broker.install()  # one Redis client per kombu channel, not one per publish/ack; unreadable messages parked
+library_logs.install()  # exchangelib's and Celery's log lines without mail content or credentials
 
 TASK_MODULES = ("tasks.enrichment", "tasks.containment", "tasks.notification", "campaigns.tasks")
 

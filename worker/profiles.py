@@ -103,6 +103,11 @@ def _validate(raw: dict, where: str) -> ConnectionProfile:
         for name in ("username", "password"):
             if not getattr(profile, name):
                 raise ValidationError(f"{where}.{name}", f"required for {profile.auth}")
+    for name in ("username", "password"):
+        # HTTP clients send Basic credentials as Latin-1 and servers disagree on anything else; refusing here
+        # beats an encoding error that names a character of the password (and its position).
+        if profile.auth == "basic" and not getattr(profile, name).isascii():
+            raise ValidationError(f"{where}.{name}", "basic auth takes ASCII characters only; use ntlm")
     for name in ("ca_bundle", "client_cert"):
         path = getattr(profile, name)
         if path and not Path(path).is_file():

@@ -8,20 +8,18 @@ endpoint's answers are recorded by wrapping the in-process simulator's own token
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 
 import pytest
-import redis
 
 from exchange_simulator.server.throttle import ThrottleSettings
 from exchange_simulator.store.model import EmailAddress
 from tests.integration.actions_seed import TASK_TIMEOUT_S, message, put
+from tests.integration.secrets_scan import leaks, redis_contents, secret_forms
 
 pytestmark = pytest.mark.integration
 
@@ -44,31 +42,6 @@ IN_FLIGHT_GRACE_S = ThrottleSettings.penalty_grace_ms / 1000
 TOKEN_LIFETIME_S = 3
 TOKENS_WANTED = 3
 WRONG_SECRET = f"wrong-{secrets.token_urlsafe(24)}"
-
-
-class TokenEndpointLog:
-    """Every answer of the simulator's token endpoint while this module runs: (HTTP status, JSON document)."""
-
-    def __init__(self, token_endpoint) -> None:
-        self._token_endpoint = token_endpoint
-        self.answers: list[tuple[int, dict]] = []
-
-    def __call__(self, tenant: str, form_body: bytes, authorization: str | None) -> tuple[int, dict]:
-        answer = self._token_endpoint(tenant, form_body, authorization)
-        self.answers.append(answer)
-        return answer
-
-    def issued(self, since: int = 0) -> list[str]:
-        return [document["access_token"] for status, document in self.answers[since:] if status == 200]
-
-
-@pytest.fixture(scope="module")
-def token_endpoint(simulator) -> Iterator[TokenEndpointLog]:
-    identity = simulator.simulator.identity
-    log = TokenEndpointLog(identity.token)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(identity, "token", log)
-        yield log
 
 
 def send(worker, action: str, **kwargs):
@@ -253,41 +226,6 @@ def test_a_worker_killed_mid_delete_leaves_the_phish_deleted_exactly_once(
     assert not decoy["recoverable"] and decoy["folder"].endswith("/Inbox")
 
 
-def secret_forms(sim, wrong_secret: str, tokens: list[str]) -> dict[str, bytes]:
-    """Every secret the runs above handled, raw and as the Basic header encodes it."""
-    basic = base64.b64encode(f"{sim.basic_user}:{sim.basic_password}".encode())
-    client = base64.b64encode(f"{sim.client_id}:{sim.client_secret}".encode())
-    forms = {
-        "client secret": sim.client_secret.encode(),
-        "wrong client secret": wrong_secret.encode(),
-        "Basic password": sim.basic_password.encode(),
-        "Basic header": basic,
-        "client Basic header": client,
-    }
-    forms.update({f"access token {n}": token.encode() for n, token in enumerate(tokens)})
-    return forms
-
-
-def redis_contents(url: str) -> Iterator[tuple[bytes, bytes]]:
-    """(key, value) for every key of the private Redis: broker queues, unacked messages, results, leases."""
-    client = redis.Redis.from_url(url)
-    for key in client.scan_iter(count=1000):
-        kind = client.type(key)
-        if kind == b"string":
-            value = client.get(key) or b""
-        elif kind == b"list":
-            value = b"\n".join(client.lrange(key, 0, -1))
-        elif kind == b"hash":
-            value = b"\n".join(k + b"=" + v for k, v in client.hgetall(key).items())
-        elif kind == b"set":
-            value = b"\n".join(client.smembers(key))
-        elif kind == b"zset":
-            value = b"\n".join(client.zrange(key, 0, -1))
-        else:
-            value = b""
-        yield key, value
-
-
 def test_no_secret_reaches_logs_results_or_queued_messages(
     celery_worker_process, fresh_simulator, token_endpoint, redis_url
 ):
@@ -303,17 +241,10 @@ def test_no_secret_reaches_logs_results_or_queued_messages(
             )["status"]
             == "ok"
         )
-    forms = secret_forms(sim, WRONG_SECRET, token_endpoint.issued())
+    forms = secret_forms(sim, token_endpoint.issued(), **{"wrong client secret": WRONG_SECRET})
 
     logs = {path.name: path.read_bytes() for path in worker.log_dir.glob("*.log")}
     assert logs
-    stored = dict(redis_contents(redis_url))
-    results = {k: v for k, v in stored.items() if b"celery-task-meta-" in k}
-    assert results
-    leaks = [
-        (name, where)
-        for name, secret in forms.items()
-        for where, text in [*logs.items(), *((k.decode(), v) for k, v in stored.items())]
-        if secret in text or secret in where.encode()
-    ]
-    assert leaks == []
+    stored = {key.decode(): value for key, value in redis_contents(redis_url)}
+    assert [k for k in stored if "celery-task-meta-" in k]
+    assert leaks(forms, {**logs, **stored}) == []

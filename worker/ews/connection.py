@@ -88,6 +88,10 @@ def account_for(profile_name: str, mailbox: str) -> Account:
     """The Account for `mailbox` via `profile_name`, with a Root stub so no GetFolder is spent on the root."""
     if not isinstance(mailbox, str) or not ADDRESS.match(mailbox):
         raise ValidationError("mailbox", "not an SMTP address")
+    if not mailbox.isascii():  # e.g. a distribution list member; it travels in the X-AnchorMailbox header
+        raise ValidationError(
+            "mailbox", "Exchange mailbox addresses are ASCII; give the mailbox's primary SMTP address"
+        )
     key = (profile_name, mailbox.lower())
     with _lock:
         if key in _accounts:

@@ -96,4 +96,6 @@ def classify(exc: BaseException, *, item_missing_is_done: bool = False) -> Actio
         # ErrorNonExistentMailbox, ErrorAccessDenied, ErrorImpersonateUserDenied, ErrorInvalidIdMalformed, TLS
         # failures (exchangelib raises a bare TransportError), redirects, schema validation, ...
         return Permanent(code, _message(exc))
-    return Permanent("InternalError", f"{code}: {_message(exc)}")
+    # Its text is not vetted: it may quote a request or a credential (a UnicodeEncodeError names the character
+    # and its position). The type and a fixed text only; the worker log has the traceback.
+    return Permanent("InternalError", f"{code} (see the worker log)")
