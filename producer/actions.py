@@ -19,6 +19,7 @@ from celery.result import AsyncResult
 from starlette.concurrency import run_in_threadpool
 
 from contract.actions import ActionContract
+from worker.persistence import persistence
 from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -79,11 +80,13 @@ class ActionGateway:
         return answer
 
     def readiness(self) -> dict[str, Any]:
-        """Broker reachable (raises if not) and how many workers answer a ping within half a second."""
+        """Broker reachable (raises if not), how it persists, and how many workers answer a ping within half a
+        second."""
         with self.app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=2)
+            mode = persistence(connection.default_channel.client)
         replies = self.app.control.ping(timeout=0.5) or []
-        return {"redis": "ok", "workers": len(replies)}
+        return {"redis": "ok", "persistence": mode, "workers": len(replies)}
 
 
 async def settle(gateway: Any, task_id: str, seconds: float) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from contract.actions import ACTIONS, ActionContract
 from contract.campaign import CampaignSpec
 from producer import artifacts, auth, dead_letter_routes, export
 from producer.actions import MAX_WAIT_S, TASK_DONE, ActionGateway, settle
+from producer.auth_limit import FailedAuthLimiter
 from producer.body_limit import BodySizeLimit
 from producer.config import ApiSettings
 from producer.errors import ErrorBody, InvalidFields, install_error_handlers
@@ -195,6 +196,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.keystore = KeyStore(settings.keys_file)
+    app.state.keystore.check()  # a corrupt keys file stops the API at start, naming the file and the problem
+    app.state.auth_limiter = FailedAuthLimiter(settings.auth_failures_per_minute, settings.trusted_proxies)
     app.state.validation_details = {"create_campaign": "invalid campaign spec"} | {
         f"run_{name}": f"invalid arguments for {name}" for name in ACTIONS
     }
@@ -213,8 +216,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         responses={503: {"model": ErrorBody, "description": "Redis is unreachable"}},
     )
     def readyz(gateway: Gateway) -> Readiness:
-        """Redis reachable (else 503) and how many workers answered a short ping; status `no_workers` when
-        none did, since campaigns and actions would then only queue."""
+        """Redis reachable (else 503), how it persists (`none`: a restart loses queues, campaigns and audit),
+        and how many workers answered a short ping; status `no_workers` when none did, since campaigns and
+        actions would then only queue."""
         checks = gateway.readiness()
         return Readiness(status="ok" if checks["workers"] else "no_workers", **checks)
 

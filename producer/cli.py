@@ -22,6 +22,7 @@ from producer import export, flower
 from producer.client import MAX_WAIT_S, TASK_DONE, ApiError, EwsIrClient
 from producer.keys import KeyStore, KeyStoreError, Role, keys_file_from_env
 from producer.progress import ProgressPrinter
+from worker.errors import ValidationError
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 AWAITING_APPROVAL = "preview_ready"
@@ -218,10 +219,13 @@ def api_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     from producer.api import create_app
+    from worker import persistence
     from worker.logs import configure_process_logging
 
     configure_process_logging()  # text, or JSON lines with EWS_IR_LOG_FORMAT=json (uvicorn's loggers too)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None)
+    app = create_app()  # a corrupt keys file or a bad setting stops it here
+    persistence.check_broker()  # a loud warning if a Redis restart would lose queues, campaigns and audit
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None)
     return 0
 
 
@@ -317,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (ApiError, KeyStoreError, TimeoutError) as exc:
         print(f"ews-ir: {exc}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:  # a setting read from the environment
+        print(f"ews-ir: {exc.message}", file=sys.stderr)
         return 1
     except httpx.TransportError as exc:
         url = os.environ.get("EWS_IR_API_URL", DEFAULT_API_URL)

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 
 from campaigns.errors import Conflict, IdempotencyConflict, SpecError, UnknownCampaign
 from contract.errors import describe
+from producer.keys import KeyStoreError
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for backend_error in (RedisConnectionError, RedisTimeoutError, OperationalError):
         app.add_exception_handler(backend_error, backend_down)
+
+    @app.exception_handler(KeyStoreError)
+    async def keys_unusable(_: Request, exc: KeyStoreError) -> JSONResponse:
+        """The keys file went bad while the API runs (it refuses to start with one): no key can be checked."""
+        log.error("%s", exc)
+        return error_response(503, "the API keys file cannot be used; the API log names the problem")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

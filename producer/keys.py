@@ -11,13 +11,16 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 KEY_PREFIX = "ewsir_"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 DEFAULT_KEYS_FILE = "ews-ir-api-keys.json"
 
 
@@ -57,11 +60,33 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def _entry_problem(entry: object) -> str | None:
+    if not isinstance(entry, dict):
+        return "not an object"
+    for name in ("name", "role", "sha256", "created"):
+        if not isinstance(entry.get(name), str) or not entry[name]:
+            return f"{name!r} is missing or not a string"
+    if entry["role"] not in Role.__members__:
+        return f"unknown role (known: {', '.join(Role.__members__)})"
+    if not _SHA256.match(entry["sha256"]):
+        return "'sha256' is not 64 lower-case hex digits"
+    return None
+
+
 class KeyStore:
-    """Reads the keys file on every lookup, so `ews-ir keys add/remove` takes effect without a restart."""
+    """Looks at the keys file on every lookup and reads it again when it changed, so `ews-ir keys add/remove`
+    takes effect without a restart. A missing file holds no keys (every request is refused); a corrupt one is
+    a KeyStoreError naming the file and the problem: at start (`check`) it stops the API, later it makes
+    requests that need a key fail with 503 until the file is mended."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._read: tuple[tuple[int, int, int] | None, list[dict[str, str]] | KeyStoreError] | None = None
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        """Raise KeyStoreError if the file exists but cannot be used."""
+        self._current()
 
     def add(self, name: str, role: Role) -> str:
         """Create a key for `name` and return the plaintext key (the only time it exists)."""
@@ -91,10 +116,29 @@ class KeyStore:
         """Compare against every stored hash in constant time, so timing reveals nothing about near misses."""
         presented = _hash(key)
         found: Principal | None = None
-        for entry in self._load():
+        for entry in self._current():
             if hmac.compare_digest(presented, entry["sha256"]):
                 found = Principal(entry["name"], Role[entry["role"]])
         return found
+
+    def _current(self) -> list[dict[str, str]]:
+        """The entries, read again only when the file's identity, size or modification time changed."""
+        try:
+            stat = self.path.stat()
+            signature: tuple[int, int, int] | None = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        except FileNotFoundError:
+            signature = None
+        with self._lock:
+            if self._read is None or self._read[0] != signature:
+                try:
+                    read: list[dict[str, str]] | KeyStoreError = self._load()
+                except KeyStoreError as exc:
+                    read = exc
+                self._read = (signature, read)
+            read = self._read[1]
+        if isinstance(read, KeyStoreError):
+            raise read
+        return read
 
     def _load(self) -> list[dict[str, str]]:
         try:
@@ -102,9 +146,13 @@ class KeyStore:
         except FileNotFoundError:
             return []
         except (OSError, ValueError) as exc:
-            raise KeyStoreError(f"cannot read keys file {self.path}: {exc}") from exc
+            raise KeyStoreError(f"cannot read keys file {self.path}: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
-            raise KeyStoreError(f"keys file {self.path} is not in the expected format")
+            raise KeyStoreError(f'keys file {self.path} is not in the expected format {{"keys": [...]}}')
+        for number, entry in enumerate(data["keys"], 1):
+            problem = _entry_problem(entry)
+            if problem:
+                raise KeyStoreError(f"keys file {self.path}: entry {number}: {problem}")
         return data["keys"]
 
     def _save(self, entries: list[dict[str, str]]) -> None:

@@ -111,4 +111,8 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     redis: str
+    persistence: str = Field(
+        description="how Redis keeps data across a restart: aof, rdb, none (a restart loses queues, "
+        "campaigns and audit) or unknown (CONFIG refused)"
+    )
     workers: int

@@ -1,4 +1,5 @@
-"""Test support for the producer: in-memory engine and Celery gateway, an app wired to them, a live server.
+"""Test support for the producer: in-memory engine, Celery gateway and dead-letter list, an app wired to them,
+a live server.
 
 The fakes validate with the engine's real spec validator and raise its real errors, so the HTTP mapping is
 tested against what the engine actually raises; only storage and Celery are replaced.
@@ -13,11 +14,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import fakeredis
 import uvicorn
 
 from campaigns.errors import Conflict, IdempotencyConflict, UnknownCampaign
 from campaigns.service import validate
 from contract.actions import ActionContract
+from worker.dead_letters import DeadLetters
 
 VALID_SPEC = {
     "action": "delete",
@@ -161,7 +164,7 @@ class FakeGateway:
         return self.tasks.get(task_id, pending)
 
     def readiness(self) -> dict[str, Any]:
-        return {"redis": "ok", "workers": 1}
+        return {"redis": "ok", "persistence": "aof", "workers": 1}
 
 
 def app_with_fakes(keys_file, service, gateway, artifacts=None, **settings):
@@ -170,6 +173,7 @@ def app_with_fakes(keys_file, service, gateway, artifacts=None, **settings):
     from producer.api import action_gateway, campaign_service, create_app
     from producer.artifacts import artifact_store
     from producer.config import ApiSettings
+    from producer.dead_letter_routes import dead_letter_store
     from producer.keys import KeyStore, Role
     from worker.artifacts.local import LocalStore
     from worker.artifacts.location import from_directory
@@ -181,6 +185,8 @@ def app_with_fakes(keys_file, service, gateway, artifacts=None, **settings):
     app.dependency_overrides[action_gateway] = lambda: gateway
     artifacts = artifacts or LocalStore(from_directory(str(keys_file.parent / "artifacts")), 1024)
     app.dependency_overrides[artifact_store] = lambda: artifacts
+    dead_letters = DeadLetters(fakeredis.FakeRedis(), "ews-ir", 86400)
+    app.dependency_overrides[dead_letter_store] = lambda: dead_letters
     return app, keys
 
 

@@ -6,7 +6,7 @@ import importlib.util
 
 from celery import Celery, signals
 
-from worker import broker, library_logs, logs, task_events  # noqa: F401 - they connect Celery signal handlers
+from worker import broker, library_logs, logs, persistence, task_events  # noqa: F401 - Celery signal handlers
 from worker.ews import connection
 from worker.settings import get_settings
 

@@ -67,6 +67,12 @@ DEAD_LETTERS = Counter(
     "Messages rejected without redelivery and parked in the dead-letter list, by queue and kind of fault",
     ["queue", "kind"],
 )
+AUTH_FAILURES = Counter(
+    "ews_ir_api_auth_failures_total",
+    "API requests refused for their key: missing, invalid, or rate_limited (too many failures from one "
+    "address)",
+    ["reason"],
+)
 QUEUES = ("enrichment", "containment", "notification", "campaigns")
 
 
@@ -97,6 +103,10 @@ def campaign_mailbox_recorded(action: str, phase: str, outcome: str) -> None:
 
 def dead_lettered(queue: str, kind: str) -> None:
     DEAD_LETTERS.labels(queue if queue in QUEUES else "other", kind).inc()
+
+
+def auth_failed(reason: str) -> None:
+    AUTH_FAILURES.labels(reason).inc()
 
 
 def _process_registry() -> CollectorRegistry:

@@ -120,3 +120,4 @@ def test_readiness_sees_redis_and_the_worker(api):
     url, _ = api
     ready = requests.get(f"{url}/readyz", timeout=10).json()
     assert ready["redis"] == "ok" and ready["workers"] >= 1
+    assert ready["persistence"] == "none"  # the tests' Redis keeps nothing on disk

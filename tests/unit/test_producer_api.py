@@ -49,6 +49,7 @@ ENDPOINTS = [
     ("GET", "/v1/actions", "reader"),
     ("GET", "/v1/tasks/t1", "reader"),
     ("GET", "/v1/artifacts/" + "0" * 64, "reader"),
+    ("GET", "/v1/dead-letters", "reader"),
     ("POST", "/v1/campaigns", "responder"),
     ("POST", "/v1/campaigns/c1/cancel", "responder"),
     ("POST", "/v1/campaigns/c1/resume", "responder"),
@@ -359,7 +360,7 @@ def test_malformed_campaign_ids_are_unknown_and_not_echoed(tmp_path, bad):
 
 def test_health_endpoints_need_no_key(api):
     assert api.get("/healthz").json() == {"status": "ok"}
-    assert api.get("/readyz").json() == {"status": "ok", "redis": "ok", "workers": 1}
+    assert api.get("/readyz").json() == {"status": "ok", "redis": "ok", "persistence": "aof", "workers": 1}
 
 
 def test_openapi_document_declares_errors_and_security(api):
@@ -401,7 +402,7 @@ def test_audit_since_rejects_anything_else_naming_the_field(api, since):
 
 
 def test_readiness_reports_missing_workers_and_redis_outages(api, gateway, monkeypatch):
-    monkeypatch.setattr(gateway, "readiness", lambda: {"redis": "ok", "workers": 0})
+    monkeypatch.setattr(gateway, "readiness", lambda: {"redis": "ok", "persistence": "none", "workers": 0})
     assert api.get("/readyz").json()["status"] == "no_workers"
 
     def redis_down():
