@@ -13,6 +13,7 @@ from celery.worker import loops
 from celery.worker.consumer import Consumer
 from kombu.transport import redis as kombu_redis
 
+from worker import broker
 from worker import dead_letters as dead_letters_module
 from worker.consumer import GuardedConsumer
 from worker.dead_letters import DeadLetters, Problem
@@ -116,6 +117,7 @@ def test_celery_consumer_hooks_the_guard_overrides_are_unchanged():
 def test_kombu_parses_brpop_replies_on_the_channel_client_we_set_the_callback_on():
     """worker.broker sets the BRPOP response callback on the client `_create_client(asynchronous=True)`
     returns; kombu must consume through that client (`Channel.client`) and parse BRPOP with it."""
+    assert list(inspect.signature(broker._create_client).parameters) == ["self", "asynchronous"]  # kombu's
     assert "_create_client(asynchronous=True)" in inspect.getsource(kombu_redis.Channel.client.func)
     source = inspect.getsource(kombu_redis.Channel._brpop_read)
     assert "self.client.parse_response(self.client.connection" in source and "'BRPOP'" in source
