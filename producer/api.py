@@ -81,9 +81,12 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "no such campaign or action",
         409: "the campaign's state does not allow this",
         413: "request body too large",
+        429: "too many failed authentications from this client address; see Retry-After",
         422: "invalid input; `errors` names each bad field",
         503: "Redis is unavailable",
     }
+    if 401 in statuses:  # a route that checks a key also answers 429 to an address that failed too often
+        statuses = (*statuses, 429)
     return {status: {"model": ErrorBody, "description": descriptions[status]} for status in statuses}
 
 

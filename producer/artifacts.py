@@ -31,6 +31,7 @@ RESPONSES: dict[int | str, dict] = {
     401: {"model": ErrorBody, "description": "missing or invalid API key"},
     403: {"model": ErrorBody, "description": "the key's role is not allowed to do this"},
     404: {"model": ErrorBody, "description": "no such artifact (or not readable with this key)"},
+    429: {"model": ErrorBody, "description": "too many failed authentications from this client address"},
     503: {"model": ErrorBody, "description": "the artifact store is unavailable"},
 }
 

@@ -49,7 +49,7 @@ class DeadLetterPage(BaseModel):
 
 def add_routes(app: FastAPI, responses: dict[int | str, dict[str, Any]]) -> None:
     @app.get(
-        "/v1/dead-letters", response_model=DeadLetterPage, tags=["dead letters"], responses=responses
+        "/v1/dead-letters", response_model=DeadLetterPage, tags=["dead-letters"], responses=responses
     )
     def list_dead_letters(
         _: DeadLetterReader,

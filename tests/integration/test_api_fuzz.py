@@ -43,7 +43,9 @@ def fuzzed_app(redis_url, tmp_path_factory):
     """Real engine (dispatch not enqueued: no worker needed), fake Celery gateway, one key per role."""
     store = CampaignStore(redis.Redis.from_url(redis_url), "ews-ir-fuzz")
     service = CampaignService(store, enqueue_dispatch=lambda campaign_id, phase, generation: None)
-    return app_with_fakes(tmp_path_factory.mktemp("fuzz") / "keys.json", service, FinishedGateway())
+    # Generated bad keys would soon rate-limit every request (429) and hide the routes behind it.
+    return app_with_fakes(tmp_path_factory.mktemp("fuzz") / "keys.json", service, FinishedGateway(),
+                          auth_failures_per_minute=1_000_000)
 
 
 @pytest.fixture(scope="module")

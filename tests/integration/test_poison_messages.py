@@ -134,8 +134,8 @@ def dead_letters(client: redis.Redis) -> DeadLetters:
     return DeadLetters(client, PREFIX, 86400)
 
 
-def settled(client: redis.Redis, queue: str) -> bool:
-    return client.llen(f"{PREFIX}:{queue}") == 0 and client.hlen(f"{PREFIX}:unacked") == 0
+def unacked(client: redis.Redis) -> set[bytes]:
+    return set(client.hkeys(f"{PREFIX}:unacked"))
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float = 30) -> None:
@@ -147,6 +147,7 @@ def wait_until(check: Callable[[], bool], timeout_s: float = 30) -> None:
 
 @pytest.mark.parametrize("queue", list(TASK_OF_QUEUE))
 def test_every_kind_of_poison_is_dead_lettered_and_the_next_task_runs(worker, broker, queue):
+    waiting_before = unacked(broker)
     for build, _ in POISON.values():
         broker.lpush(f"{PREFIX}:{queue}", build(queue))
     probe = worker.app.send_task("ews.probe", kwargs={"mailbox": "a@contoso.example", "payload": {"n": 1}},
@@ -156,7 +157,9 @@ def test_every_kind_of_poison_is_dead_lettered_and_the_next_task_runs(worker, br
 
     assert envelope["status"] == "ok" and envelope["data"]["payload"] == {"n": 1}
     assert worker.process.poll() is None, worker.log()
-    wait_until(lambda: settled(broker, queue))  # rejected, not waiting for redelivery
+    wait_until(lambda: dead_letters(broker).count() == len(POISON))
+    wait_until(lambda: unacked(broker) <= waiting_before)  # rejected, none waiting for redelivery
+    assert broker.llen(f"{PREFIX}:{queue}") == 0
     parked = dead_letters(broker).newest(limit=100)
     assert Counter(e["kind"] for e in parked) == Counter(kind for _, kind in POISON.values())
     assert {e["queue"] for e in parked} == {queue}
