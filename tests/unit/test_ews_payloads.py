@@ -12,6 +12,7 @@ from exchangelib.util import TNS, xml_to_str
 
 from contract.criteria import SearchCriteria, SearchOrder
 from worker import profiles
+from worker.errors import ValidationError
 from worker.ews import connection, folders, search
 from worker.ews.connection import account_for
 from worker.settings import get_settings
@@ -158,3 +159,10 @@ def test_found_message_rows_skip_what_is_not_a_message():
 
     meeting = f'<t:MeetingRequest xmlns:t="{TNS}"><t:ItemId Id="M=" ChangeKey="C"/></t:MeetingRequest>'
     assert FindItemRow.from_xml(etree.fromstring(meeting)) is None
+
+
+def test_a_non_ascii_mailbox_never_reaches_the_anchor_header(account):
+    """A mailbox the contract did not check (e.g. a distribution list member from Exchange) is refused before
+    exchangelib puts it in X-AnchorMailbox, where it would be an encoding error naming the character."""
+    with pytest.raises(ValidationError, match="mailbox: Exchange mailbox addresses are ASCII"):
+        account_for("default", "łukasz@corp.example")
