@@ -1,7 +1,9 @@
 """Append-only audit trail of containment actions and campaign decisions, in one Redis stream.
 
 Mailbox entries are appended by the same Lua script that records the outcome, so each action is audited
-exactly once. Entries are never edited or trimmed here; export them as JSON Lines for the case file.
+exactly once. Entries are never edited or trimmed here; export them as JSON Lines for the case file. Every
+entry names the campaign's connection profile, so a reader whose API key is scoped to some profiles sees only
+theirs (entries written before entries carried it are shown to unscoped readers only).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def mailbox_entry(record: CampaignRecord, mailbox: str, outcome: MailboxOutcome)
         "event": "mailbox_action",
         "campaign": record.id,
         "action": record.action,
+        "connection": record.spec.connection,
         "requester": record.requester or "",
         "approver": record.approved_by or "",
         "mailbox": mailbox,
@@ -47,6 +50,7 @@ def campaign_entry(record: CampaignRecord, event: str, by: str, detail: dict | N
         "event": event,
         "campaign": record.id,
         "action": record.action,
+        "connection": record.spec.connection,
         "by": by,
         "detail": json.dumps(detail or {}, sort_keys=True),
     }
@@ -59,6 +63,35 @@ def read(
     start = "-" if not since else _stream_position(since)
     rows = client.xrange(stream, min=start, count=limit)
     return [_entry(entry_id, fields) for entry_id, fields in rows]
+
+
+def page(
+    client: redis.Redis,
+    stream: str,
+    since: str | None,
+    limit: int,
+    profiles: frozenset[str] | None,
+    scan_limit: int,
+) -> dict[str, Any]:
+    """Up to `limit` entries after `since`, only those of `profiles` when given, examining at most
+    `scan_limit` entries: `{"items", "next_since"}`, `next_since` being the last entry examined (None once
+    the stream was read to its end)."""
+    items: list[dict[str, Any]] = []
+    examined = 0
+    count = limit if profiles is None else EXPORT_PAGE
+    while True:
+        chunk = read(client, stream, since, count)
+        for entry in chunk:
+            examined += 1
+            since = entry["id"]
+            if profiles is None or entry.get("connection") in profiles:
+                items.append(entry)
+                if len(items) == limit:
+                    return {"items": items, "next_since": since}
+            if examined >= scan_limit:
+                return {"items": items, "next_since": since}
+        if len(chunk) < count:
+            return {"items": items, "next_since": None}
 
 
 def export_jsonl(client: redis.Redis, stream: str, out: TextIO, since: str | None = None) -> int:

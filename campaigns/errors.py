@@ -41,3 +41,8 @@ class IdempotencyConflict(CampaignError):
             f"this Idempotency-Key was already used for campaign {campaign_id} with a different spec; "
             "use a new key for a new campaign"
         )
+
+
+class Refused(CampaignError):
+    """A rule of this deployment forbids the request whoever asks (the two-person rule); the message names
+    the rule and what to do instead."""

@@ -2,7 +2,7 @@
 
 Pure logic over a `MailboxGateway` (the EWS calls for one mailbox), so it is unit-testable and knows nothing
 of Celery or exchangelib. Outcome statuses:
-  preview: matched | none_found | skipped_guardrail | failed
+  preview: matched | none_found | skipped_guardrail | failed (a restore's preview: matched | none_found)
   execute: acted | already_gone | none_found | skipped_guardrail | failed
 Each outcome (contract.campaign.MailboxOutcome) carries `counts`, the counter increments it contributed (so
 retry_failed can take them back).
@@ -74,47 +74,69 @@ def execute(
     return _action_outcome(items, len(planned)), None
 
 
-def restore(
+def restore_preview(
     gateway: MailboxGateway, source_spec: RecordedSpec, source_outcome: MailboxOutcome | None
 ) -> tuple[MailboxOutcome, None]:
-    """Undo what the source campaign did in this mailbox, putting each item back in its original folder."""
+    """What a restore would put back in this mailbox, and from where to which folder; nothing moves."""
+    items = _restore_plan(gateway, source_spec, source_outcome)
+    present = sum(1 for item in items if item.item_id)
+    status = "matched" if present else "none_found"
+    counts = {status: 1, "items_found": present}
+    return MailboxOutcome(status=status, matches=present, items=items, counts=counts), None
+
+
+def restore(
+    gateway: MailboxGateway,
+    source_spec: RecordedSpec,
+    source_outcome: MailboxOutcome | None,
+    planned: list[ItemOutcome] | None,
+) -> tuple[MailboxOutcome, None]:
+    """Put each item back in its original folder: what the approved preview planned, or (None) a fresh plan.
+    After a delete the items come back from Recoverable Items; after junk or move they are moved back."""
+    if planned is None:
+        planned = _restore_plan(gateway, source_spec, source_outcome)
+    by_folder: dict[str | None, list[ItemOutcome]] = defaultdict(list)
+    for item in planned:
+        if item.item_id:
+            by_folder[item.folder].append(item)
+    put_back = gateway.restore if source_spec.action == "delete" else gateway.move
+    items: list[ItemOutcome] = []
+    for folder, group in by_folder.items():
+        items += _pair(group, put_back([i.item_id for i in group], folder))
+    gone = ItemResult(item_id=None, outcome=ALREADY_GONE)
+    items += [_merge(item, gone) for item in planned if not item.item_id]
+    return _action_outcome(items, len(planned)), None
+
+
+def _restore_plan(
+    gateway: MailboxGateway, source_spec: RecordedSpec, source_outcome: MailboxOutcome | None
+) -> list[ItemOutcome]:
+    """Each item the source campaign acted on: where it is now and the folder it goes back to (recorded when
+    the campaign found it, so it does not depend on what the server kept)."""
     acted = [i for i in (source_outcome.items if source_outcome else []) if i.outcome == DONE]
     if source_spec.action == "delete":
-        items = _restore_deleted(gateway, acted, RECOVERABLE_FOLDERS[source_spec.options.delete_type])
-    else:
-        items = []
-        by_folder: dict[str | None, list[ItemOutcome]] = defaultdict(list)
-        for item in acted:
-            by_folder[item.folder].append(_undo_target(item, item.new_item_id or item.item_id))
-        for folder, group in by_folder.items():
-            items += _pair(group, gateway.move([i.item_id for i in group], folder))
-    return _action_outcome(items, len(acted)), None
+        return _find_deleted(gateway, acted, RECOVERABLE_FOLDERS[source_spec.options.delete_type])
+    return [_undo_target(item, item.new_item_id or item.item_id, item.new_folder) for item in acted]
 
 
-def _restore_deleted(
+def _find_deleted(
     gateway: MailboxGateway, acted: list[ItemOutcome], recoverable_folder: str
 ) -> list[ItemOutcome]:
     """Deleted items get new ids in Recoverable Items, and DeleteItem does not return them: find them again
-    there by Internet Message-ID (at most as many copies as this campaign deleted), then restore each to the
-    folder the campaign found it in (recorded at the time, so it does not depend on what the server kept)."""
+    there by Internet Message-ID (at most as many copies as this campaign deleted)."""
     by_message_id: dict[str, list[ItemOutcome]] = defaultdict(list)
     for item in acted:
         by_message_id[item.internet_message_id or ""].append(item)
-    by_folder: dict[str | None, list[ItemOutcome]] = defaultdict(list)
-    missing: list[ItemOutcome] = []
+    planned: list[ItemOutcome] = []
     for message_id, originals in by_message_id.items():
         found: list[FoundMessage] = []
         if message_id:
             criteria = SearchCriteria(internet_message_id=message_id)
             found = gateway.find(criteria, [recoverable_folder], len(originals)).messages
         for original, copy in zip(originals, found, strict=False):
-            by_folder[original.folder].append(_undo_target(original, copy.item_id))
-        missing += [_undo_target(o, None) for o in originals[len(found) :]]
-    items: list[ItemOutcome] = []
-    for folder, group in by_folder.items():
-        items += _pair(group, gateway.restore([t.item_id for t in group], folder))
-    gone = ItemResult(item_id=None, outcome=ALREADY_GONE)
-    return items + [_merge(m, gone) for m in missing]
+            planned.append(_undo_target(original, copy.item_id, copy.folder or recoverable_folder))
+        planned += [_undo_target(o, None, None) for o in originals[len(found) :]]
+    return planned
 
 
 def failed_outcome(code: str, message: str) -> MailboxOutcome:
@@ -155,11 +177,12 @@ def _act(gateway: MailboxGateway, spec: RecordedSpec, item_ids: list[str]) -> li
     raise ValueError(f"not a containment action: {action}")
 
 
-def _undo_target(item: ItemOutcome, current_id: str | None) -> ItemOutcome:
+def _undo_target(item: ItemOutcome, current_id: str | None, current_folder: str | None) -> ItemOutcome:
     """The item as it is now (after the source action), remembering where it has to go back to."""
     return ItemOutcome(
         item_id=current_id,
         original_item_id=item.item_id,
+        current_folder=current_folder,
         folder=item.folder,
         subject=item.subject,
         internet_message_id=item.internet_message_id,

@@ -108,17 +108,19 @@ def _work(
 def _dispatch_work(
     store: CampaignStore, record: CampaignRecord, phase: str, mailbox: str, gateway: MailboxGateway
 ) -> tuple[MailboxOutcome, dict | None]:
-    if phase == PREVIEW:
-        return mailbox_work.preview(gateway, record.spec, mailbox)
-    if record.action == "restore":
-        source_id = record.source
-        source = store.outcome(source_id, EXECUTE, mailbox)
-        if not (source and source.acted):
-            source = store.retried_outcome(source_id, EXECUTE, mailbox) or source
-        return mailbox_work.restore(gateway, store.load(source_id).spec, source)
     planned = None
-    if record.mode == PREVIEW and not record.research:
+    if phase == EXECUTE and record.mode == PREVIEW and not record.research:
         preview = store.outcome(record.id, PREVIEW, mailbox)
         planned = preview.items if preview else []
+    if record.action == "restore":
+        source = store.outcome(record.source, EXECUTE, mailbox)
+        if not (source and source.acted):
+            source = store.retried_outcome(record.source, EXECUTE, mailbox) or source
+        source_spec = store.load(record.source).spec
+        if phase == PREVIEW:
+            return mailbox_work.restore_preview(gateway, source_spec, source)
+        return mailbox_work.restore(gateway, source_spec, source, planned)
+    if phase == PREVIEW:
+        return mailbox_work.preview(gateway, record.spec, mailbox)
     previous = store.retried_outcome(record.id, EXECUTE, mailbox)
     return mailbox_work.execute(gateway, record.spec, mailbox, planned, previous)

@@ -5,11 +5,16 @@ pipelined writes and enqueues ONE dispatcher task; fan-out to mailboxes happens 
 changes are compare-and-set on the campaign record, so two analysts clicking "approve" at once execute the
 campaign once. Campaign views carry the spec as recorded (targets as given, not the addresses); the addresses
 are paged by `targets`.
+
+The two-person rule (EWS_IR_TWO_PERSON_RULE, on by default) lives here, so the API, the CLI, Python callers,
+the bench and the demo all obey it: a campaign is approved by someone other than its requester, and a
+destructive campaign cannot skip its preview with `mode: execute`.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +24,7 @@ from pydantic import ValidationError
 
 from campaigns import audit as audit_log
 from campaigns import lifecycle as lc
-from campaigns.errors import Conflict, IdempotencyConflict, SpecError, UnknownCampaign
+from campaigns.errors import Conflict, IdempotencyConflict, Refused, SpecError, UnknownCampaign
 from campaigns.store import CampaignStore, now_ms
 from contract.campaign import (
     MAX_MAILBOXES_CEILING,
@@ -39,6 +44,10 @@ EnqueueDispatch = Callable[[str, str, int], None]
 MAX_RESULTS_PAGE = 1000
 MAX_TARGETS_PAGE = 10_000
 MAX_AUDIT_PAGE = 10_000
+AUDIT_SCAN_LIMIT = 100_000  # entries one audit page examines for a profile-scoped reader
+CLAIM_WAIT_S = 30.0  # how long a repeated create waits for the first one's campaign to become visible
+CLAIM_POLL_S = 0.05
+TWO_PERSON_RULE = "EWS_IR_TWO_PERSON_RULE"
 
 
 def validate(spec: dict | CampaignSpec) -> CampaignSpec:
@@ -52,25 +61,29 @@ def validate(spec: dict | CampaignSpec) -> CampaignSpec:
 
 
 class CampaignService:
-    def __init__(self, store: CampaignStore, enqueue_dispatch: EnqueueDispatch) -> None:
+    def __init__(
+        self, store: CampaignStore, enqueue_dispatch: EnqueueDispatch, *, two_person_rule: bool = True
+    ) -> None:
         self.store = store
         self.enqueue_dispatch = enqueue_dispatch
+        self.two_person_rule = two_person_rule
 
     # -- creation --------------------------------------------------------------------------------------------
     def create(
         self, spec: dict | CampaignSpec, requester: str, idempotency_key: str | None = None
     ) -> dict:
         clean = validate(spec)
+        if self.two_person_rule and clean.mode == "execute" and clean.is_destructive:
+            raise Refused(
+                f"the two-person rule ({TWO_PERSON_RULE}) is on: a {clean.action} campaign previews first "
+                "and someone other than its requester approves it; use mode 'preview'"
+            )
         digest = clean.digest()
         campaign_id = new_campaign_id()
         if idempotency_key:
-            owner = self.store.claim_idempotency_key(idempotency_key, campaign_id)
-            earlier = self.store.load(owner) if owner != campaign_id else None
+            earlier = self._claim(idempotency_key, campaign_id, digest)
             if earlier is not None:
-                if earlier.spec_digest != digest:
-                    raise IdempotencyConflict(owner)
-                return self.get(owner)
-            campaign_id = owner
+                return self.get(earlier)
         phase = lc.EXECUTE if clean.mode == "execute" else lc.PREVIEW
         mailboxes = clean.targets.mailboxes
         record = CampaignRecord(
@@ -85,11 +98,40 @@ class CampaignService:
             created_ms=now_ms(),
             expanded=mailboxes is not None,
         )
-        self._start(record, mailboxes, "created", requester, {"idempotency_key": idempotency_key})
+        try:
+            self.store.create(record, mailboxes, len(mailboxes) if mailboxes is not None else None)
+        except BaseException:
+            if idempotency_key:  # nothing visible was created: a retry with this key may create it
+                self.store.release_idempotency_key(idempotency_key, campaign_id)
+            raise
+        self._announce(record, "created", requester, {"idempotency_key": idempotency_key})
         return self.get(campaign_id)
 
+    def _claim(self, key: str, campaign_id: str, digest: str) -> str | None:
+        """None when this request owns `key` (it alone writes, audits and dispatches the campaign); else the
+        id of the campaign the key's first request created, once that campaign is visible. A different spec
+        is an IdempotencyConflict. A claim whose campaign does not appear within CLAIM_WAIT_S (its creator
+        died) is taken over."""
+        deadline = time.monotonic() + CLAIM_WAIT_S
+        while True:
+            owner = self.store.claim_idempotency_key(key, campaign_id)
+            if owner == campaign_id:
+                return None
+            earlier = self.store.load(owner)
+            if earlier is not None:
+                if earlier.spec_digest != digest:
+                    raise IdempotencyConflict(owner)
+                return owner
+            if time.monotonic() >= deadline:
+                if self.store.replace_idempotency_key(key, owner, campaign_id):
+                    return None
+                deadline = time.monotonic() + CLAIM_WAIT_S
+            time.sleep(CLAIM_POLL_S)
+
     def restore(self, campaign_id: str, by: str) -> dict:
-        """A new campaign that puts back what `campaign_id` deleted, junked or moved."""
+        """A new campaign that would put back what `campaign_id` deleted, junked or moved. It previews first
+        (per mailbox and item: where the message is now and the folder it goes back to) and acts only when
+        approved, like any destructive campaign."""
         source = self._load(campaign_id)
         if source.action not in UNDOABLE_ACTIONS or source.phase != lc.EXECUTE:
             raise Conflict(campaign_id, source.status, "restore (nothing was deleted, junked or moved)")
@@ -98,12 +140,12 @@ class CampaignService:
         record = CampaignRecord(
             id=new_campaign_id(),
             action=RESTORE,
-            mode="execute",
-            phase=lc.EXECUTE,
-            status=lc.EXECUTING,
+            mode="preview",
+            phase=lc.PREVIEW,
+            status=lc.active_status(RESTORE, lc.PREVIEW),
             spec=RecordedSpec(
                 action=RESTORE,
-                mode="execute",
+                mode="preview",
                 targets=RecordedTargets(campaign=campaign_id),
                 options=CampaignOptions(max_mailboxes=MAX_MAILBOXES_CEILING),
                 connection=source.spec.connection,
@@ -112,18 +154,20 @@ class CampaignService:
             created_ms=now_ms(),
             source=campaign_id,
         )
-        self._start(record, None, "restore_requested", by, {"source_campaign": campaign_id})
+        self.store.create(record, None, None)
+        self._announce(record, "restore_requested", by, {"source_campaign": campaign_id})
         return self.get(record.id)
 
-    def _start(
-        self, record: CampaignRecord, mailboxes: list[str] | None, event: str, by: str, detail: dict
-    ) -> None:
-        total = len(mailboxes) if mailboxes is not None else None
-        self.store.create(record, mailboxes, total)
+    def _announce(self, record: CampaignRecord, event: str, by: str, detail: dict) -> None:
+        """Audit a stored campaign and start its first phase."""
         self._audit(record, event, by, detail)
         self.enqueue_dispatch(record.id, record.phase, 1)
 
     # -- reads -----------------------------------------------------------------------------------------------
+    def profile(self, campaign_id: str) -> str:
+        """The connection profile the campaign acts through (what a profile-scoped API key may see)."""
+        return self._load(campaign_id).spec.connection
+
     def get(self, campaign_id: str) -> dict:
         record = self._load(campaign_id)
         counters = {phase: self.store.counters(campaign_id, phase) for phase in lc.PHASES}
@@ -179,15 +223,30 @@ class CampaignService:
             rows.append(row)
         return rows
 
-    def audit(self, since: str | None = None, limit: int = 1000) -> list[dict]:
-        return audit_log.read(
-            self.store.redis, self.store.audit_stream, since, max(1, min(limit, MAX_AUDIT_PAGE))
+    def audit(
+        self, since: str | None = None, limit: int = 1000, profiles: frozenset[str] | None = None
+    ) -> dict:
+        """`{"items", "next_since"}`: up to `limit` entries after `since`, only those of `profiles` when given
+        (a page may then hold fewer, as at most AUDIT_SCAN_LIMIT entries are examined); `next_since` continues
+        after the last entry examined, None once the stream was read to its end."""
+        return audit_log.page(
+            self.store.redis,
+            self.store.audit_stream,
+            since,
+            max(1, min(limit, MAX_AUDIT_PAGE)),
+            profiles,
+            AUDIT_SCAN_LIMIT,
         )
 
     # -- transitions -----------------------------------------------------------------------------------------
     def approve(self, campaign_id: str, approver: str, research: bool = False) -> dict:
         """Execute what the preview found (its recorded item ids), or search again when `research`."""
         record = self._load(campaign_id)
+        if self.two_person_rule and (record.requester or "").casefold() == approver.casefold():
+            raise Refused(
+                f"the two-person rule ({TWO_PERSON_RULE}) is on: {record.requester} requested campaign "
+                f"{campaign_id} and cannot approve it; another approver must"
+            )
         fields = {
             "status": lc.EXECUTING,
             "phase": lc.EXECUTE,
@@ -335,11 +394,19 @@ def default_service() -> CampaignService:
             ignore_result=True,
         )
 
-    return CampaignService(CampaignStore(client, settings.redis_prefix), enqueue_dispatch)
+    return CampaignService(
+        CampaignStore(client, settings.redis_prefix),
+        enqueue_dispatch,
+        two_person_rule=settings.two_person_rule,
+    )
 
 
 def create(spec: dict | CampaignSpec, requester: str, idempotency_key: str | None = None) -> dict:
     return default_service().create(spec, requester, idempotency_key)
+
+
+def profile(campaign_id: str) -> str:
+    return default_service().profile(campaign_id)
 
 
 def get(campaign_id: str) -> dict:
@@ -374,5 +441,5 @@ def restore(campaign_id: str, by: str) -> dict:
     return default_service().restore(campaign_id, by)
 
 
-def audit(since: str | None = None, limit: int = 1000) -> list[dict]:
-    return default_service().audit(since, limit)
+def audit(since: str | None = None, limit: int = 1000, profiles: frozenset[str] | None = None) -> dict:
+    return default_service().audit(since, limit, profiles)

@@ -139,6 +139,20 @@ return 1
 """
 
 
+# An idempotency key: claim it (SET NX) or answer who holds it, in one step, so the answer is never "nobody".
+_CLAIM = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return ARGV[1] end
+return redis.call('GET', KEYS[1])
+"""
+
+# Compare-and-swap of a claim: hand it from ARGV[1] to ARGV[2], or drop it when ARGV[2] is empty.
+_REPLACE_CLAIM = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+return 1
+"""
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -157,6 +171,8 @@ class CampaignStore:
         self._advance = client.register_script(_ADVANCE_CURSOR)
         self._acquire_lease = client.register_script(_ACQUIRE_LEASE)
         self._release = client.register_script(_RELEASE_LEASE)
+        self._claim = client.register_script(_CLAIM)
+        self._replace_claim = client.register_script(_REPLACE_CLAIM)
 
     # -- keys ------------------------------------------------------------------------------------------------
     def meta_key(self, campaign_id: str) -> str:
@@ -178,12 +194,22 @@ class CampaignStore:
         return f"{self.prefix}:{campaign_id}:lease:{phase}:{mailbox.lower()}"
 
     # -- creation --------------------------------------------------------------------------------------------
+    def _idempotency_key(self, key: str) -> str:
+        return f"{self.prefix}-idem:{key}"
+
     def claim_idempotency_key(self, key: str, campaign_id: str) -> str:
         """Return the campaign id owning `key`: ours if we claimed it, else the earlier one."""
-        full = f"{self.prefix}-idem:{key}"
-        if self.redis.set(full, campaign_id, nx=True, ex=IDEMPOTENCY_TTL_S):
-            return campaign_id
-        return self.redis.get(full).decode()
+        owner = self._claim(keys=[self._idempotency_key(key)], args=[campaign_id, IDEMPOTENCY_TTL_S])
+        return owner.decode() if isinstance(owner, bytes) else owner
+
+    def replace_idempotency_key(self, key: str, owner: str, campaign_id: str) -> bool:
+        """Take `key` over from `owner` (whose campaign never appeared); False if it is no longer owner's."""
+        args = [owner, campaign_id, IDEMPOTENCY_TTL_S]
+        return bool(self._replace_claim(keys=[self._idempotency_key(key)], args=args))
+
+    def release_idempotency_key(self, key: str, campaign_id: str) -> None:
+        """Give `key` up if `campaign_id` still holds it (its creation failed)."""
+        self._replace_claim(keys=[self._idempotency_key(key)], args=[campaign_id, "", IDEMPOTENCY_TTL_S])
 
     def create(self, record: CampaignRecord, targets: list[str] | None, total: int | None) -> None:
         """Write targets in pipelined chunks, then the record, so a campaign is visible only when whole."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 from contract.criteria import Direction, OrderField, Query, RequiredQuery, SearchOrder
+from contract.roles import Role, is_allowed_sender
 from contract.values import (
     CONTROL,
     Address,
@@ -194,18 +196,44 @@ class ReplyToEmail(MailboxArguments):
 
 # -- the catalogue -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class Escalation:
+    """When an action's arguments make it irreversible or impersonating, so it needs the approver role.
+
+    `applies(args, allowed_senders)`: `allowed_senders` are the profile's senders when the caller knows them,
+    None when it does not (then a rule about senders does not apply there: the worker checks them)."""
+
+    when: str  # what GET /v1/actions and docs/api.md say
+    applies: Callable[[Any, frozenset[str] | None], bool]
+
+
+HARD_DELETE = Escalation("delete_type is hard (not recoverable)", lambda args, _: args.delete_type == "hard")
+FOREIGN_SENDER = Escalation(
+    "mailbox is not one of the profile's allowed senders",
+    lambda args, allowed: allowed is not None and not is_allowed_sender(args.mailbox, allowed),
+)
+
+
+@dataclass(frozen=True)
 class ActionContract:
-    """One action: its task is `ews.<name>` on `queue`, its kwargs are `arguments`."""
+    """One action: its task is `ews.<name>` on `queue`, its kwargs are `arguments`; it needs `role`, or the
+    approver role when `escalation` applies to its arguments."""
 
     name: str
     queue: str
     arguments: type[ActionArguments]
     summary: str
-    role: str = "responder"  # the API role that may run it
+    role: Role = Role.responder
+    escalation: Escalation | None = None
 
     @property
     def task_name(self) -> str:
         return f"ews.{self.name}"
+
+    def role_for(self, args: ActionArguments, allowed_senders: frozenset[str] | None) -> Role:
+        """The role running the action with these (validated) arguments needs."""
+        if self.escalation is not None and self.escalation.applies(args, allowed_senders):
+            return Role.approver
+        return self.role
 
 
 def _catalogue(*contracts: ActionContract) -> dict[str, ActionContract]:
@@ -224,16 +252,32 @@ ACTIONS: dict[str, ActionContract] = _catalogue(
         GetSearchableMailboxes,
         "List searchable mailboxes (Exchange on-premises only)",
     ),
-    ActionContract("delete_email", CONTAINMENT, DeleteEmail, "Delete messages (soft by default)"),
+    ActionContract(
+        "delete_email", CONTAINMENT, DeleteEmail, "Delete messages (soft by default)", escalation=HARD_DELETE
+    ),
     ActionContract("move_email", CONTAINMENT, MoveEmail, "Move messages to a folder"),
     ActionContract("copy_email", CONTAINMENT, CopyEmail, "Copy a message to a folder of any mailbox"),
     ActionContract("junk_email", CONTAINMENT, JunkEmail, "Mark messages as junk (block the sender)"),
     ActionContract(
         "restore_email", CONTAINMENT, RestoreEmail, "Put deleted messages back where they were deleted from"
     ),
-    ActionContract("delete_attachments", CONTAINMENT, DeleteAttachments, "Strip attachments from a message"),
-    ActionContract("send_email", NOTIFICATION, SendEmail, "Send a message (idempotent across retries)"),
-    ActionContract("reply_to_email", NOTIFICATION, ReplyToEmail, "Reply to a message"),
+    ActionContract(
+        "delete_attachments",
+        CONTAINMENT,
+        DeleteAttachments,
+        "Strip attachments from a message (not recoverable)",
+        role=Role.approver,
+    ),
+    ActionContract(
+        "send_email",
+        NOTIFICATION,
+        SendEmail,
+        "Send a message (idempotent across retries)",
+        escalation=FOREIGN_SENDER,
+    ),
+    ActionContract(
+        "reply_to_email", NOTIFICATION, ReplyToEmail, "Reply to a message", escalation=FOREIGN_SENDER
+    ),
 )
 
 

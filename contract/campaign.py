@@ -313,7 +313,9 @@ _KINDS = {name: _kind(field.annotation) for name, field in CampaignRecord.model_
 # -- per-mailbox ledger entries ------------------------------------------------------------------------------
 class ItemOutcome(BaseModel):
     """One message of a mailbox's outcome: what it was (found by the search) and, once acted on, what
-    happened to it. A restore also keeps the id the source campaign knew (`original_item_id`)."""
+    happened to it. A restore's item is the message as it is now (`item_id` in `current_folder`, None when
+    it is no longer there) going back to `folder`, with the id the source campaign knew
+    (`original_item_id`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -324,6 +326,7 @@ class ItemOutcome(BaseModel):
     internet_message_id: str | None = None
     received: str | None = None
     original_item_id: str | None = None
+    current_folder: str | None = None
     outcome: Literal["done", "already_gone", "failed"] | None = None
     new_item_id: str | None = None
     new_folder: str | None = None

@@ -19,8 +19,10 @@ from celery.result import AsyncResult
 from starlette.concurrency import run_in_threadpool
 
 from contract.actions import ActionContract
+from worker import task_origins
 from worker.persistence import persistence
 from worker.settings import get_settings
+from worker.task_origins import TaskOrigin
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +45,35 @@ class ActionGateway:
         self.app = app
 
     def send(
-        self, action: ActionContract, kwargs: dict[str, Any], requester: str, idempotency_key: str | None
+        self, action: ActionContract, kwargs: dict[str, Any], origin: TaskOrigin, idempotency_key: str | None
     ) -> str:
-        """Publish the task with `kwargs` (validated and normalised by the action's model) and return its id;
-        a repeated idempotency key returns the first task's id."""
+        """Record the task's origin, publish it with `kwargs` (validated and normalised by the action's model)
+        and return its id; a repeated idempotency key returns the first task's id."""
+        settings = get_settings()
+        redis = self.app.backend.client
         task_id = str(uuid.uuid4())
         claim = None
         if idempotency_key:
-            digest = hashlib.sha256(f"{requester}\0{action.name}\0{idempotency_key}".encode()).hexdigest()
-            claim = f"{get_settings().redis_prefix}:idempotency:action:{digest}"
-            redis = self.app.backend.client
+            scope = f"{origin.requester}\0{action.name}\0{idempotency_key}"
+            claim = f"{settings.redis_prefix}:idempotency:action:{hashlib.sha256(scope.encode()).hexdigest()}"
             while not redis.set(claim, task_id, nx=True, ex=IDEMPOTENCY_TTL_S):
                 first = redis.get(claim)
                 if first is not None:  # else the claim expired (or its send failed) just now: claim again
                     return first.decode()
+        task_origins.save(redis, settings.redis_prefix, task_id, origin, settings.result_expires_s)
         try:
             self.app.send_task(action.task_name, kwargs=kwargs, queue=action.queue, task_id=task_id)
         except Exception:
+            task_origins.forget(redis, settings.redis_prefix, task_id)
             if claim:
-                self.app.backend.client.delete(claim)
+                redis.delete(claim)
             raise
-        log.info("action %s sent as task %s for %s", action.name, task_id, requester)
+        log.info("action %s sent as task %s for %s", action.name, task_id, origin.requester)
         return task_id
+
+    def origin(self, task_id: str) -> TaskOrigin | None:
+        """Who sent the task through this API, for which profile (None: not sent through the API)."""
+        return task_origins.load(self.app.backend.client, get_settings().redis_prefix, task_id)
 
     def task(self, task_id: str) -> dict[str, Any]:
         """State plus the result envelope once finished; a crashed task becomes `error`, never a 500."""

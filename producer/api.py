@@ -2,6 +2,11 @@
 
 Build it with `create_app()`; `ews-ir api` serves it with uvicorn. The campaign engine and the Celery gateway
 are FastAPI dependencies, so tests can swap them through `app.dependency_overrides`.
+
+Roles follow the risk: an action's role comes from the catalogue (`ActionContract.role_for` its validated
+arguments), a campaign's approval and a restore need an approver, and the engine applies the two-person rule.
+A key scoped to connection profiles sees only their campaigns, tasks, audit records and artifacts; anything
+else answers 404, as if it did not exist.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from campaigns import service as campaigns_service
+from campaigns.errors import UnknownCampaign
 from campaigns.service import MAX_AUDIT_PAGE, MAX_RESULTS_PAGE, MAX_TARGETS_PAGE
 from contract.actions import ACTIONS, ActionContract
 from contract.campaign import CampaignSpec
@@ -42,6 +48,7 @@ from producer.schemas import (
 )
 from worker import metrics as worker_metrics
 from worker.publisher import app as publisher_app
+from worker.task_origins import TaskOrigin
 
 log = logging.getLogger(__name__)
 _RECORD_ID = re.compile(r"^\d{1,19}-\d{1,19}$")
@@ -78,7 +85,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "the request body is not decodable JSON",
         401: "missing or invalid API key",
         403: "the key's role is not allowed to do this",
-        404: "no such campaign or action",
+        404: "no such campaign, task or action (or not visible to this key's profiles)",
         409: "the campaign's state does not allow this",
         413: "request body too large",
         429: "too many failed authentications from this client address; see Retry-After",
@@ -104,6 +111,40 @@ WaitSeconds = Annotated[
     float,
     Query(ge=0, le=MAX_WAIT_S, description=f"seconds (at most {MAX_WAIT_S}) to wait for the task to finish"),
 ]
+
+
+def _visible(principal: Principal, campaign_id: str, service: Any) -> Principal:
+    """The key, if it may see the campaign's profile; for a key scoped to other profiles the campaign does
+    not exist (404, as for an unknown id)."""
+    if principal.scoped and not principal.may_read_profile(service.profile(campaign_id)):
+        raise UnknownCampaign(campaign_id)
+    return principal
+
+
+def campaign_reader(campaign_id: CampaignId, principal: Reader, service: Service) -> Principal:
+    return _visible(principal, campaign_id, service)
+
+
+def campaign_responder(campaign_id: CampaignId, principal: Responder, service: Service) -> Principal:
+    return _visible(principal, campaign_id, service)
+
+
+def campaign_approver(campaign_id: CampaignId, principal: Approver, service: Service) -> Principal:
+    return _visible(principal, campaign_id, service)
+
+
+CampaignReader = Annotated[Principal, Depends(campaign_reader)]
+CampaignResponder = Annotated[Principal, Depends(campaign_responder)]
+CampaignApprover = Annotated[Principal, Depends(campaign_approver)]
+
+
+def _require_profile(principal: Principal, profile: str) -> None:
+    """403 for a key scoped to other profiles than the one a new campaign or action would use."""
+    if not principal.may_read_profile(profile):
+        allowed = ", ".join(sorted(principal.profiles or ()))
+        raise HTTPException(403, f"key {principal.name!r} may act on connection profiles {allowed} only")
+
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -142,23 +183,40 @@ def _describe(contract: ActionContract) -> ActionDescription:
         name=contract.name,
         queue=contract.queue,
         summary=contract.summary,
-        role=contract.role,
+        role=contract.role.name,
+        approver_when=contract.escalation.when if contract.escalation else None,
         required=[f.alias or name for name, f in fields.items() if f.is_required()],
         optional=[f.alias or name for name, f in fields.items() if not f.is_required()],
     )
 
 
-def _action_endpoint(contract: ActionContract):
+def _action_endpoint(contract: ActionContract, settings: ApiSettings):
     """POST /v1/actions/<name>: the body is the action's arguments model, validated (and normalised) before
-    the task is queued, so a bad field is a 422 now instead of an error envelope later. With `wait`, answer
-    200 with its status and result envelope if it finishes in that time; else (and without `wait`) 202 with
-    the task id to poll at GET /v1/tasks/{task_id}."""
+    the task is queued, so a bad field is a 422 now instead of an error envelope later. The role it needs
+    comes from the catalogue and those arguments. With `wait`, answer 200 with its status and result envelope
+    if it finishes in that time; else (and without `wait`) 202 with the task id to poll at
+    GET /v1/tasks/{task_id}."""
 
     async def endpoint(
         *, kwargs: Any, wait: float, idempotency_key: str | None, principal: Principal, gateway: ActionGateway
     ) -> Any:
+        _require_profile(principal, kwargs.connection)
+        needed = contract.role_for(kwargs, settings.allowed_senders_of(kwargs.connection))
+        if not principal.has(needed):
+            raise HTTPException(
+                403,
+                f"key {principal.name!r} has role {principal.role.name}; {contract.name} needs {needed.name} "
+                f"when {contract.escalation.when}",
+            )
+        origin = TaskOrigin(
+            requester=principal.name,
+            role=principal.role.name,
+            action=contract.name,
+            connection=kwargs.connection,
+            mailbox=getattr(kwargs, "mailbox", None),
+        )
         payload = kwargs.model_dump(mode="json", by_alias=True, exclude_unset=True)
-        task_id = await run_in_threadpool(gateway.send, contract, payload, principal.name, idempotency_key)
+        task_id = await run_in_threadpool(gateway.send, contract, payload, origin, idempotency_key)
         accepted = ActionAccepted(task_id=task_id, action=contract.name, status_url=f"/v1/tasks/{task_id}")
         if wait:
             try:
@@ -176,7 +234,9 @@ def _action_endpoint(contract: ActionContract):
             inspect.Parameter("kwargs", keyword, annotation=Annotated[contract.arguments, Body()]),
             inspect.Parameter("wait", keyword, annotation=WaitSeconds, default=0),
             inspect.Parameter("idempotency_key", keyword, annotation=IdempotencyKey, default=None),
-            inspect.Parameter("principal", keyword, annotation=Responder),
+            inspect.Parameter(
+                "principal", keyword, annotation=Annotated[Principal, Depends(auth.require(contract.role))]
+            ),
             inspect.Parameter("gateway", keyword, annotation=Gateway),
         ],
         return_annotation=Any,
@@ -246,7 +306,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         service: Service,
     ) -> dict[str, Any]:
         """Start a campaign. Mode `preview` searches, then waits for an approver; mode `execute` acts at once,
-        so for delete/junk/move it needs the approver role itself."""
+        so for delete/junk/move it needs the approver role itself (and the two-person rule off)."""
+        _require_profile(principal, spec.connection)
         if spec.mode == "execute" and spec.is_destructive and not principal.has(Role.approver):
             raise HTTPException(
                 403,
@@ -265,7 +326,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     def get_campaign(
         campaign_id: CampaignId,
-        _: Reader,
+        _: CampaignReader,
         service: Service,
     ) -> dict[str, Any]:
         """Status, counters and progress (done/total, rate, ETA); the spec shows how targets were given, the
@@ -283,7 +344,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         campaign_id: CampaignId,
         offset: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_TARGETS_PAGE)] = 1000,
-        _: Reader,
+        _: CampaignReader,
         service: Service,
     ) -> TargetsPage:
         """One page of the campaign's target mailboxes, in target order."""
@@ -312,7 +373,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         offset: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_RESULTS_PAGE)] = MAX_RESULTS_PAGE,
         format: Annotated[Literal["json", "csv"] | None, Query(description=f"or Accept: {CSV}")] = None,
-        _: Reader,
+        _: CampaignReader,
         service: Service,
     ) -> Any:
         """One page of per-mailbox/per-item results, as JSON or CSV."""
@@ -335,20 +396,19 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         *,
         campaign_id: CampaignId,
         body: ApproveRequest | None = None,
-        principal: Approver,
+        principal: CampaignApprover,
         service: Service,
     ) -> dict[str, Any]:
-        """Approve the previewed campaign so it acts (needs the approver role)."""
+        """Approve the previewed campaign so it acts (needs the approver role; with the two-person rule, an
+        approver other than its requester)."""
         research = body.research if body else False
         return service.approve(campaign_id, principal.name, research=research)
 
-    def transition(verb: str, path: str, summary: str, method_name: str) -> None:
+    def transition(verb: str, path: str, summary: str) -> None:
         def endpoint(
-            campaign_id: CampaignId,
-            principal: Responder,
-            service: Service,
+            campaign_id: CampaignId, principal: CampaignResponder, service: Service
         ) -> dict[str, Any]:
-            return getattr(service, method_name)(campaign_id, principal.name)
+            return getattr(service, verb)(campaign_id, principal.name)
 
         app.add_api_route(
             f"/v1/campaigns/{{campaign_id}}/{path}",
@@ -361,10 +421,23 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             name=f"{verb}_campaign",
         )
 
-    transition("cancel", "cancel", "Stop dispatching; work already sent finishes", "cancel")
-    transition("resume", "resume", "Continue a cancelled or interrupted campaign", "resume")
-    transition("retry_failed", "retry-failed", "Run again only the targets that failed", "retry_failed")
-    transition("restore", "restore", "Undo the campaign's actions as a new campaign", "restore")
+    transition("cancel", "cancel", "Stop dispatching; work already sent finishes")
+    transition("resume", "resume", "Continue a cancelled or interrupted campaign")
+    transition("retry_failed", "retry-failed", "Run again only the targets that failed")
+
+    @app.post(
+        "/v1/campaigns/{campaign_id}/restore",
+        response_model=Campaign,
+        tags=["campaigns"],
+        responses=_TRANSITION,
+    )
+    def restore_campaign(
+        campaign_id: CampaignId, principal: CampaignApprover, service: Service
+    ) -> dict[str, Any]:
+        """Undo the campaign's deletes, junks or moves, as a new campaign (approver role): it previews what
+        would go back where (per mailbox and item: from which folder to which) and acts once approved, under
+        the two-person rule by an approver other than the one who asked."""
+        return service.restore(campaign_id, principal.name)
 
     @app.get("/v1/actions", response_model=list[ActionDescription], tags=["actions"], responses=_READ)
     def list_actions(_: Reader) -> list[ActionDescription]:
@@ -375,7 +448,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for contract in ACTIONS.values():
         app.add_api_route(
             f"/v1/actions/{contract.name}",
-            _action_endpoint(contract),
+            _action_endpoint(contract, settings),
             methods=["POST"],
             status_code=202,
             response_model=ActionAccepted,
@@ -392,15 +465,20 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     def unknown_action(action: Annotated[str, Path(max_length=100)], _: Responder) -> None:
         raise HTTPException(404, f"unknown action; known: {', '.join(ACTIONS)}")
 
-    @app.get("/v1/tasks/{task_id}", response_model=TaskStatus, tags=["actions"], responses=_READ)
+    @app.get("/v1/tasks/{task_id}", response_model=TaskStatus, tags=["actions"], responses=_CAMPAIGN_READ)
     async def get_task(
         task_id: Annotated[str, Path(min_length=1, max_length=200)],
-        _: Reader,
+        principal: Reader,
         gateway: Gateway,
         wait: WaitSeconds = 0,
     ) -> dict[str, Any]:
         """State of a single action's task and, once done, its result envelope; with `wait`, answers as soon
-        as it is done or after that many seconds."""
+        as it is done or after that many seconds. A key scoped to profiles sees only tasks this API sent for
+        them (else 404)."""
+        if principal.scoped:
+            origin = await run_in_threadpool(gateway.origin, task_id)
+            if origin is None or not principal.may_read_profile(origin.connection):
+                raise HTTPException(404, "no such task")
         return await settle(gateway, task_id, wait)
 
     @app.get(
@@ -415,14 +493,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         since: Annotated[str | None, Query(max_length=64, description="ISO 8601; only newer records")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 1000,
         format: Annotated[Literal["json", "jsonl"] | None, Query(description=f"or Accept: {JSONL}")] = None,
-        _: Reader,
+        principal: Reader,
         service: Service,
     ) -> Any:
-        """Audit records (who asked, who approved, what, counts, timings), oldest first."""
-        items = service.audit(_audit_since(since), limit)
+        """Audit records (who asked, who approved, what, counts, timings), oldest first; for a key scoped to
+        profiles, only theirs. Continue with `since` = `next_since` (JSON Lines: the X-Next-Since header)."""
+        page = service.audit(_audit_since(since), limit, principal.profiles)
         if _wants(request, format, "jsonl", JSONL):
-            return Response(export.to_jsonl(items), media_type=JSONL)
-        return AuditPage(items=items)
+            headers = {"X-Next-Since": page["next_since"]} if page["next_since"] else {}
+            return Response(export.to_jsonl(page["items"]), media_type=JSONL, headers=headers)
+        return AuditPage(**page)
 
     artifacts.add_route(app)
     dead_letter_routes.add_routes(app, _READ)

@@ -203,12 +203,15 @@ def keys_command(args: argparse.Namespace) -> int:
     store = KeyStore(Path(args.keys_file) if args.keys_file else keys_file_from_env())
     match args.keys_command:
         case "add":
-            key = store.add(args.name, Role[args.role])
-            print(f"created key {args.name!r} ({args.role}) in {store.path}; shown once:", file=sys.stderr)
+            profiles = args.profiles.split(",") if args.profiles is not None else None
+            key = store.add(args.name, Role[args.role], profiles)
+            scope = f"profiles {args.profiles}" if profiles is not None else "all profiles"
+            created = f"created key {args.name!r} ({args.role}, {scope}) in {store.path}; shown once:"
+            print(created, file=sys.stderr)
             print(key)
         case "list":
             for entry in store.list():
-                print(f"{entry['name']}\t{entry['role']}\t{entry['created']}")
+                print(f"{entry['name']}\t{entry['role']}\t{entry['profiles']}\t{entry['created']}")
         case "remove":
             store.remove(args.name)
             print(f"removed key {args.name!r}", file=sys.stderr)
@@ -250,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("cancel", "stop dispatching new work"),
         ("resume", "continue a cancelled or interrupted campaign"),
         ("retry-failed", "run the failed mailboxes again"),
-        ("restore", "undo the campaign's actions (starts a restore campaign)"),
+        ("restore", "undo the campaign's actions: previews a restore campaign for approval (approver)"),
     ):
         sub.add_parser(name, help=help_text).add_argument("id")
     approve = sub.add_parser("approve", help="approve a previewed campaign so it acts (approver role)")
@@ -301,7 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     add = keys_sub.add_parser("add", help="create a key and print it once")
     add.add_argument("name", help="who uses the key; recorded as requester/approver")
     add.add_argument("--role", choices=[role.name for role in Role], required=True)
-    keys_sub.add_parser("list", help="names and roles (never keys)")
+    add.add_argument(
+        "--profiles",
+        metavar="A,B",
+        help="connection profiles the key may see and act on (default: all)",
+    )
+    keys_sub.add_parser("list", help="names, roles and profiles (never keys)")
     keys_sub.add_parser("remove", help="revoke a key").add_argument("name")
 
     api = commands.add_parser("api", help="serve the HTTP API")

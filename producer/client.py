@@ -241,7 +241,16 @@ class EwsIrClient:
     # Audit
 
     def audit(self, *, since: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": limit}
-        if since:
-            params["since"] = since
-        return self._request("GET", "/v1/audit", params=params).json()["items"]
+        """Up to `limit` records after `since`, following `next_since` across pages that a key scoped to
+        profiles gets partly filled."""
+        items: list[dict[str, Any]] = []
+        while len(items) < limit:
+            params: dict[str, Any] = {"limit": limit - len(items)}
+            if since:
+                params["since"] = since
+            page = self._request("GET", "/v1/audit", params=params).json()
+            items += page["items"]
+            since = page["next_since"]
+            if since is None:
+                break
+        return items

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from producer import auth
@@ -17,9 +17,16 @@ from worker.dead_letters import DeadLetters, dead_letters
 
 MAX_PAGE = 1000
 
-# Who may list dead letters. They are not tied to a connection profile, so once keys can be scoped to
-# profiles (issue 9) this becomes "keys not scoped to a profile".
-DeadLetterReader = Annotated[Principal, Depends(auth.reader)]
+
+def unscoped_reader(principal: Annotated[Principal, Depends(auth.reader)]) -> Principal:
+    """Dead letters belong to no connection profile, so only keys not scoped to profiles may list them."""
+    if principal.scoped:
+        detail = f"key {principal.name!r} is scoped to connection profiles; dead letters belong to none"
+        raise HTTPException(403, detail)
+    return principal
+
+
+DeadLetterReader = Annotated[Principal, Depends(unscoped_reader)]
 
 
 def dead_letter_store() -> DeadLetters:

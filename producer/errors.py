@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
-from campaigns.errors import Conflict, IdempotencyConflict, SpecError, UnknownCampaign
+from campaigns.errors import Conflict, IdempotencyConflict, Refused, SpecError, UnknownCampaign
 from contract.errors import describe
 from producer.keys import KeyStoreError
 
@@ -85,6 +85,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def conflict(_: Request, exc: Conflict) -> JSONResponse:
         return error_response(409, str(exc))
+
+    @app.exception_handler(Refused)
+    async def refused(_: Request, exc: Refused) -> JSONResponse:
+        return error_response(403, str(exc))
 
     @app.exception_handler(IdempotencyConflict)
     async def idempotency_conflict(_: Request, exc: IdempotencyConflict) -> JSONResponse:

@@ -1,12 +1,13 @@
-"""API keys: random bearer tokens whose SHA-256 hashes, names and roles live in a JSON file.
+"""API keys: random bearer tokens whose SHA-256 hashes, names, roles and profile scopes live in a JSON file.
 
 Only hashes are stored, so a leaked keys file grants no access; the plaintext key is shown once, at creation.
-Keys carry 256 random bits, so a plain SHA-256 (no salt, no stretching) cannot be brute-forced.
+Keys carry 256 random bits, so a plain SHA-256 (no salt, no stretching) cannot be brute-forced. A key may be
+scoped to some connection profiles (tenants): it then sees and acts on their campaigns, tasks, audit records
+and artifacts only.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import json
@@ -15,37 +16,55 @@ import re
 import secrets
 import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
+
+from contract.roles import Role
+from contract.values import ProfileName
+
 KEY_PREFIX = "ewsir_"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 DEFAULT_KEYS_FILE = "ews-ir-api-keys.json"
-
-
-class Role(enum.IntEnum):
-    """Ordered roles: a higher role implies every lower one."""
-
-    reader = 1
-    responder = 2
-    approver = 3
+_PROFILE_NAME = TypeAdapter(ProfileName)
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller; its name is the identity recorded in campaigns and audit."""
+    """The authenticated caller; its name is the identity recorded in campaigns and audit. `profiles` None:
+    every connection profile."""
 
     name: str
     role: Role
+    profiles: frozenset[str] | None = None
 
     def has(self, role: Role) -> bool:
         return self.role >= role
 
+    @property
+    def scoped(self) -> bool:
+        return self.profiles is not None
+
     def may_read_profile(self, profile: str) -> bool:
-        """Whether this key may read what connection profile `profile` fetched (artifacts). Every key may
-        until keys can be scoped to profiles; that scoping belongs here, the one place routes ask."""
-        return True
+        """Whether this key may see and act on what connection profile `profile` did: its campaigns, tasks,
+        audit records and artifacts. The one place routes ask."""
+        return self.profiles is None or profile in self.profiles
+
+
+def profile_names(names: Iterable[str]) -> list[str]:
+    """Connection profile names for a key's scope, checked like a `connection` argument; at least one."""
+    checked = []
+    for name in names:
+        try:
+            checked.append(_PROFILE_NAME.validate_python(name.strip() if isinstance(name, str) else name))
+        except ValidationError:
+            raise KeyStoreError(f"not a connection profile name: {str(name).strip()[:64]!r}") from None
+    if not checked:
+        raise KeyStoreError("name at least one connection profile (or leave the key unscoped)")
+    return sorted(set(checked))
 
 
 class KeyStoreError(Exception):
@@ -70,6 +89,13 @@ def _entry_problem(entry: object) -> str | None:
         return f"unknown role (known: {', '.join(Role.__members__)})"
     if not _SHA256.match(entry["sha256"]):
         return "'sha256' is not 64 lower-case hex digits"
+    if "profiles" in entry:
+        scope = entry["profiles"]
+        try:
+            if not isinstance(scope, list) or profile_names(scope) != scope:
+                return "'profiles' is not a sorted list of distinct connection profile names"
+        except KeyStoreError as exc:
+            return f"'profiles': {exc}"
     return None
 
 
@@ -88,8 +114,9 @@ class KeyStore:
         """Raise KeyStoreError if the file exists but cannot be used."""
         self._current()
 
-    def add(self, name: str, role: Role) -> str:
-        """Create a key for `name` and return the plaintext key (the only time it exists)."""
+    def add(self, name: str, role: Role, profiles: Iterable[str] | None = None) -> str:
+        """Create a key for `name` (scoped to `profiles`, or None for all) and return the plaintext key (the
+        only time it exists)."""
         if not name or not name.strip() or name != name.strip():
             raise KeyStoreError("key name must be non-empty without surrounding spaces")
         entries = self._load()
@@ -97,13 +124,24 @@ class KeyStore:
             raise KeyStoreError(f"a key named {name!r} already exists")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        entries.append({"name": name, "role": role.name, "sha256": _hash(key), "created": created})
+        entry = {"name": name, "role": role.name, "sha256": _hash(key), "created": created}
+        if profiles is not None:
+            entry["profiles"] = profile_names(profiles)
+        entries.append(entry)
         self._save(entries)
         return key
 
     def list(self) -> list[dict[str, str]]:
-        """Names, roles and creation times; never the hashes."""
-        return [{"name": e["name"], "role": e["role"], "created": e["created"]} for e in self._load()]
+        """Names, roles, profile scopes ("all" when unscoped) and creation times; never the hashes."""
+        return [
+            {
+                "name": e["name"],
+                "role": e["role"],
+                "profiles": ",".join(e["profiles"]) if "profiles" in e else "all",
+                "created": e["created"],
+            }
+            for e in self._load()
+        ]
 
     def remove(self, name: str) -> None:
         entries = self._load()
@@ -118,7 +156,8 @@ class KeyStore:
         found: Principal | None = None
         for entry in self._current():
             if hmac.compare_digest(presented, entry["sha256"]):
-                found = Principal(entry["name"], Role[entry["role"]])
+                scope = frozenset(entry["profiles"]) if "profiles" in entry else None
+                found = Principal(entry["name"], Role[entry["role"]], scope)
         return found
 
     def _current(self) -> list[dict[str, str]]:

@@ -84,6 +84,9 @@ class ActionDescription(BaseModel):
     queue: str
     summary: str
     role: str = Field(description="the API role needed to run it")
+    approver_when: str | None = Field(
+        description="arguments that make it irreversible or impersonating, so it needs the approver role"
+    )
     required: list[str]
     optional: list[str]
 
@@ -102,6 +105,10 @@ class TaskStatus(BaseModel):
 
 class AuditPage(BaseModel):
     items: list[dict[str, Any]]
+    next_since: str | None = Field(
+        description="pass as `since` for the next page; null once the trail was read to its end (a key "
+        "scoped to profiles may get fewer than `limit` items on a page that is not the last)"
+    )
 
 
 class Health(BaseModel):

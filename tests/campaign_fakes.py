@@ -154,7 +154,11 @@ class Harness:
     """Service + store on fakeredis, with the Celery queue played by a deque run to completion on demand."""
 
     def __init__(
-        self, exchange: FakeExchange | None = None, directory: FakeDirectory | None = None, page_size: int = 3
+        self,
+        exchange: FakeExchange | None = None,
+        directory: FakeDirectory | None = None,
+        page_size: int = 3,
+        two_person_rule: bool = True,
     ) -> None:
         self.redis = fakeredis.FakeRedis()
         self.store = CampaignStore(self.redis, "test")
@@ -163,7 +167,7 @@ class Harness:
         self.page_size = page_size
         self.queue: deque[tuple] = deque()
         self.published: list[tuple[str, str, str]] = []
-        self.service = CampaignService(self.store, self._enqueue_dispatch)
+        self.service = CampaignService(self.store, self._enqueue_dispatch, two_person_rule=two_person_rule)
 
     def _enqueue_dispatch(self, campaign_id, phase, generation):
         self.queue.append(("dispatch", campaign_id, phase, generation, 0))

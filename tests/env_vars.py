@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("worker", "tasks", "campaigns", "producer", "exchange_simulator", "celeryconfig.py")
+SOURCES = ("contract", "worker", "tasks", "campaigns", "producer", "exchange_simulator", "celeryconfig.py")
 # Names are string literals: EWS_*, REDIS_URL, PROMETHEUS_MULTIPROC_DIR.
 ENV_NAME = re.compile(r"""["']((?:EWS|PROMETHEUS)_[A-Z0-9]+(?:_[A-Z0-9]+)*|REDIS_URL)["']""")
 

@@ -21,6 +21,7 @@ from campaigns.errors import Conflict, IdempotencyConflict, UnknownCampaign
 from campaigns.service import validate
 from contract.actions import ActionContract
 from worker.dead_letters import DeadLetters
+from worker.task_origins import TaskOrigin
 
 VALID_SPEC = {
     "action": "delete",
@@ -66,6 +67,9 @@ class FakeCampaignService:
         self._audit("created", campaign_id, requester)
         return self.get(campaign_id)
 
+    def profile(self, campaign_id: str) -> str:
+        return self._campaign(campaign_id)["spec"]["connection"]
+
     def get(self, campaign_id: str) -> dict[str, Any]:
         campaign = self._campaign(campaign_id)
         total = len(campaign["results"])
@@ -107,8 +111,9 @@ class FakeCampaignService:
         spec = {**VALID_SPEC, "targets": {"mailboxes": [r["mailbox"] for r in campaign["results"]]}}
         return self.create(spec, by, None)
 
-    def audit(self, since: str | None, limit: int) -> list[dict[str, Any]]:
-        return self.audit_log[:limit]
+    def audit(self, since: str | None, limit: int, profiles: frozenset[str] | None) -> dict[str, Any]:
+        visible = [e for e in self.audit_log if profiles is None or e["connection"] in profiles]
+        return {"items": visible[:limit], "next_since": None}
 
     def _campaign(self, campaign_id: str) -> dict[str, Any]:
         if campaign_id not in self.campaigns:
@@ -125,7 +130,9 @@ class FakeCampaignService:
 
     def _audit(self, event: str, campaign_id: str, by: str) -> None:
         record_id = f"{len(self.audit_log) + 1}-0"
-        self.audit_log.append({"id": record_id, "event": event, "campaign": campaign_id, "by": by})
+        connection = self.profile(campaign_id)
+        entry = {"id": record_id, "event": event, "campaign": campaign_id, "connection": connection, "by": by}
+        self.audit_log.append(entry)
 
 
 class FakeGateway:
@@ -136,15 +143,19 @@ class FakeGateway:
         self.sent: list[tuple] = []
         self.tasks: dict[str, dict[str, Any]] = {}
         self.claims: dict[tuple, str] = {}
+        self.origins: dict[str, TaskOrigin] = {}
         self.hold = False
         self.held: dict[str, dict[str, Any]] = {}
 
-    def send(self, action: ActionContract, kwargs: dict, requester: str, idempotency_key: str | None) -> str:
-        claim = (requester, action.name, idempotency_key)
+    def send(
+        self, action: ActionContract, kwargs: dict, origin: TaskOrigin, idempotency_key: str | None
+    ) -> str:
+        claim = (origin.requester, action.name, idempotency_key)
         if idempotency_key and claim in self.claims:
             return self.claims[claim]
         task_id = f"t{len(self.sent) + 1}"
-        self.sent.append((action.name, kwargs, requester))
+        self.sent.append((action.name, kwargs, origin.requester))
+        self.origins[task_id] = origin
         envelope = {"status": "ok", "action": action.name, "mailbox": kwargs.get("mailbox"), "data": {},
                     "error": None, "attempts": 1, "duration_ms": 5}
         done = {"task_id": task_id, "state": "SUCCESS", "result": envelope, "error": None}
@@ -155,6 +166,9 @@ class FakeGateway:
         if idempotency_key:
             self.claims[claim] = task_id
         return task_id
+
+    def origin(self, task_id: str) -> TaskOrigin | None:
+        return self.origins.get(task_id)
 
     def finish(self, task_id: str) -> None:
         self.tasks[task_id] = self.held.pop(task_id)

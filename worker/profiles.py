@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from contract.roles import ALLOWED_SENDERS_ENV, parse_allowed_senders
 from worker.errors import ValidationError
 from worker.settings import get_settings
 
@@ -38,6 +39,7 @@ ENV_FIELDS = {
     "access_type": "EWS_ACCESS_TYPE",
     "service_account": "EWS_SERVICE_ACCOUNT",
     "scope": "EWS_SCOPE",
+    "allowed_senders": ALLOWED_SENDERS_ENV,
 }
 
 
@@ -64,6 +66,9 @@ class ConnectionProfile:
     service_account: str = ""
     # OAuth scope; other clouds use e.g. https://outlook.office365.us/.default.
     scope: str = "https://outlook.office365.com/.default"
+    # Mailboxes send_email/reply_to_email may use without an approver (e.g. the SOC's); default none: a send
+    # from any other mailbox impersonates someone and needs a task an approver sent through the API.
+    allowed_senders: frozenset[str] = frozenset()
 
     @property
     def authority_url(self) -> str:
@@ -80,7 +85,11 @@ def _validate(raw: dict, where: str) -> ConnectionProfile:
     for key in raw:
         if key not in known:
             raise ValidationError(f"{where}.{key}", f"unknown setting (known: {', '.join(sorted(known))})")
-    values = {k: str(v).strip() for k, v in raw.items() if v is not None}
+    values: dict = {k: str(v).strip() for k, v in raw.items() if v is not None and k != "allowed_senders"}
+    try:
+        values["allowed_senders"] = parse_allowed_senders(raw.get("allowed_senders"))
+    except ValueError as exc:
+        raise ValidationError(f"{where}.allowed_senders", str(exc)) from None
     profile = ConnectionProfile(**values)
     url = urlsplit(profile.ews_url)
     if url.scheme not in ("http", "https") or not url.hostname:

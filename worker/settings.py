@@ -108,6 +108,9 @@ class Settings:
     # Messages no worker could read are kept this long in the dead-letter list
     # (EWS_IR_DEAD_LETTER_RETENTION_DAYS).
     dead_letter_retention_days: float = 90
+    # Campaigns are approved by someone other than their requester and destructive ones cannot skip the
+    # preview (EWS_IR_TWO_PERSON_RULE: true | false).
+    two_person_rule: bool = True
 
     @property
     def max_countdown_s(self) -> float:
@@ -164,6 +167,7 @@ def load_settings() -> Settings:
         dead_letter_retention_days=_env_number(
             "EWS_IR_DEAD_LETTER_RETENTION_DAYS", Settings.dead_letter_retention_days, minimum=0.001
         ),
+        two_person_rule=_env_choice("EWS_IR_TWO_PERSON_RULE", ("true", "false")) == "true",
     )
 
 

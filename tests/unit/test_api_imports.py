@@ -20,7 +20,7 @@ from producer.config import ApiSettings
 from producer.keys import KeyStore, Role
 
 class Gateway:
-    def send(self, action, kwargs, requester, idempotency_key):
+    def send(self, action, kwargs, origin, idempotency_key):
         return "t-1"
 
 keys_file = Path(tempfile.mkdtemp()) / "keys.json"

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from contract import actions as a
 from contract.errors import field_errors
+from contract.roles import Role, parse_allowed_senders
 from contract.values import MAX_ITEM_IDS, split_address_list
 
 MAILBOX = "alice@contoso.example"
@@ -258,3 +259,48 @@ def test_the_catalogue_names_queues_and_models():
         assert "connection" in contract.arguments.model_fields
     assert a.queue_for("ews.delete_email") == "containment"
     assert a.queue_for("ews.unknown") is None and a.queue_for("campaign.dispatch") is None
+
+
+# -- roles by risk -------------------------------------------------------------------------------------------
+SOC = frozenset({"soc@contoso.example"})
+
+
+def role(name: str, allowed: frozenset[str] | None = SOC, **kwargs) -> Role:
+    contract = a.ACTIONS[name]
+    return contract.role_for(contract.arguments.model_validate({"mailbox": MAILBOX, **kwargs}), allowed)
+
+
+def test_recoverable_actions_need_a_responder_and_irreversible_ones_an_approver():
+    assert role("delete_email", item_ids=["A"]) == Role.responder
+    assert role("delete_email", item_ids=["A"], delete_type="trash") == Role.responder
+    assert role("delete_email", item_ids=["A"], delete_type="hard") == Role.approver
+    assert role("delete_attachments", item_id="A") == Role.approver
+    for name, kwargs in (
+        ("junk_email", {"item_ids": ["A"]}),
+        ("move_email", {"item_ids": ["A"], "to_folder": "Inbox/Q"}),
+        ("copy_email", {"item_id": "A", "to_folder": "Inbox", "to_mailbox": "soc@contoso.example"}),
+        ("restore_email", {"item_ids": ["A"]}),
+        ("search_emails", {"query": {"subject": "x"}}),
+    ):
+        assert role(name, **kwargs) == Role.responder, name
+
+
+def test_sending_as_a_mailbox_that_is_not_an_allowed_sender_needs_an_approver():
+    send = {"to": ["bob@contoso.example"], "subject": "s", "body": "b"}
+    assert role("send_email", **send) == Role.approver  # alice is not the SOC mailbox
+    assert role("send_email", **{**send, "mailbox": "SOC <Soc@Contoso.example>"}) == Role.responder
+    assert role("reply_to_email", item_id="A", body="b") == Role.approver
+    assert role("send_email", frozenset(), **send) == Role.approver  # none allowed (the default)
+    assert role("send_email", None, **send) == Role.responder  # unknown to the caller: the worker decides
+
+
+def test_allowed_senders_parse_from_the_environment_or_a_list_and_name_a_bad_entry():
+    assert parse_allowed_senders(" SOC@contoso.example, ,IR <ir@contoso.example>") == {
+        "soc@contoso.example",
+        "ir@contoso.example",
+    }
+    assert parse_allowed_senders(["soc@contoso.example"]) == SOC
+    assert parse_allowed_senders(None) == frozenset() == parse_allowed_senders("")
+    with pytest.raises(ValueError, match="entry 2 is not an SMTP address") as raised:
+        parse_allowed_senders("soc@contoso.example,secret-looking-text")
+    assert "secret-looking-text" not in str(raised.value)

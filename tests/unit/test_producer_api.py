@@ -54,7 +54,7 @@ ENDPOINTS = [
     ("POST", "/v1/campaigns/c1/cancel", "responder"),
     ("POST", "/v1/campaigns/c1/resume", "responder"),
     ("POST", "/v1/campaigns/c1/retry-failed", "responder"),
-    ("POST", "/v1/campaigns/c1/restore", "responder"),
+    ("POST", "/v1/campaigns/c1/restore", "approver"),
     ("POST", "/v1/actions/get_out_of_office", "responder"),
     ("POST", "/v1/actions/format_disk", "responder"),
     ("POST", "/v1/campaigns/c1/approve", "approver"),
@@ -311,6 +311,7 @@ def test_actions_are_listed_from_the_catalogue(api):
         "queue": "containment",
         "summary": "Delete messages (soft by default)",
         "role": "responder",
+        "approver_when": "delete_type is hard (not recoverable)",
         "required": ["mailbox", "item_ids"],
         "optional": ["connection", "delete_type"],
     }
@@ -388,7 +389,7 @@ def test_execute_mode_acts_without_approval_so_it_needs_an_approver(api):
 @pytest.mark.parametrize("since", ["1700000000000-0", "2026-03-01", "2026-03-01T10:00:00+02:00"])
 def test_audit_since_accepts_record_ids_and_times(api, service, since):
     seen = []
-    service.audit = lambda value, limit: seen.append(value) or []
+    service.audit = lambda value, limit, profiles: seen.append(value) or {"items": [], "next_since": None}
     assert api.get("/v1/audit", params={"since": since}, headers=auth(api, "reader")).status_code == 200
     assert seen[0] == {"2026-03-01": "2026-03-01T00:00:00+00:00",
                        "2026-03-01T10:00:00+02:00": "2026-03-01T08:00:00+00:00"}.get(since, since)

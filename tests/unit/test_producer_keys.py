@@ -59,3 +59,23 @@ def test_a_corrupt_keys_file_is_a_clear_error(tmp_path):
     path.write_text("{not json")
     with pytest.raises(KeyStoreError, match="cannot read keys file"):
         KeyStore(path).authenticate("ewsir_x")
+
+
+def test_a_key_scoped_to_profiles_reads_only_those(tmp_path):
+    store = KeyStore(tmp_path / "keys.json")
+    scoped = store.add("tenant-a", Role.responder, ["tenant-a", " eu.west ", "tenant-a"])
+    unscoped = store.add("soc", Role.reader)
+    principal = store.authenticate(scoped)
+    assert principal == Principal("tenant-a", Role.responder, frozenset({"tenant-a", "eu.west"}))
+    assert principal.scoped and principal.may_read_profile("eu.west")
+    assert not principal.may_read_profile("default")
+    everyone = store.authenticate(unscoped)
+    assert not everyone.scoped and everyone.may_read_profile("anything")
+    listed = [(e["name"], e["profiles"]) for e in store.list()]
+    assert listed == [("tenant-a", "eu.west,tenant-a"), ("soc", "all")]
+
+
+@pytest.mark.parametrize("profiles", [[], ["bad name"], ["x" * 65]])
+def test_a_scope_names_valid_profiles(tmp_path, profiles):
+    with pytest.raises(KeyStoreError, match="profile"):
+        KeyStore(tmp_path / "keys.json").add("k", Role.reader, profiles)

@@ -132,3 +132,42 @@ def test_unknown_profile_name_blames_the_connection_argument(monkeypatch):
     with pytest.raises(ValidationError) as raised:
         profiles.get_profile("other")
     assert raised.value.field == "connection"
+
+
+def test_allowed_senders_of_the_default_profile_and_of_a_profiles_file(monkeypatch, tmp_path):
+    for name, value in OAUTH_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert profiles.get_profile("default").allowed_senders == frozenset()  # none unless named
+    monkeypatch.setenv("EWS_IR_ALLOWED_SENDERS", "SOC@corp.example, ir@corp.example")
+    profiles.clear_cache()
+    assert profiles.get_profile("default").allowed_senders == {"soc@corp.example", "ir@corp.example"}
+    monkeypatch.setenv("EWS_IR_ALLOWED_SENDERS", "soc@corp.example,not an address")
+    profiles.clear_cache()
+    with pytest.raises(ValidationError) as raised:
+        profiles.get_profile("default")
+    assert raised.value.field == "EWS_IR_ALLOWED_SENDERS" and "entry 2" in raised.value.message
+
+    path = tmp_path / "profiles.yaml"
+    path.write_text(
+        "profiles:\n"
+        "  tenant-a:\n"
+        "    ews_url: https://a.example/EWS/Exchange.asmx\n"
+        "    auth: basic\n"
+        "    username: svc\n"
+        "    password: pw-long-enough\n"
+        "    allowed_senders: [soc@a.example]\n"
+    )
+    monkeypatch.setenv("EWS_IR_PROFILES_FILE", str(path))
+    get_settings.cache_clear()
+    profiles.clear_cache()
+    assert profiles.get_profile("tenant-a").allowed_senders == {"soc@a.example"}
+
+
+def test_two_person_rule_is_on_unless_switched_off(monkeypatch):
+    assert load_settings().two_person_rule is True
+    monkeypatch.setenv("EWS_IR_TWO_PERSON_RULE", "FALSE")
+    assert load_settings().two_person_rule is False
+    monkeypatch.setenv("EWS_IR_TWO_PERSON_RULE", "off")
+    with pytest.raises(ValidationError) as raised:
+        load_settings()
+    assert raised.value.field == "EWS_IR_TWO_PERSON_RULE"
