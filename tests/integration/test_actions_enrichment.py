@@ -113,23 +113,30 @@ def test_send_email_does_not_send_twice_for_one_task_id(celery_worker_process, p
 
 
 def test_reply_and_reply_all(celery_worker_process, phish):
+    """The SOC mailbox (the workers' allowed sender) answers a report it was copied on."""
     sim = phish["sim"]
-    item_id = phish["item_id"]
-    reply = run(celery_worker_process, "reply_to_email", mailbox=ALICE, item_id=item_id, body="Thanks")
+    copy = put(
+        sim.store,
+        SOC,
+        "inbox",
+        message("Invoice", sender=EmailAddress("Carol", CAROL), to=[ALICE, BOB], cc=[SOC]),
+    )
+    reply = run(celery_worker_process, "reply_to_email", mailbox=SOC, item_id=copy.id, body="Thanks")
     assert reply["status"] == "ok", reply["error"]
     assert inbox_subjects(sim, CAROL) == ["RE: Invoice"] and inbox_subjects(sim, BOB) == []
     everyone = run(
         celery_worker_process,
         "reply_to_email",
-        mailbox=ALICE,
-        item_id=phish["item_id"],
+        mailbox=SOC,
+        item_id=copy.id,
         body="Do not open it",
         reply_all=True,
     )
     assert everyone["status"] == "ok", everyone["error"]
     assert inbox_subjects(sim, CAROL) == ["RE: Invoice", "RE: Invoice"]
-    assert inbox_subjects(sim, BOB) == inbox_subjects(sim, SOC) == ["RE: Invoice"]
-    sent = sim.store.mailbox(ALICE).folders["sentitems"].items.values()
+    assert inbox_subjects(sim, BOB) == ["RE: Invoice"]
+    assert inbox_subjects(sim, ALICE) == ["Invoice", "RE: Invoice"]
+    sent = sim.store.mailbox(SOC).folders["sentitems"].items.values()
     assert sorted(i.subject for i in sent) == ["RE: Invoice", "RE: Invoice"]
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from tests.fixtures.celery_worker import SOC_MAILBOX
 from tests.integration.actions_seed import message, put, run
 
 pytestmark = pytest.mark.integration
@@ -17,12 +18,13 @@ ALICE = "alice@contoso.example"
 class RequestLog:
     """The operations the simulator saw for one mailbox since the last call to `since_last`."""
 
-    def __init__(self, sim) -> None:
+    def __init__(self, sim, mailbox: str = ALICE) -> None:
         self.sim = sim
-        self.seen = len(sim.requests(mailbox=ALICE))
+        self.mailbox = mailbox
+        self.seen = len(sim.requests(mailbox=mailbox))
 
     def since_last(self) -> Counter:
-        entries = self.sim.requests(mailbox=ALICE)
+        entries = self.sim.requests(mailbox=self.mailbox)
         new, self.seen = entries[self.seen :], len(entries)
         return Counter(e["operation"] for e in new)
 
@@ -31,6 +33,7 @@ class RequestLog:
 def seeded(fresh_simulator):
     store = fresh_simulator.store
     box = store.add_mailbox(ALICE)
+    store.add_mailbox(SOC_MAILBOX)
     for name in ("Quarantine", "Rules", "Projects"):
         store.create_folder(box.folders["inbox"], name)
     phish = message("Invoice overdue")
@@ -77,6 +80,7 @@ def test_requests_per_action(celery_worker_process, seeded):
     assert restored["status"] == "ok" and restored["data"]["items"][0]["folder"] == "Inbox"
     assert log.since_last() == Counter(GetItem=1, FindFolder=1, MoveItem=1)
 
-    sent = run(worker, "send_email", mailbox=ALICE, to=["bob@contoso.example"], subject="s", body="b")
+    soc = RequestLog(sim, SOC_MAILBOX)
+    sent = run(worker, "send_email", mailbox=SOC_MAILBOX, to=["bob@contoso.example"], subject="s", body="b")
     assert sent["status"] == "ok", sent["error"]
-    assert log.since_last() == Counter(FindItem=1, CreateItem=1)
+    assert soc.since_last() == Counter(FindItem=1, CreateItem=1)

@@ -117,12 +117,16 @@ def test_one_off_action_with_args_or_json_waits_for_the_envelope(as_role, live, 
     envelope = json.loads(capsys.readouterr().out)
     assert envelope["status"] == "ok" and envelope["action"] == "get_out_of_office"
     args = json.dumps({"mailbox": "bob@example.com", "item_ids": "AAMk1,AAMk2"})
-    assert main(["action", "delete_email", "--json", args, "--arg", "delete_type=hard", "--no-wait"]) == 0
+    assert main(["action", "delete_email", "--json", args, "--arg", "delete_type=trash", "--no-wait"]) == 0
     assert json.loads(capsys.readouterr().out)["task_id"]
     assert live[3].sent[-1] == (
         "delete_email",
-        {"mailbox": "bob@example.com", "item_ids": ["AAMk1", "AAMk2"], "delete_type": "hard"},
+        {"mailbox": "bob@example.com", "item_ids": ["AAMk1", "AAMk2"], "delete_type": "trash"},
         "responder-user",
+    )
+    assert main(["action", "delete_email", "--json", args, "--arg", "delete_type=hard", "--no-wait"]) == 1
+    assert "HTTP 403: key 'responder-user' has role responder; delete_email needs approver" in (
+        capsys.readouterr().err
     )
     assert main(["action", "get_out_of_office"]) == 1
     assert "HTTP 422: invalid arguments for get_out_of_office (mailbox: required)" in capsys.readouterr().err
@@ -172,9 +176,15 @@ def test_keys_add_prints_the_key_once_and_list_never_shows_it(tmp_path, capsys):
     assert key.startswith("ewsir_")
     assert main(["keys", "--keys-file", keys_file, "list"]) == 0
     listing = capsys.readouterr().out
-    assert listing.startswith("alice\tapprover\t") and key not in listing
+    assert listing.startswith("alice\tapprover\tall\t") and key not in listing
     assert main(["keys", "--keys-file", keys_file, "add", "alice", "--role", "reader"]) == 1
     assert main(["keys", "--keys-file", keys_file, "remove", "alice"]) == 0
+    add_scoped = ["add", "tenant-a-soc", "--role", "responder", "--profiles", "tenant-a,tenant-b"]
+    assert main(["keys", "--keys-file", keys_file, *add_scoped]) == 0
+    assert "tenant-a,tenant-b" in capsys.readouterr().err
+    assert main(["keys", "--keys-file", keys_file, "list"]) == 0
+    assert capsys.readouterr().out.startswith("tenant-a-soc\tresponder\ttenant-a,tenant-b\t")
+    assert main(["keys", "--keys-file", keys_file, "add", "x", "--role", "reader", "--profiles", "a b"]) == 1
 
 
 def test_client_raises_typed_errors_with_the_servers_detail_and_pages_results(live):

@@ -13,7 +13,8 @@ import requests
 from campaigns.service import CampaignService
 from campaigns.store import CampaignStore
 from producer.actions import ActionGateway
-from producer.client import EwsIrClient, ValidationFailed
+from producer.client import EwsIrClient, PermissionDenied, ValidationFailed
+from producer.keys import KeyStore, Role
 from tests.producer_support import app_with_fakes, serve
 
 pytestmark = pytest.mark.integration
@@ -45,6 +46,7 @@ def api(redis_url, celery_worker_process, tmp_path_factory):
     service = CampaignService(CampaignStore(redis.Redis.from_url(redis_url), "ews-ir"), enqueue_dispatch)
     keys_file = tmp_path_factory.mktemp("e2e") / "keys.json"
     app, keys = app_with_fakes(keys_file, service, ActionGateway(worker_app))
+    keys["deputy"] = KeyStore(keys_file).add("deputy-approver", Role.approver)
     with serve(app) as url:
         yield url, keys
 
@@ -82,9 +84,18 @@ def test_preview_approve_and_restore_through_the_api(simulator, phish, api):
         csv_lines = responder.results_csv(created["id"]).splitlines()
         assert len(csv_lines) == 1 + MAILBOXES and csv_lines[0].startswith("mailbox,")
 
-        restore = responder.restore(created["id"])
-        restored = responder.wait(restore["id"], settled, timeout=60, poll_interval=0.2)
+        with pytest.raises(PermissionDenied):
+            responder.restore(created["id"])  # putting the phish back is an approver's decision
+        restore = approver.restore(created["id"])
+        planned = approver.wait(restore["id"], settled, timeout=60, poll_interval=0.2)
+        assert planned["status"] == "preview_ready" and live_copies(simulator, phish["id"]) == Counter()
+        with pytest.raises(PermissionDenied, match="EWS_IR_TWO_PERSON_RULE"):
+            approver.approve(restore["id"])
+        with EwsIrClient(url, keys["deputy"]) as deputy:
+            deputy.approve(restore["id"])
+            restored = deputy.wait(restore["id"], settled, timeout=60, poll_interval=0.2)
         assert restored["status"] == "completed", restored
+        assert restored["requester"] == "approver-user" and restored["approved_by"] == "deputy-approver"
         assert live_copies(simulator, phish["id"]) == before
 
         records = responder.audit(limit=10_000)

@@ -55,12 +55,23 @@ def truth(simulator):
     return {"report": report, "phish": phish, "mailboxes": sorted(mailboxes)}
 
 
+def engine(redis_url, worker, *, two_person_rule: bool = True) -> CampaignService:
+    def enqueue(campaign_id: str, phase: str, generation: int) -> None:
+        send_dispatch(worker, campaign_id, phase, generation)
+
+    store = CampaignStore(redis.Redis.from_url(redis_url), PREFIX)
+    return CampaignService(store, enqueue, two_person_rule=two_person_rule)
+
+
 @pytest.fixture(scope="module")
 def service(redis_url, celery_worker_process):
-    def enqueue(campaign_id: str, phase: str, generation: int) -> None:
-        send_dispatch(celery_worker_process, campaign_id, phase, generation)
+    return engine(redis_url, celery_worker_process)
 
-    return CampaignService(CampaignStore(redis.Redis.from_url(redis_url), PREFIX), enqueue)
+
+@pytest.fixture(scope="module")
+def unruled(redis_url, celery_worker_process):
+    """EWS_IR_TWO_PERSON_RULE=false: `mode: execute` acts without a preview (redelivery of execute tasks)."""
+    return engine(redis_url, celery_worker_process, two_person_rule=False)
 
 
 def send_dispatch(worker, campaign_id: str, phase: str, generation: int, cursor: int = 0) -> None:
@@ -137,7 +148,7 @@ def test_preview_approve_restore_matches_ground_truth(simulator, service, truth)
             {(decoy["mailbox"], "Inbox"): 1}
         )
 
-    audit = [e for e in service.audit(limit=10_000) if e.get("campaign") == created["id"]]
+    audit = [e for e in service.audit(limit=10_000)["items"] if e.get("campaign") == created["id"]]
     actions = [e for e in audit if e["event"] == "mailbox_action"]
     assert sorted(e["mailbox"] for e in actions) == sorted(per_mailbox)
     assert {e["requester"] for e in actions} == {"analyst@corp"} and {e["approver"] for e in actions} == {
@@ -145,6 +156,14 @@ def test_preview_approve_restore_matches_ground_truth(simulator, service, truth)
     }
 
     restore = service.restore(created["id"], by="lead@corp")
+    planned = wait_for(service, restore["id"], "preview_ready", "failed")
+    assert planned["status"] == "preview_ready", failures(service, restore["id"])
+    assert live_copies(simulator, phish) == Counter(), "a restore's preview puts nothing back"
+    items = [i for r in all_results(service, restore["id"]).values() for i in r.get("items", [])]
+    assert len(items) == sum(per_mailbox.values())
+    assert {i["current_folder"] for i in items} == {"recoverableitemsdeletions"}
+    assert Counter(i["folder"] for i in items) == Counter(folder for _, folder in before.elements())
+    service.approve(restore["id"], approver="deputy@corp")
     restored = wait_for(service, restore["id"], "completed", "completed_with_errors", "failed")
     assert restored["status"] == "completed", failures(service, restore["id"])
     after = live_copies(simulator, phish)
@@ -155,13 +174,12 @@ def test_preview_approve_restore_matches_ground_truth(simulator, service, truth)
 def test_guardrail_stops_before_acting_on_a_flooded_mailbox(simulator, service, truth):
     body = {
         "action": "delete",
-        "mode": "execute",
         "targets": {"mailboxes": [FLOODED]},
         "match": {"internet_message_id": "<flood@partner.example>"},
         "options": {"max_matches_per_mailbox": 2},
     }
     created = service.create(body, requester="analyst@corp")
-    state = wait_for(service, created["id"], "failed", "completed")
+    state = wait_for(service, created["id"], "failed", "preview_ready")
     assert state["status"] == "failed"
     assert (
         state["reason"]["field"] == "options.max_matches_per_mailbox"
@@ -171,8 +189,9 @@ def test_guardrail_stops_before_acting_on_a_flooded_mailbox(simulator, service, 
 
 
 def test_redelivered_dispatcher_and_mailbox_tasks_change_no_outcome(
-    simulator, service, truth, celery_worker_process
+    simulator, unruled, truth, celery_worker_process
 ):
+    service = unruled
     phish = truth["phish"]
     before = live_copies(simulator, phish)
     holders = sorted({mailbox for mailbox, _ in before})
@@ -206,7 +225,7 @@ def test_redelivered_dispatcher_and_mailbox_tasks_change_no_outcome(
     assert service.store.redis.hlen(f"{PREFIX}:campaign:{created['id']}:out:execute") == len(targets)
     actions = [
         e
-        for e in service.audit(limit=10_000)
+        for e in service.audit(limit=10_000)["items"]
         if e.get("campaign") == created["id"] and e["event"] == "mailbox_action"
     ]
     assert len(actions) == len(targets)
@@ -214,7 +233,9 @@ def test_redelivered_dispatcher_and_mailbox_tasks_change_no_outcome(
         {(m, "Inbox/Projects"): n for m, n in Counter(m for m, _ in before.elements()).items()}
     )
 
-    service.restore(created["id"], by="analyst@corp")
+    restore = service.restore(created["id"], by="analyst@corp")
+    wait_for(service, restore["id"], "preview_ready")
+    service.approve(restore["id"], approver="lead@corp")
     wait_until_queue_drained(service)
     deadline = time.monotonic() + WAIT_S
     while live_copies(simulator, phish) != before and time.monotonic() < deadline:

@@ -13,6 +13,7 @@ from campaigns.service import CampaignService
 from campaigns.store import CampaignStore
 from producer.actions import ActionGateway
 from producer.client import EwsIrClient, ValidationFailed
+from tests.fixtures.celery_worker import SOC_MAILBOX
 from tests.integration.actions_seed import message, put, run
 from tests.producer_support import app_with_fakes, serve
 
@@ -35,7 +36,7 @@ def api(redis_url, celery_worker_process, tmp_path_factory):
 @pytest.fixture
 def inbox(fresh_simulator):
     store = fresh_simulator.store
-    for address in (ALICE, "bob@contoso.example", "doe@contoso.example"):
+    for address in (ALICE, SOC_MAILBOX, "bob@contoso.example", "doe@contoso.example"):
         store.add_mailbox(address)
     items = [put(store, ALICE, "inbox", message(f"Phish {i}")) for i in range(3)]
     items[0].is_read = True
@@ -88,14 +89,14 @@ def test_the_worker_applies_the_same_coercions_to_tasks_sent_by_name(celery_work
 
 def test_an_rfc_5322_address_list_sends_to_each_address(api, inbox):
     sim, _ = inbox
-    kwargs = {"mailbox": ALICE, "to": '"Doe, John" <DOE@contoso.example>, bob@contoso.example',
+    kwargs = {"mailbox": SOC_MAILBOX, "to": '"Doe, John" <DOE@contoso.example>, bob@contoso.example',
               "subject": "Phishing removed", "body": "Done."}
     envelope = result_of(api, api.run_action("send_email", kwargs))
     assert envelope["status"] == "ok", envelope["error"]
     assert envelope["data"]["to"] == ["doe@contoso.example", "bob@contoso.example"]
     copies = sim.messages(envelope["data"]["internet_message_id"])
     assert sorted((c["mailbox"], c["folder"].removeprefix(TOP)) for c in copies) == [
-        (ALICE, "Sent Items"), ("bob@contoso.example", "Inbox"), ("doe@contoso.example", "Inbox")]
+        ("bob@contoso.example", "Inbox"), ("doe@contoso.example", "Inbox"), (SOC_MAILBOX, "Sent Items")]
 
 
 @pytest.mark.parametrize(
