@@ -251,7 +251,9 @@ def run_sequential(style: str, mailboxes: list[str], phish: str, sim: dict, http
 
 
 def run_campaign(app, args: argparse.Namespace, redis_url: str, service_pids: dict, sim: dict, http) -> dict:
-    """Preview, approve and (to put the mail back for the loop) restore: the report's campaign part."""
+    """Preview, approve and (to put the mail back for the loop) restore: the report's campaign part. Two
+    principals, as the two-person rule wants: an analyst requests, a lead approves; the lead's restore is
+    approved by a deputy."""
     import redis
 
     from campaigns.service import CampaignService
@@ -281,13 +283,13 @@ def run_campaign(app, args: argparse.Namespace, redis_url: str, service_pids: di
             "match": {"internet_message_id": sim["phish_internet_message_id"]},
             "options": {"max_mailboxes": len(mailboxes)},
         },
-        requester="bench",
+        requester="bench-analyst",
     )
     report["create_call_s"] = round(time.perf_counter() - started, 3)
     meter = Meter(sim_stats, service_pids)
     report["preview"] = run_phase(service, campaign["id"], meter, latency_s, in_flight)
     meter = Meter(sim_stats, service_pids)
-    service.approve(campaign["id"], approver="bench")
+    service.approve(campaign["id"], approver="bench-lead")
     report["execute"] = run_phase(service, campaign["id"], meter, latency_s, in_flight)
     total_wall = report["preview"]["wall_s"] + report["execute"]["wall_s"]
     requests_total = report["preview"]["ews_requests"] + report["execute"]["ews_requests"]
@@ -301,8 +303,11 @@ def run_campaign(app, args: argparse.Namespace, redis_url: str, service_pids: di
     }
     report["worker_cpu_ms_per_mailbox"] = round(report["campaign_cpu_s"]["worker"] * 1000 / len(mailboxes), 2)
     if args.sample:
-        restore = service.restore(campaign["id"], by="bench")
         meter = Meter(sim_stats, service_pids)
+        restore = service.restore(campaign["id"], by="bench-lead")
+        report["restore_preview"] = run_phase(service, restore["id"], meter, latency_s, in_flight)
+        meter = Meter(sim_stats, service_pids)
+        service.approve(restore["id"], approver="bench-deputy")
         report["restore"] = run_phase(service, restore["id"], meter, latency_s, in_flight)
     return report
 

@@ -2,8 +2,9 @@
 
 Starts a private Redis (unless REDIS_URL is set), the simulator seeded with an organisation that received a
 phish, one Celery worker, the HTTP API and Flower, each as its own process, configured through environment
-variables exactly as an operator would. Then it previews and, approved, soft-deletes the phish everywhere
-through the API, with live progress, checks the result against the simulator's ground truth, prints a
+variables exactly as an operator would. Then, with two API keys as the two-person rule wants (a responder who
+requests, an approver who approves), it previews and, approved, soft-deletes the phish everywhere through the
+API, with live progress, checks the result against the simulator's ground truth, prints a
 summary and where everything listens, and stops everything cleanly on Ctrl-C (or at once with
 --exit-when-done). Exit code 0 when every copy was removed, 3 when some mailboxes failed, 1 on an error.
 """
@@ -174,7 +175,9 @@ def start_services(args: argparse.Namespace, stack: Stack, out) -> dict[str, Any
     stack.start("worker", [sys.executable, *worker.split()], worker_env)
 
     keys_file = stack.workdir / "api-keys.json"
-    api_key = KeyStore(keys_file).add("demo-analyst", Role.approver)
+    keys = KeyStore(keys_file)
+    requester_key = keys.add("demo-requester", Role.responder)
+    approver_key = keys.add("demo-approver", Role.approver)
     api = f"-m producer api --host 127.0.0.1 --port {ports['api']}"
     stack.start("api", [sys.executable, *api.split()], {**env, "EWS_IR_API_KEYS_FILE": str(keys_file)})
 
@@ -194,7 +197,8 @@ def start_services(args: argparse.Namespace, stack: Stack, out) -> dict[str, Any
     return {
         "sim": sim,
         "api_url": api_url,
-        "api_key": api_key,
+        "requester_key": requester_key,
+        "approver_key": approver_key,
         "flower_url": flower_url,
         "flower_password": flower_password,
         "metrics_url": f"http://127.0.0.1:{ports['metrics']}/metrics",
@@ -240,19 +244,28 @@ def run_campaign(services: dict[str, Any], out, stack: Stack) -> int:
         "match": {"internet_message_id": sim["phish_internet_message_id"]},
         "options": {"delete_type": "soft", "max_mailboxes": len(targets)},
     }
-    with EwsIrClient(services["api_url"], services["api_key"]) as client:
+    api_url = services["api_url"]
+    with EwsIrClient(api_url, services["requester_key"]) as requester, EwsIrClient(
+        api_url, services["approver_key"]
+    ) as approver:
         started = time.monotonic()
-        campaign = client.submit(spec, idempotency_key=f"demo-{uuid.uuid4().hex}")
+        campaign = requester.submit(spec, idempotency_key=f"demo-{uuid.uuid4().hex}")
         print(
-            f"\nPreview   campaign {campaign['id']}: search {len(targets)} mailboxes for the phish", file=out
+            f"\nPreview   campaign {campaign['id']} by demo-requester: search {len(targets)} mailboxes for "
+            "the phish",
+            file=out,
         )
-        preview = watch(client, campaign["id"], out, stack)
+        preview = watch(requester, campaign["id"], out, stack)
         if preview["status"] != "preview_ready":
             raise DemoError(f"the preview ended {preview['status']}: {preview.get('reason')}")
         print(f"          {preview.get('next', 'ready for approval')}", file=out)
-        print("Approve   and soft-delete (recoverable: `ews-ir campaign restore ID` puts it back)", file=out)
-        client.approve(campaign["id"])
-        final = watch(client, campaign["id"], out, stack)
+        print(
+            "Approve   by demo-approver (a second person), soft-delete (recoverable: an approver's "
+            "`ews-ir campaign restore ID` previews putting it back)",
+            file=out,
+        )
+        approver.approve(campaign["id"])
+        final = watch(approver, campaign["id"], out, stack)
         elapsed = time.monotonic() - started
     found = preview["counters"]["preview"]
     done = final["counters"].get("execute", {})
@@ -267,7 +280,8 @@ def run_campaign(services: dict[str, Any], out, stack: Stack) -> int:
         f"  time       {format_duration(elapsed)} ({elapsed:.1f} s, preview and purge)\n"
         f"  check      simulator ground truth: {before} copies before, {left} left in mailbox folders, "
         f"{recoverable} in Recoverable Items\n"
-        f"  campaign   {final['id']} {final['status']}",
+        f"  campaign   {final['id']} {final['status']}, requested by {final['requester']}, approved by "
+        f"{final['approved_by']}",
         file=out,
     )
     return 0 if final["status"] == "completed" and left == 0 and not failures else 3
@@ -276,7 +290,9 @@ def run_campaign(services: dict[str, Any], out, stack: Stack) -> int:
 def print_endpoints(services: dict[str, Any], stack: Stack, out) -> None:
     print(
         "\nListening (127.0.0.1 only)\n"
-        f"  API        {services['api_url']}/docs   EWS_IR_API_KEY={services['api_key']}\n"
+        f"  API        {services['api_url']}/docs\n"
+        f"  keys       requester (responder) EWS_IR_API_KEY={services['requester_key']}\n"
+        f"             approver             EWS_IR_API_KEY={services['approver_key']}\n"
         f"  Flower     {services['flower_url']}   user demo, password {services['flower_password']}\n"
         f"  metrics    {services['metrics_url']} (worker), {services['api_url']}/metrics (API)\n"
         f"  logs       {stack.workdir}/*.log (worker.log is JSON lines)",

@@ -1,6 +1,7 @@
 """`scripts/demo` end to end, small: private Redis, simulator, worker, API and Flower as real processes, a
-previewed and approved purge through the API, the summary checked against the simulator's ground truth, and
-everything stopped afterwards (by itself with --exit-when-done, or by Ctrl-C)."""
+purge previewed with a requester's key and approved with an approver's key through the API, the summary
+checked against the simulator's ground truth, and everything stopped afterwards (by itself with
+--exit-when-done, or by Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,11 @@ def test_demo_purges_the_phish_and_exits_when_done():
     assert summary_number(output, "failures") == 0
     assert re.search(rf"{matches} copies before, 0 left in mailbox folders, {matches} in Recoverable", output)
     assert re.search(r"Flower\s+http://127\.0\.0\.1:\d+\s+user demo, password \S+", output)
-    assert re.search(r"API\s+http://127\.0\.0\.1:\d+/docs\s+EWS_IR_API_KEY=ewsir_\S+", output)
+    assert re.search(r"API\s+http://127\.0\.0\.1:\d+/docs\n", output)
+    requester = re.search(r"requester \(responder\) EWS_IR_API_KEY=(ewsir_\S+)", output)
+    approver = re.search(r"approver\s+EWS_IR_API_KEY=(ewsir_\S+)", output)
+    assert requester and approver and requester.group(1) != approver.group(1), "two keys, both shown"
+    assert "requested by demo-requester, approved by demo-approver" in output
     assert re.search(r"\d+/\d+\s+100%.*completed", output), "the live progress line"
     ports = listening_ports(output)
     assert ports and not any(accepts(port) for port in ports), "everything the demo started is stopped"
