@@ -172,7 +172,8 @@ class EwsIrClient:
         return self._request("POST", self._campaign(campaign_id, "/retry-failed")).json()
 
     def restore(self, campaign_id: str) -> dict[str, Any]:
-        """Undo a campaign's actions; answers the new restore campaign."""
+        """Ask to undo a campaign's actions (approver key); answers the new restore campaign, which previews
+        what would go back where and waits for another approver's `approve`."""
         return self._request("POST", self._campaign(campaign_id, "/restore")).json()
 
     # Single actions

@@ -146,6 +146,8 @@ def test_documented_defaults_match_the_worker_settings(monkeypatch):
         if var not in field_of or re.fullmatch(r"[A-Z][A-Z0-9_]+", default):  # names another variable
             continue
         value = getattr(settings, field_of[var])
+        if isinstance(value, bool):
+            value = str(value).lower()
         assert str(int(value) if isinstance(value, float) and value.is_integer() else value) == default, var
         checked += 1
     assert checked >= 20
