@@ -35,21 +35,25 @@ SETTLED = {"preview_ready", "completed", "completed_with_errors", "failed"}
 
 
 def seed(store) -> str:
+    """The mail in Alice's Inbox, and a copy the SOC mailbox (the workers' allowed sender) replies to."""
     for address in (ALICE, SOC, RECIPIENT):
         store.add_mailbox(address)
     store.create_folder(store.mailbox(ALICE).folders["inbox"], "Quarantine")
-    attachment = Attachment(
-        id="", name="notes.txt", content_type="text/plain", content=ATTACHMENT_TEXT.encode()
-    )
-    item = message(SUBJECT, sender=EmailAddress("Payroll", "payroll@evil.test"), to=[ALICE, RECIPIENT],
-                   attachments=[attachment])
-    item.body = f"<p>{BODY}</p>"
-    item.mime = build_mime(item)
-    return put(store, ALICE, "inbox", item).internet_message_id
+    mid = None
+    for mailbox in (ALICE, SOC):
+        attachment = Attachment(
+            id="", name="notes.txt", content_type="text/plain", content=ATTACHMENT_TEXT.encode()
+        )
+        item = message(SUBJECT, sender=EmailAddress("Payroll", "payroll@evil.test"), to=[ALICE, RECIPIENT],
+                       cc=[SOC], attachments=[attachment], message_id=mid)
+        item.body = f"<p>{BODY}</p>"
+        item.mime = build_mime(item)
+        mid = put(store, mailbox, "inbox", item).internet_message_id
+    return mid
 
 
-def live_id(worker, mid: str) -> str:
-    found = run(worker, "search_emails", mailbox=ALICE, query={"internet_message_id": mid})
+def live_id(worker, mid: str, mailbox: str = ALICE) -> str:
+    found = run(worker, "search_emails", mailbox=mailbox, query={"internet_message_id": mid})
     assert found["status"] == "ok", found["error"]
     return found["data"]["messages"][0]["item_id"]
 
@@ -62,7 +66,8 @@ def every_action(worker, mid: str) -> dict[str, dict]:
     done["download_eml"] = run(worker, "download_eml", mailbox=ALICE, item_id=item)
     done["get_attachments"] = run(worker, "get_attachments", mailbox=ALICE, item_id=item)
     done["send_email"] = run(worker, "send_email", mailbox=SOC, to=[RECIPIENT], subject=SUBJECT, body=BODY)
-    done["reply_to_email"] = run(worker, "reply_to_email", mailbox=ALICE, item_id=item, body=BODY)
+    done["reply_to_email"] = run(worker, "reply_to_email", mailbox=SOC, item_id=live_id(worker, mid, SOC),
+                                 body=BODY)
     done["copy_email"] = run(worker, "copy_email", mailbox=ALICE, item_id=item, to_folder="Inbox",
                              to_mailbox=SOC)
     done["move_email"] = run(worker, "move_email", mailbox=ALICE, item_ids=[item],

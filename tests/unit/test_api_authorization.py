@@ -159,3 +159,9 @@ def test_the_catalogue_shows_when_an_action_needs_an_approver(api):
         "send_email": ("responder", "mailbox is not one of the profile's allowed senders"),
         "reply_to_email": ("responder", "mailbox is not one of the profile's allowed senders"),
     }
+
+
+def test_dead_letters_belong_to_no_profile_so_only_unscoped_keys_list_them(api):
+    assert api.get("/v1/dead-letters", headers=as_(api, "reader")).status_code == 200
+    refused = api.get("/v1/dead-letters", headers=as_(api, "default-only"))
+    assert refused.status_code == 403 and "scoped to connection profiles" in refused.json()["detail"]
