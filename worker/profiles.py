@@ -1,6 +1,6 @@
-"""Connection profiles: where and how to reach an Exchange server. Loaded from a config file or the
-environment, never from task messages, so no secret travels through Redis. Tasks name a profile
-(`connection="default"`).
+"""Connection profiles: where and how to reach an Exchange server, and through which API (`backend`: EWS,
+or Microsoft Graph for Exchange Online). Loaded from a config file or the environment, never from task
+messages, so no secret travels through Redis. Tasks name a profile (`connection="default"`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from contract.roles import ALLOWED_SENDERS_ENV, parse_allowed_senders
 from worker.errors import ValidationError
 from worker.settings import get_settings
 
+BACKENDS = ("ews", "graph")
 AUTH_TYPES = ("oauth", "basic", "ntlm")
 ACCESS_TYPES = ("impersonation", "delegate")
 SECRET_FIELDS = ("password", "client_secret")
@@ -25,6 +26,7 @@ DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 
 # Environment variable for each field of the env-defined "default" profile.
 ENV_FIELDS = {
+    "backend": "EWS_BACKEND",
     "ews_url": "EWS_URL",
     "version": "EWS_VERSION",
     "auth": "EWS_AUTH",
@@ -40,6 +42,8 @@ ENV_FIELDS = {
     "service_account": "EWS_SERVICE_ACCOUNT",
     "scope": "EWS_SCOPE",
     "allowed_senders": ALLOWED_SENDERS_ENV,
+    "graph_url": "EWS_GRAPH_URL",
+    "graph_scope": "EWS_GRAPH_SCOPE",
 }
 
 
@@ -48,7 +52,10 @@ class ConnectionProfile:
     """Secrets are excluded from repr/str (field(repr=False)), so logging a profile never leaks them."""
 
     name: str
-    ews_url: str
+    # "ews" (exchangelib; Exchange Server on-premises, Exchange Online until EWS is switched off) or "graph"
+    # (Microsoft Graph; Exchange Online).
+    backend: str = "ews"
+    ews_url: str = ""
     version: str = "Exchange2016"
     auth: str = "oauth"
     access_type: str = "impersonation"
@@ -69,6 +76,9 @@ class ConnectionProfile:
     # Mailboxes send_email/reply_to_email may use without an approver (e.g. the SOC's); default none: a send
     # from any other mailbox impersonates someone and needs a task an approver sent through the API.
     allowed_senders: frozenset[str] = frozenset()
+    # Microsoft Graph service root and token scope; national clouds set both (and `authority`).
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    graph_scope: str = "https://graph.microsoft.com/.default"
 
     @property
     def authority_url(self) -> str:
@@ -78,6 +88,11 @@ class ConnectionProfile:
     def tenant_key(self) -> str:
         """Names the tenant-wide throttling budget: the tenant id, else the server host."""
         return self.tenant_id or (urlsplit(self.ews_url).hostname or self.ews_url)
+
+    @property
+    def service_url(self) -> str:
+        """The URL this profile's backend sends requests to."""
+        return self.graph_url if self.backend == "graph" else self.ews_url
 
 
 def _validate(raw: dict, where: str) -> ConnectionProfile:
@@ -90,12 +105,17 @@ def _validate(raw: dict, where: str) -> ConnectionProfile:
         values["allowed_senders"] = parse_allowed_senders(raw.get("allowed_senders"))
     except ValueError as exc:
         raise ValidationError(f"{where}.allowed_senders", str(exc)) from None
+    if "backend" in values:
+        values["backend"] = values["backend"].lower()
     profile = ConnectionProfile(**values)
-    url = urlsplit(profile.ews_url)
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise ValidationError(
-            f"{where}.ews_url", "must be an http(s) URL such as https://host/EWS/Exchange.asmx"
-        )
+    if profile.backend not in BACKENDS:
+        raise ValidationError(f"{where}.backend", f"must be one of {', '.join(BACKENDS)}")
+    if profile.backend == "graph":
+        _check_url(profile.graph_url, f"{where}.graph_url", "https://graph.microsoft.com/v1.0")
+        if profile.auth != "oauth":
+            raise ValidationError(f"{where}.auth", "Microsoft Graph takes oauth only")
+    else:
+        _check_url(profile.ews_url, f"{where}.ews_url", "https://host/EWS/Exchange.asmx")
     if profile.auth not in AUTH_TYPES:
         raise ValidationError(f"{where}.auth", f"must be one of {', '.join(AUTH_TYPES)}")
     if profile.access_type not in ACCESS_TYPES:
@@ -122,6 +142,12 @@ def _validate(raw: dict, where: str) -> ConnectionProfile:
         if path and not Path(path).is_file():
             raise ValidationError(f"{where}.{name}", f"file not found: {path}")
     return profile
+
+
+def _check_url(value: str, field_name: str, example: str) -> None:
+    url = urlsplit(value)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValidationError(field_name, f"must be an http(s) URL such as {example}")
 
 
 def _resolve_secret_refs(raw: dict, where: str) -> dict:
@@ -161,9 +187,9 @@ def _profiles_from_file(path: Path) -> dict[str, ConnectionProfile]:
 
 
 def _profile_from_env() -> ConnectionProfile:
-    if not os.environ.get("EWS_URL", "").strip():
-        raise ValidationError("EWS_URL", "not set and no EWS_IR_PROFILES_FILE given: no connection profile")
     raw = {name: os.environ[var] for name, var in ENV_FIELDS.items() if os.environ.get(var, "").strip()}
+    if raw.get("backend", "ews").strip().lower() != "graph" and "ews_url" not in raw:
+        raise ValidationError("EWS_URL", "not set and no EWS_IR_PROFILES_FILE given: no connection profile")
     try:
         return _validate({**raw, "name": "default"}, "profiles.default")
     except ValidationError as exc:

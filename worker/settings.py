@@ -42,6 +42,9 @@ def _env_list(name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in os.environ.get(name, "").split(",") if part.strip())
 
 
+DEFAULT_MAILBOX_CONCURRENCY = {"ews": 10, "graph": 4}
+
+
 @dataclass(frozen=True)
 class Settings:
     # Broker and result backend (REDIS_URL); results may live elsewhere (EWS_IR_RESULT_BACKEND).
@@ -73,9 +76,12 @@ class Settings:
     inprocess_max_wait_s: float = 2
     # In-process tries per call before handing the wait back to the queue (EWS_IR_INPROCESS_ATTEMPTS).
     inprocess_attempts: int = 3
-    # EWS calls in flight per target mailbox across the fleet; Exchange allows 27 for all apps together
-    # (EWS_IR_MAILBOX_CONCURRENCY).
-    mailbox_concurrency: int = 10
+    # Calls in flight per target mailbox across the fleet (EWS_IR_MAILBOX_CONCURRENCY); 0 = the backend's
+    # default (`mailbox_concurrency_for`).
+    mailbox_concurrency: int = 0
+    # Graph requests per app and mailbox per 10 minutes, paced fleet-wide (EWS_IR_GRAPH_MAILBOX_REQUESTS);
+    # Exchange Online allows 10,000: lower it when other tools share the app registration.
+    graph_mailbox_requests: int = 10_000
     # EWS calls in flight per tenant across the fleet, 0 = no tenant cap (EWS_IR_TENANT_CONCURRENCY).
     tenant_concurrency: int = 0
     # A concurrency lease expires after this long, so a killed worker frees its slots (EWS_IR_LEASE_SECONDS);
@@ -111,6 +117,11 @@ class Settings:
     # Campaigns are approved by someone other than their requester and destructive ones cannot skip the
     # preview (EWS_IR_TWO_PERSON_RULE: true | false).
     two_person_rule: bool = True
+
+    def mailbox_concurrency_for(self, backend: str) -> int:
+        """EWS: 10 (Exchange allows 27 for all apps together; Microsoft advises 10). Graph: 4, Outlook's limit
+        per app and mailbox."""
+        return self.mailbox_concurrency or DEFAULT_MAILBOX_CONCURRENCY[backend]
 
     @property
     def max_countdown_s(self) -> float:
@@ -148,8 +159,9 @@ def load_settings() -> Settings:
         inprocess_attempts=int(
             _env_number("EWS_IR_INPROCESS_ATTEMPTS", Settings.inprocess_attempts, minimum=1)
         ),
-        mailbox_concurrency=int(
-            _env_number("EWS_IR_MAILBOX_CONCURRENCY", Settings.mailbox_concurrency, minimum=1)
+        mailbox_concurrency=int(_env_number("EWS_IR_MAILBOX_CONCURRENCY", Settings.mailbox_concurrency)),
+        graph_mailbox_requests=int(
+            _env_number("EWS_IR_GRAPH_MAILBOX_REQUESTS", Settings.graph_mailbox_requests, minimum=1)
         ),
         tenant_concurrency=int(_env_number("EWS_IR_TENANT_CONCURRENCY", Settings.tenant_concurrency)),
         lease_s=_env_number("EWS_IR_LEASE_SECONDS", Settings.lease_s, minimum=1),

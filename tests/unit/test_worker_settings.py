@@ -35,8 +35,15 @@ def test_defaults():
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert settings.result_backend_url == settings.redis_url
     assert settings.result_expires_s == 7 * 24 * 3600
-    assert settings.mailbox_concurrency == 10
+    assert settings.mailbox_concurrency_for("ews") == 10 and settings.mailbox_concurrency_for("graph") == 4
+    assert settings.graph_mailbox_requests == 10_000
     assert settings.max_countdown_s < settings.visibility_timeout_s
+
+
+def test_an_explicit_mailbox_concurrency_wins_for_every_backend(monkeypatch):
+    monkeypatch.setenv("EWS_IR_MAILBOX_CONCURRENCY", "2")
+    settings = load_settings()
+    assert settings.mailbox_concurrency_for("ews") == settings.mailbox_concurrency_for("graph") == 2
 
 
 def test_countdowns_stay_below_a_short_visibility_timeout(monkeypatch):
@@ -80,6 +87,52 @@ def test_missing_ews_url_is_named(monkeypatch):
 def test_invalid_env_values_name_the_variable(monkeypatch, name, value, field):
     for key, good in OAUTH_ENV.items():
         monkeypatch.setenv(key, good)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as raised:
+        profiles.load_profiles()
+    assert raised.value.field == field
+
+
+def test_graph_profile_from_env_needs_no_ews_url(monkeypatch):
+    for name, value in OAUTH_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("EWS_URL")
+    monkeypatch.setenv("EWS_BACKEND", "Graph")
+    profile = profiles.load_profiles()["default"]
+    assert (profile.backend, profile.ews_url, profile.tenant_key) == ("graph", "", "tenant-1")
+    assert profile.service_url == profile.graph_url == "https://graph.microsoft.com/v1.0"
+    assert profile.graph_scope == "https://graph.microsoft.com/.default"
+
+
+def test_graph_profile_for_a_national_cloud(monkeypatch):
+    for name, value in OAUTH_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("EWS_BACKEND", "graph")
+    monkeypatch.setenv("EWS_AUTHORITY", "https://login.microsoftonline.us/tenant-1")
+    monkeypatch.setenv("EWS_GRAPH_URL", "https://graph.microsoft.us/v1.0")
+    monkeypatch.setenv("EWS_GRAPH_SCOPE", "https://graph.microsoft.us/.default")
+    profile = profiles.load_profiles()["default"]
+    assert (profile.authority_url, profile.graph_url, profile.graph_scope) == (
+        "https://login.microsoftonline.us/tenant-1",
+        "https://graph.microsoft.us/v1.0",
+        "https://graph.microsoft.us/.default",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field"),
+    [
+        ("EWS_BACKEND", "rest", "EWS_BACKEND"),
+        ("EWS_GRAPH_URL", "graph.microsoft.com", "EWS_GRAPH_URL"),
+        ("EWS_AUTH", "basic", "EWS_AUTH"),
+    ],
+)
+def test_invalid_graph_settings_name_the_variable(monkeypatch, name, value, field):
+    for key, good in OAUTH_ENV.items():
+        monkeypatch.setenv(key, good)
+    monkeypatch.setenv("EWS_BACKEND", "graph")
+    monkeypatch.setenv("EWS_USERNAME", "svc@corp.example")
+    monkeypatch.setenv("EWS_PASSWORD", "pw")
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError) as raised:
         profiles.load_profiles()

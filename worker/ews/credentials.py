@@ -1,4 +1,5 @@
-"""OAuth2 client-credentials for exchangelib, with tokens from msal (see the reference's "msal recipe").
+"""OAuth2 client-credentials for exchangelib, with tokens from msal (worker.oauth; see the reference's "msal
+recipe").
 
 exchangelib's own client-credentials class wipes the token after any error and refetches it from a hard-coded
 login.microsoftonline.com; subclassing the authorization-code class instead lets msal own the token: its
@@ -7,67 +8,12 @@ authority (national clouds, the simulator), its CA bundle, its cache and its ren
 
 from __future__ import annotations
 
-import hashlib
-import time
-from pathlib import Path
-from urllib.parse import urlsplit
-
 import msal
-import requests
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from exchangelib import Identity, OAuth2AuthorizationCodeCredentials
 
-from worker.ews import tls
-from worker.profiles import ConnectionProfile
+from worker.oauth import TokenRequestFailed, acquire, build_msal_app
 
-# Hosts of Microsoft's own authorities: only these support msal's instance discovery.
-MICROSOFT_AUTHORITY_HOSTS = (
-    "login.microsoftonline.com",
-    "login.microsoftonline.us",
-    "login.partner.microsoftonline.cn",
-    "login.chinacloudapi.cn",
-)
-# Renew this long before the token's real expiry (at most half its lifetime, for short-lived test tokens).
-RENEW_MARGIN_S = 300
-
-
-class TokenRequestFailed(Exception):
-    """msal could not get a token; carries msal's error code and description, never the credential."""
-
-    def __init__(self, error: str, description: str) -> None:
-        super().__init__(f"{error}: {description}")
-        self.error = error
-        self.description = description
-
-
-def _certificate_credential(pem_path: str) -> dict:
-    pem = Path(pem_path).read_bytes()
-    certificate = x509.load_pem_x509_certificate(pem)
-    return {
-        "private_key": pem.decode(),
-        "thumbprint": hashlib.sha1(certificate.public_bytes(Encoding.DER)).hexdigest(),
-        "public_certificate": certificate.public_bytes(Encoding.PEM).decode(),
-    }
-
-
-def build_msal_app(profile: ConnectionProfile) -> msal.ConfidentialClientApplication:
-    """The profile's CA bundle is trusted for a non-Microsoft authority (ADFS, the simulator) only:
-    Microsoft's own login hosts use public CAs, which a private on-prem bundle may not contain."""
-    authority = profile.authority_url
-    microsoft = (urlsplit(authority).hostname or "") in MICROSOFT_AUTHORITY_HOSTS
-    http = requests.Session()
-    http.mount("https://", tls.ProfileCaAdapter())
-    if profile.ca_bundle and not microsoft:
-        tls.ProfileCaAdapter.trust(authority, profile.ca_bundle)
-    return msal.ConfidentialClientApplication(
-        profile.client_id,
-        client_credential=profile.client_secret or _certificate_credential(profile.client_cert),
-        authority=authority,
-        http_client=http,
-        instance_discovery=microsoft,
-        validate_authority=microsoft,
-    )
+__all__ = ["MsalCredentials", "TokenRequestFailed", "build_msal_app"]
 
 
 class MsalCredentials(OAuth2AuthorizationCodeCredentials):
@@ -96,17 +42,8 @@ class MsalCredentials(OAuth2AuthorizationCodeCredentials):
 
     def refresh(self, session) -> None:
         with self.lock:
-            result = self._msal.acquire_token_for_client(list(self._scopes))
-            if "access_token" not in result:
-                raise TokenRequestFailed(
-                    result.get("error", "unknown_error"), result.get("error_description", "")
-                )
-            lifetime = int(result.get("expires_in", 3600))
-            self.access_token = {
-                "access_token": result["access_token"],
-                "token_type": "Bearer",
-                "expires_at": time.time() + lifetime - min(RENEW_MARGIN_S, lifetime / 2),
-            }
+            token, renew_at = acquire(self._msal, self._scopes[0])
+            self.access_token = {"access_token": token, "token_type": "Bearer", "expires_at": renew_at}
 
     def force_refresh(self) -> None:
         """After a 401: drop msal's cached token too, so the next one is really new."""

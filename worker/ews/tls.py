@@ -1,5 +1,5 @@
-"""Trust each profile's own CA bundle for its own endpoint, without touching TLS verification anywhere else;
-and read the proxy and CA environment once per session instead of once per request.
+"""exchangelib's TLS: each profile's CA bundle for its EWS origin (worker.tls.ProfileCaAdapter), and the proxy
+and CA environment read once per session instead of once per request.
 
 exchangelib builds its requests adapters from one class attribute (`BaseProtocol.HTTP_ADAPTER_CLS`), so the
 adapter picks the CA bundle by URL: requests to a profile's EWS origin verify against that profile's bundle.
@@ -8,36 +8,13 @@ adapter picks the CA bundle by URL: requests to a profile's EWS origin verify ag
 from __future__ import annotations
 
 import os
-from threading import Lock
-from typing import ClassVar
-from urllib.parse import urlsplit
 
-import requests.adapters
 import requests.utils
 from exchangelib.protocol import BaseProtocol
 
+from worker.tls import ProfileCaAdapter
+
 _raw_session = BaseProtocol.raw_session.__func__
-
-
-def origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/".lower()
-
-
-class ProfileCaAdapter(requests.adapters.HTTPAdapter):
-    _bundles: ClassVar[dict[str, str]] = {}
-    _lock: ClassVar[Lock] = Lock()
-
-    @classmethod
-    def trust(cls, url: str, ca_bundle: str) -> None:
-        with cls._lock:
-            cls._bundles[origin(url)] = ca_bundle
-
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
-        bundle = self._bundles.get(origin(request.url))
-        return super().send(
-            request, stream=stream, timeout=timeout, verify=bundle or verify, cert=cert, proxies=proxies
-        )
 
 
 def _session_with_environment_read_once(cls, prefix, *args, **kwargs):
