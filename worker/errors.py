@@ -1,7 +1,7 @@
 """One error taxonomy for every action: what went wrong, whether retrying can help, what status to report.
 
-Backend-neutral on purpose: `worker.ews.errors.classify` maps exchangelib failures onto these types, and a
-future Graph backend maps its own failures onto the same ones: tasks and campaigns never see backend errors.
+Backend-neutral on purpose: `worker.ews.errors.classify` maps exchangelib failures onto these types and
+`worker.graph.errors.classify` Microsoft Graph's: tasks and campaigns never see backend errors.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ class Throttled(ActionError):
         self.budget = budget
 
 
+class TooManyInFlight(Throttled):
+    """The server has too many of this app's requests in flight for the budget (Graph's MailboxConcurrency):
+    send fewer at once. Waiting alone does not help, so the fleet lowers its concurrency for the budget for a
+    while instead of closing the budget's gate."""
+
+
 class Transient(ActionError):
     """Timeouts, dropped connections, 5xx, store hiccups: a later attempt is expected to work."""
 
@@ -68,7 +74,7 @@ class AlreadyGone(ActionError):
 
 
 class RetryLater(Exception):
-    """Raised by `worker.execution.call_ews` when the wait is too long to hold a worker slot for.
+    """Raised by `worker.execution.call_backend` when the wait is too long to hold a worker slot for.
 
     The task re-queues itself with `countdown_s`; `cause` is what the final envelope reports if it gives up.
     """

@@ -1,9 +1,9 @@
-"""The fleet-wide back-off gate and concurrency leases, on fakeredis (Lua scripts included)."""
+"""The fleet-wide back-off gate, concurrency leases and request budgets on fakeredis (Lua scripts too)."""
 
 import fakeredis
 import pytest
 
-from worker.throttle import Budget, Throttle
+from worker.throttle import REQUEST_WINDOW_S, SQUEEZE_S, Budget, SendVerdict, Throttle
 
 MAILBOX = Budget("mailbox", "tenant-a/alice@example.com", 2)
 TENANT = Budget("tenant", "tenant-a", 3)
@@ -188,10 +188,10 @@ def test_an_uncapped_budget_is_probed_by_one_call_too(throttle):
 
 def test_before_send_stops_a_call_whose_budget_was_gated_after_it_took_its_lease(throttle):
     token = throttle.try_acquire([TENANT, MAILBOX], lease_s=60)
-    assert throttle.before_send([TENANT, MAILBOX], token, lease_s=60) == (True, 0)
+    assert throttle.before_send([TENANT, MAILBOX], token, lease_s=60) == SendVerdict(True)
     throttle.close_gate(MAILBOX, 30)  # another worker was told to back off
-    allowed, wait_s = throttle.before_send([TENANT, MAILBOX], token, lease_s=60)
-    assert not allowed and 29 < wait_s <= 30
+    allowed, wait_s, reason = throttle.before_send([TENANT, MAILBOX], token, lease_s=60)
+    assert not allowed and 29 < wait_s <= 30 and reason == "gate"
 
 
 def test_before_send_lets_only_one_call_in_flight_probe_a_budget_that_turned_half_open(throttle):
@@ -199,8 +199,85 @@ def test_before_send_lets_only_one_call_in_flight_probe_a_budget_that_turned_hal
     second = throttle.try_acquire([MAILBOX], lease_s=60)
     throttle.close_gate(MAILBOX, 5)
     gate_expires(throttle, MAILBOX)
-    assert throttle.before_send([MAILBOX], first, lease_s=60) == (True, 0)  # it is the probe now
-    assert throttle.before_send([MAILBOX], second, lease_s=60) == (False, 0)
-    assert throttle.before_send([MAILBOX], first, lease_s=60) == (True, 0)  # its next request, too
+    assert throttle.before_send([MAILBOX], first, lease_s=60).allowed  # it is the probe now
+    assert throttle.before_send([MAILBOX], second, lease_s=60) == SendVerdict(False, 0, "probe")
+    assert throttle.before_send([MAILBOX], first, lease_s=60).allowed  # its next request, too
     throttle.release([MAILBOX], first, recovered=True)
-    assert throttle.before_send([MAILBOX], second, lease_s=60) == (True, 0)
+    assert throttle.before_send([MAILBOX], second, lease_s=60).allowed
+
+
+# ---- Graph's request budget per app and mailbox ----------------------------------------------------------
+GRAPH_MAILBOX = Budget("mailbox", "tenant-a/carol@example.com", 4, requests=10)
+
+
+def test_a_request_budget_pays_for_each_request_until_it_is_empty(throttle):
+    token = throttle.try_acquire([TENANT, GRAPH_MAILBOX], lease_s=60)
+    assert all(throttle.before_send([TENANT, GRAPH_MAILBOX], token, 60).allowed for _ in range(10))
+    allowed, wait_s, reason = throttle.before_send([TENANT, GRAPH_MAILBOX], token, 60)
+    assert (allowed, reason) == (False, "requests")
+    assert wait_s == pytest.approx(REQUEST_WINDOW_S / 10, abs=0.01)  # one request refills in window / 10
+
+
+def test_a_request_budget_refills_evenly_over_the_window(throttle, clock):
+    token = throttle.try_acquire([GRAPH_MAILBOX], lease_s=60)
+    assert throttle.before_send([GRAPH_MAILBOX], token, 60, requests=10).allowed
+    clock.now += REQUEST_WINDOW_S / 2
+    assert throttle.before_send([GRAPH_MAILBOX], token, 60, requests=5).allowed
+    assert not throttle.before_send([GRAPH_MAILBOX], token, 60).allowed
+    clock.now += REQUEST_WINDOW_S * 5  # never more than its capacity
+    assert throttle.before_send([GRAPH_MAILBOX], token, 60, requests=10).allowed
+    assert not throttle.before_send([GRAPH_MAILBOX], token, 60).allowed
+
+
+def test_a_batch_pays_for_all_its_requests_or_none(throttle):
+    token = throttle.try_acquire([GRAPH_MAILBOX], lease_s=60)
+    assert throttle.before_send([GRAPH_MAILBOX], token, 60, requests=8).allowed
+    refused = throttle.before_send([GRAPH_MAILBOX], token, 60, requests=3)
+    assert refused.reason == "requests" and refused.wait_s == pytest.approx(REQUEST_WINDOW_S / 10, abs=0.01)
+    assert throttle.before_send([GRAPH_MAILBOX], token, 60, requests=2).allowed  # nothing was taken
+
+
+def test_a_closed_gate_takes_no_request_from_the_budget(throttle):
+    token = throttle.try_acquire([GRAPH_MAILBOX], lease_s=60)
+    throttle.close_gate(GRAPH_MAILBOX, 5)
+    assert throttle.before_send([GRAPH_MAILBOX], token, 60, requests=10).reason == "gate"
+    gate_expires(throttle, GRAPH_MAILBOX)
+    assert throttle.before_send([GRAPH_MAILBOX], token, 60, requests=10).allowed
+
+
+def test_the_request_bucket_expires_with_its_window(throttle):
+    token = throttle.try_acquire([GRAPH_MAILBOX], lease_s=60)
+    throttle.before_send([GRAPH_MAILBOX], token, 60)
+    ttl_ms = throttle._redis.pttl("test:requests:mailbox:tenant-a/carol@example.com")
+    assert 0 < ttl_ms <= REQUEST_WINDOW_S * 1000
+
+
+def test_budgets_without_a_request_budget_are_not_counted(throttle):
+    token = throttle.try_acquire([TENANT, MAILBOX], lease_s=60)
+    assert all(throttle.before_send([TENANT, MAILBOX], token, 60, requests=20).allowed for _ in range(100))
+    assert not throttle._redis.keys("test:requests:*")
+
+
+# ---- "too many of your requests in flight" (Graph's MailboxConcurrency) ------------------------------------
+def test_a_squeeze_admits_one_call_fewer_than_are_in_flight_for_a_while(throttle, clock):
+    tokens = [throttle.try_acquire([GRAPH_MAILBOX], lease_s=60) for _ in range(3)]
+    assert throttle.squeeze(GRAPH_MAILBOX) == 2
+    throttle.release([GRAPH_MAILBOX], tokens.pop())
+    assert throttle.try_acquire([GRAPH_MAILBOX], lease_s=60) is None  # 2 in flight, squeezed to 2
+    throttle.release([GRAPH_MAILBOX], tokens.pop())
+    assert throttle.try_acquire([GRAPH_MAILBOX], lease_s=60)
+    clock.now += SQUEEZE_S
+    throttle._redis.delete("test:squeeze:mailbox:tenant-a/carol@example.com")  # what its TTL does
+    assert [throttle.try_acquire([GRAPH_MAILBOX], lease_s=60) for _ in range(2)] != [None, None]
+
+
+def test_a_squeeze_never_goes_below_one_or_above_an_earlier_squeeze(throttle):
+    token = throttle.try_acquire([GRAPH_MAILBOX], lease_s=60)
+    assert throttle.squeeze(GRAPH_MAILBOX) == 1
+    for _ in range(3):
+        throttle.try_acquire([GRAPH_MAILBOX], lease_s=60)  # refused: the one slot is taken
+    assert throttle.squeeze(GRAPH_MAILBOX) == 1
+    throttle.release([GRAPH_MAILBOX], token)
+    assert throttle.try_acquire([GRAPH_MAILBOX], lease_s=60)
+    ttl_ms = throttle._redis.pttl("test:squeeze:mailbox:tenant-a/carol@example.com")
+    assert 0 < ttl_ms <= SQUEEZE_S * 1000
