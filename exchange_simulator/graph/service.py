@@ -21,6 +21,7 @@ from exchange_simulator.graph import (  # noqa: F401 - imported for their route 
     mail,
     messages,
     settings,
+    translate,
 )
 from exchange_simulator.graph.errors import ACCESS_DENIED, GraphError, from_store_error
 from exchange_simulator.graph.request import GraphContext, GraphRequest, GraphResponse

@@ -5,6 +5,7 @@ Assertions are on the simulator's ground truth (`/_sim/messages`, `/_sim/changes
 
 from __future__ import annotations
 
+import base64
 from urllib.parse import quote
 
 import pytest
@@ -287,6 +288,48 @@ def test_delete_goes_to_deleted_items_then_deeper(org, fresh_simulator):
         if c["kind"] == "deleted"
     ]
     assert kinds == [("deleted", "Delete"), ("deleted", "Delete")]
+
+
+def test_a_soft_deleted_message_names_its_folder_by_an_entry_id_that_translates_to_the_folder_id(
+    org, fresh_simulator
+):
+    [message] = by_message_id(org, BOB, headers=IMMUTABLE)
+    moved = org.post(
+        f"/users/{BOB}/messages/{message['id']}/move",
+        json={"destinationId": "recoverableitemsdeletions"},
+        headers=IMMUTABLE,
+    )
+    assert moved.status_code == 201
+    expand = "singleValueExtendedProperties($filter=id eq 'Binary 0x348A')"
+    got = org.get(f"/users/{BOB}/messages/{message['id']}", params={"$expand": expand}, headers=IMMUTABLE)
+    [prop] = got.json()["singleValueExtendedProperties"]
+    binary = base64.urlsafe_b64encode(base64.b64decode(prop["value"])).decode()
+    entry_id = binary.rstrip("=") + str(len(binary) - len(binary.rstrip("=")))
+    inbox = org.get(f"/users/{BOB}/mailFolders/inbox").json()["id"]
+    translate = f"/users/{BOB}/translateExchangeIds"
+    answer = org.post(
+        translate, json={"inputIds": [entry_id, "AAAA0"], "sourceIdType": "entryId", "targetIdType": "restId"}
+    )
+    assert answer.status_code == 200, answer.text
+    found, bad = answer.json()["value"]
+    assert found == {"sourceId": entry_id, "targetId": inbox}
+    assert bad["sourceId"] == "AAAA0" and bad["errorDetails"]["code"] == "ErrorInvalidIdMalformed"
+    back = org.post(
+        translate, json={"inputIds": [inbox], "sourceIdType": "restId", "targetIdType": "entryId"}
+    ).json()["value"]
+    assert back == [{"sourceId": inbox, "targetId": entry_id}]
+    immutable = org.post(
+        translate,
+        json={
+            "inputIds": [moved.json()["id"]],
+            "sourceIdType": "restImmutableEntryId",
+            "targetIdType": "ewsId",
+        },
+    ).json()["value"]
+    [copy] = [c for c in fresh_simulator.messages(PHISH_ID) if c["mailbox"] == BOB]
+    assert immutable == [{"sourceId": moved.json()["id"], "targetId": copy["item_id"]}]
+    refused = org.post(translate, json={"inputIds": [inbox], "sourceIdType": "restId", "targetIdType": "odd"})
+    assert refused.status_code == 400
 
 
 def test_permanent_delete_lands_in_purges(org, fresh_simulator):
