@@ -20,6 +20,7 @@ from producer.api import create_app
 from producer.local_redis import free_port
 from worker import execution, metrics, task_events
 from worker.errors import RetryLater
+from worker.ews.backend import EwsBackend
 from worker.profiles import ConnectionProfile
 from worker.settings import get_settings
 from worker.throttle import Throttle
@@ -44,7 +45,6 @@ def ews_calls(monkeypatch):
     get_settings.cache_clear()
     throttle = Throttle(fakeredis.FakeRedis(), "test")
     monkeypatch.setattr(execution, "get_throttle", lambda: throttle)
-    monkeypatch.setattr(execution, "get_profile", lambda name: PROFILE)
     yield throttle
     get_settings.cache_clear()
 
@@ -56,13 +56,13 @@ def test_ews_calls_and_server_throttling_are_counted(ews_calls):
     )
     events = value("ews_ir_throttle_events_total", source="server", budget="mailbox")
     backoff = value("ews_ir_backoff_seconds_total", source="server")
-    execution.call_ews("a@contoso.example", lambda: "done")
+    execution.call_backend(EwsBackend(PROFILE), "a@contoso.example", lambda: "done")
 
     def busy_call():
         raise ews.ErrorServerBusy("busy", back_off=30)
 
     with pytest.raises(RetryLater):
-        execution.call_ews("a@contoso.example", busy_call)
+        execution.call_backend(EwsBackend(PROFILE), "a@contoso.example", busy_call)
     assert value("ews_ir_ews_calls_total", outcome="ok") == ok + 1
     assert value("ews_ir_ews_calls_total", outcome="ErrorServerBusy") == busy + 1
     assert value("ews_ir_throttle_events_total", source="server", budget="mailbox") == events + 1
@@ -70,7 +70,7 @@ def test_ews_calls_and_server_throttling_are_counted(ews_calls):
     # The gate is now closed: the next call is refused before reaching Exchange, and counted as such.
     gate = value("ews_ir_throttle_events_total", source="gate", budget="mailbox")
     with pytest.raises(RetryLater):
-        execution.call_ews("a@contoso.example", lambda: "done")
+        execution.call_backend(EwsBackend(PROFILE), "a@contoso.example", lambda: "done")
     assert value("ews_ir_throttle_events_total", source="gate", budget="mailbox") == gate + 1
 
 

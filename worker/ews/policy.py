@@ -102,6 +102,11 @@ def checked_before_each_send(check: Callable[[], None]) -> Iterator[None]:
         _before_send.reset(token)
 
 
+def current_check() -> Callable[..., None] | None:
+    """The check `checked_before_each_send` installed for this thread (None outside such a block)."""
+    return _before_send.get()
+
+
 def checked_post(post: Callable) -> Callable:
     """exchangelib's `post_ratelimited`, running the `checked_before_each_send` check first."""
 

@@ -1,0 +1,165 @@
+"""THE adapter between tasks/campaigns and the backends: each method is one backend operation (worker.backend)
+run through the throttling policy (worker.execution), for one mailbox (`Mailbox`) or for the directory and
+many mailboxes at once (`Directory`). Tasks and campaigns use only this module; neither knows which API a
+profile speaks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from worker.backend import Backend, backend_for
+from worker.errors import ActionError, Permanent
+from worker.execution import call_backend, call_for_each
+
+if TYPE_CHECKING:
+    from contract.actions import OutgoingAttachment
+    from contract.criteria import SearchCriteria, SearchOrder
+    from contract.envelope import ItemResult, SearchResult
+
+T = TypeVar("T")
+
+
+class Mailbox:
+    """One target mailbox through one connection profile. `attempt` (the task's failed runs) spaces out the
+    retries of transient failures."""
+
+    def __init__(self, profile: str, address: str, attempt: int = 0) -> None:
+        self.profile = profile
+        self.address = address
+        self.attempt = attempt
+
+    @property
+    def backend(self) -> Backend:
+        return backend_for(self.profile)
+
+    def _run(self, operation: Callable[..., T], *args, **kwargs) -> T:
+        return call_backend(
+            self.backend, self.address, lambda: operation(self.address, *args, **kwargs), attempt=self.attempt
+        )
+
+    def find(
+        self,
+        criteria: SearchCriteria,
+        folders: list[str] | None,
+        limit: int,
+        *,
+        order: SearchOrder | None = None,
+        details: bool = False,
+        preview: bool = False,
+    ) -> SearchResult:
+        """Without `order` or `details`: the lean search campaigns use (first `limit` found, any order)."""
+        backend = self.backend
+        return self._run(
+            backend.find_messages, criteria, folders, limit, order=order, details=details, preview=preview
+        )
+
+    def mime(self, item_id: str) -> dict:
+        return self._run(self.backend.get_mime, item_id)
+
+    def attachments(self, item_id: str, attachment_ids: list[str] | None = None) -> list[dict]:
+        return self._run(self.backend.get_attachments, item_id, attachment_ids)
+
+    def delete_attachments(self, item_id: str, attachment_ids: list[str] | None = None) -> list[dict]:
+        return self._run(self.backend.delete_attachments, item_id, attachment_ids)
+
+    def delete(self, item_ids: list[str], delete_type: str = "soft") -> list[ItemResult]:
+        return self._run(self.backend.delete, item_ids, delete_type)
+
+    def move(self, item_ids: list[str], to_folder: str) -> list[ItemResult]:
+        return self._run(self.backend.move, item_ids, to_folder)
+
+    def copy(self, item_ids: list[str], to_folder: str, to_mailbox: str | None = None) -> list[ItemResult]:
+        return self._run(self.backend.copy, item_ids, to_folder, to_mailbox)
+
+    def junk(self, item_ids: list[str], is_junk: bool = True, move: bool = True) -> list[ItemResult]:
+        return self._run(self.backend.junk, item_ids, is_junk, move)
+
+    def restore(self, item_ids: list[str], to_folder: str | None = None) -> list[ItemResult]:
+        return self._run(self.backend.restore, item_ids, to_folder)
+
+    def send(
+        self,
+        *,
+        internet_message_id: str,
+        to: list[str],
+        subject: str,
+        body: str,
+        cc: list[str],
+        bcc: list[str],
+        body_type: str,
+        attachments: list[OutgoingAttachment],
+    ) -> dict:
+        return self._run(
+            self.backend.send,
+            internet_message_id=internet_message_id,
+            to=to,
+            subject=subject,
+            body=body,
+            cc=cc,
+            bcc=bcc,
+            body_type=body_type,
+            attachments=attachments,
+        )
+
+    def reply(self, item_id: str, body: str, *, reply_all: bool, to: list[str], cc: list[str]) -> dict:
+        return self._run(self.backend.reply, item_id, body, reply_all=reply_all, to=to, cc=cc)
+
+    def out_of_office(self) -> dict:
+        return self._run(self.backend.get_out_of_office)
+
+    def contacts(self, limit: int) -> list[dict]:
+        return self._run(self.backend.get_contacts, limit)
+
+
+class Directory:
+    """The directory and many mailboxes at once, through one connection profile."""
+
+    def __init__(self, profile: str, attempt: int = 0) -> None:
+        self.profile = profile
+        self.attempt = attempt
+
+    @property
+    def backend(self) -> Backend:
+        return backend_for(self.profile)
+
+    def _run(self, operation: Callable[..., T], *args) -> T:
+        return call_backend(self.backend, None, lambda: operation(*args), attempt=self.attempt)
+
+    def mailboxes(
+        self, search_filter: str | None = None, expand_group_membership: bool = False
+    ) -> list[dict]:
+        """ews.get_searchable_mailboxes' rows (EWS: GetSearchableMailboxes, on-premises only; Graph: users
+        with a mail address)."""
+        return self._run(self.backend.list_mailboxes, search_filter, expand_group_membership)
+
+    def searchable_mailboxes(self) -> list[str]:
+        """Every searchable mailbox's address, for campaign targets {"all": true}; refuses a partial list."""
+        found = self.mailboxes()
+        failed = [m for m in found if m.get("failed")]
+        if failed:
+            raise Permanent(
+                "SearchableMailboxesIncomplete",
+                f"{len(failed)} searchable mailboxes could not be listed (first: "
+                f"{failed[0].get('mailbox')}: {failed[0].get('error_code')}); refusing a partial 'all'",
+            )
+        return [
+            m["primary_smtp_address"]
+            for m in found
+            if m.get("primary_smtp_address") and not m.get("is_membership_group") and not m.get("is_external")
+        ]
+
+    def expand_distribution_list(self, address: str) -> list[str]:
+        return self._run(self.backend.expand_distribution_list, address)
+
+    def find_in_mailboxes(
+        self, mailboxes: list[str], criteria: SearchCriteria, folders: list[str] | None, limit: int
+    ) -> dict[str, SearchResult | ActionError]:
+        """The same lean search in many mailboxes at once (Graph: $batch of 20; EWS: concurrent requests),
+        each mailbox under its own throttling budgets: per mailbox its result or the error that stopped it
+        (a retryable one for the mailboxes to try again later)."""
+        backend = self.backend
+        return call_for_each(
+            backend, mailboxes, lambda admitted: backend.find_in_mailboxes(admitted, criteria, folders, limit)
+        )
