@@ -1,7 +1,7 @@
 """What one campaign task does to one mailbox: search, act, or undo, turned into a recorded outcome.
 
-Pure logic over a `MailboxGateway` (the EWS calls for one mailbox), so it is unit-testable and knows nothing
-of Celery or exchangelib. Outcome statuses:
+Pure logic over a `MailboxGateway` (worker.mailbox.Mailbox: one mailbox's operations, on whichever backend
+its profile names), so it is unit-testable and knows nothing of Celery, EWS or Graph. Outcome statuses:
   preview: matched | none_found | skipped_guardrail | failed (a restore's preview: matched | none_found)
   execute: acted | already_gone | none_found | skipped_guardrail | failed
 Each outcome (contract.campaign.MailboxOutcome) carries `counts`, the counter increments it contributed (so
@@ -22,7 +22,7 @@ RECOVERABLE_FOLDERS = {"soft": "recoverableitemsdeletions", "hard": "recoverable
 
 
 class MailboxGateway(Protocol):
-    """EWS operations on one mailbox, with throttling and retries already applied."""
+    """Operations on one mailbox, with throttling and retries already applied (worker.mailbox.Mailbox)."""
 
     def find(self, criteria: SearchCriteria, folders: list[str] | None, limit: int) -> SearchResult: ...
     def delete(self, item_ids: list[str], delete_type: str) -> list[ItemResult]: ...

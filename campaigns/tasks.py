@@ -10,12 +10,12 @@ import redis
 from celery import Task
 
 from campaigns.dispatcher import dispatch_step, fail
-from campaigns.ews_gateway import EwsDirectory, EwsMailbox
 from campaigns.lifecycle import task_id
 from campaigns.runner import LeaseBusy, run_mailbox
 from campaigns.store import CampaignStore
 from worker.app import app
 from worker.errors import ActionError, RetryLater
+from worker.mailbox import Directory, Mailbox
 from worker.runs import give_up_reason, record_run
 from worker.settings import get_settings
 
@@ -53,7 +53,7 @@ def campaign_mailbox(self: Task, campaign_id: str, phase: str, mailbox: str) -> 
             campaign_id,
             phase,
             mailbox,
-            gateway_for=lambda profile, target: EwsMailbox(profile, target, attempt),
+            gateway_for=lambda profile, target: Mailbox(profile, target, attempt),
             token=uuid.uuid4().hex,
             # The same policy as ews.* actions: throttled waits are bounded by the deadline, failures by
             # EWS_IR_MAX_ATTEMPTS. Run records are kept from the first wait on, sparing every quick mailbox a
@@ -91,7 +91,7 @@ def campaign_dispatch(self: Task, campaign_id: str, phase: str, generation: int,
                 cursor,
                 publish=publish,
                 backlog=_backlog,
-                directory=lambda record: EwsDirectory(record.spec.connection, attempt),
+                directory=lambda record: Directory(record.spec.connection, attempt),
             )
         except RetryLater as exc:
             # The policy of every task (worker.runs): a throttled expansion waits until the deadline, failed

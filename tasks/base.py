@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from celery import Task
 from pydantic import BaseModel
@@ -29,32 +29,29 @@ from contract.errors import field_errors, first_message
 from worker.app import app
 from worker.artifacts.store import ArtifactStore, Provenance, store_from_settings
 from worker.errors import ActionError, Permanent, RetryLater, ValidationError
-from worker.ews.connection import account_for
-from worker.execution import call_ews
+from worker.mailbox import Directory, Mailbox
 from worker.profiles import get_profile
 from worker.runs import give_up_reason, record_run
 from worker.settings import get_settings
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ActionContext:
-    """What an action may use: its connection profile name, EWS calls under throttling, the artifact store."""
+    """What an action may use: the mailboxes and directory of its connection profile (worker.mailbox: each
+    operation under the throttling policy, whichever backend the profile names), the artifact store."""
 
     profile: str
     attempt: int  # failed runs so far: spaces out retries of transient failures
     task_id: str
     artifacts: ArtifactStore
 
-    def account(self, mailbox: str):
-        """The exchangelib Account for `mailbox` (pass it to worker.ews.* functions, inside `call`)."""
-        return account_for(self.profile, mailbox)
+    def mailbox(self, address: str) -> Mailbox:
+        return Mailbox(self.profile, address, self.attempt)
 
-    def call(self, mailbox: str | None, fn: Callable[[], T]) -> T:
-        """Run `fn` against `mailbox`'s throttling budgets; see worker.execution.call_ews."""
-        return call_ews(mailbox, fn, profile=self.profile, attempt=self.attempt)
+    def directory(self) -> Directory:
+        return Directory(self.profile, self.attempt)
 
     def save_artifact(self, content: bytes, name: str, content_type: str, mailbox: str, item_id: str) -> dict:
         """Store evidence with this task's provenance; answers the result's `artifact` description."""

@@ -14,7 +14,6 @@ from contract.envelope import ItemResult
 from contract.values import MAX_ITEM_IDS
 from tasks.base import ActionContext, ews_action
 from worker.errors import ActionError, AlreadyGone, Permanent, Transient
-from worker.ews import content, items, search
 
 RESTORE_SOURCE = "recoverableitemsdeletions"
 
@@ -42,44 +41,26 @@ def per_item_data(results: list[ItemResult]) -> dict:
 @ews_action(a.ACTIONS["delete_email"])
 def delete_email(ctx: ActionContext, args: a.DeleteEmail) -> dict:
     """soft (default, recoverable), trash (to Deleted Items) or hard (purged)."""
-    return per_item_data(
-        ctx.call(
-            args.mailbox,
-            lambda: items.delete_items(ctx.account(args.mailbox), args.item_ids, args.delete_type),
-        )
-    )
+    return per_item_data(ctx.mailbox(args.mailbox).delete(args.item_ids, args.delete_type))
 
 
 @ews_action(a.ACTIONS["move_email"])
 def move_email(ctx: ActionContext, args: a.MoveEmail) -> dict:
-    return per_item_data(
-        ctx.call(
-            args.mailbox, lambda: items.move_items(ctx.account(args.mailbox), args.item_ids, args.to_folder)
-        )
-    )
+    return per_item_data(ctx.mailbox(args.mailbox).move(args.item_ids, args.to_folder))
 
 
 @ews_action(a.ACTIONS["copy_email"])
 def copy_email(ctx: ActionContext, args: a.CopyEmail) -> dict:
-    """Copy into a folder of this mailbox or of `to_mailbox` (then Exchange returns no id for the copy)."""
+    """Copy into a folder of this mailbox or of `to_mailbox`."""
     target = args.to_mailbox or args.mailbox
-
-    def copy() -> list[ItemResult]:
-        to_account = ctx.account(target) if target != args.mailbox else None
-        return items.copy_items(ctx.account(args.mailbox), [args.item_id], args.to_folder, to_account)
-
-    return {**per_item_data(ctx.call(args.mailbox, copy)), "to_mailbox": target}
+    copied = ctx.mailbox(args.mailbox).copy([args.item_id], args.to_folder, target)
+    return {**per_item_data(copied), "to_mailbox": target}
 
 
 @ews_action(a.ACTIONS["junk_email"])
 def junk_email(ctx: ActionContext, args: a.JunkEmail) -> dict:
-    """MarkAsJunk: blocks (or unblocks) the sender; with move, files the item in Junk Email (or the Inbox)."""
-    return per_item_data(
-        ctx.call(
-            args.mailbox,
-            lambda: items.junk_items(ctx.account(args.mailbox), args.item_ids, args.is_junk, args.move),
-        )
-    )
+    """To Junk Email (or back to the Inbox); on EWS MarkAsJunk also blocks (or unblocks) the sender."""
+    return per_item_data(ctx.mailbox(args.mailbox).junk(args.item_ids, args.is_junk, args.move))
 
 
 @ews_action(a.ACTIONS["restore_email"])
@@ -87,28 +68,20 @@ def restore_email(ctx: ActionContext, args: a.RestoreEmail) -> dict:
     """Back from Recoverable Items (Deletions) to the folder each item was deleted from, else the Inbox; items
     are named by id or found by a search `query` in Recoverable Items. `to_folder` overrides the
     destination."""
-
-    def restore() -> list[ItemResult]:
-        account = ctx.account(args.mailbox)
-        wanted = args.item_ids
-        if wanted is None:
-            found = search.find_messages(account, args.query, [RESTORE_SOURCE], MAX_ITEM_IDS)
-            wanted = [m.item_id for m in found.messages]
-        return items.restore_items(account, wanted, args.to_folder) if wanted else []
-
-    outcomes = ctx.call(args.mailbox, restore)
-    if not outcomes:
+    mailbox = ctx.mailbox(args.mailbox)
+    wanted = args.item_ids
+    if wanted is None:
+        found = mailbox.find(args.query, [RESTORE_SOURCE], MAX_ITEM_IDS)
+        wanted = [m.item_id for m in found.messages]
+    if not wanted:
         error = AlreadyGone("NoMatch", "no item in Recoverable Items matches the query")
         error.data = per_item_data([])
         raise error
-    return per_item_data(outcomes)
+    return per_item_data(mailbox.restore(wanted, args.to_folder))
 
 
 @ews_action(a.ACTIONS["delete_attachments"])
 def delete_attachments(ctx: ActionContext, args: a.DeleteAttachments) -> dict:
     """Strip the chosen (default: all) attachments; the message stays where it is."""
-    removed = ctx.call(
-        args.mailbox,
-        lambda: content.delete_attachments(ctx.account(args.mailbox), args.item_id, args.attachment_ids),
-    )
+    removed = ctx.mailbox(args.mailbox).delete_attachments(args.item_id, args.attachment_ids)
     return {"item_id": args.item_id, "deleted": removed, "count": len(removed)}

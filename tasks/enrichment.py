@@ -7,33 +7,29 @@ from __future__ import annotations
 
 from contract import actions as a
 from tasks.base import ActionContext, ews_action
-from worker.ews import content, directory, search
 
 
 @ews_action(a.ACTIONS["search_emails"])
 def search_emails(ctx: ActionContext, args: a.SearchEmails) -> dict:
     """Search Emails Extended: every mail folder (subfolders, Junk, Deleted Items) unless `folders` names
     some; newest first unless `order_by`/`order` say otherwise."""
-    found = ctx.call(
-        args.mailbox,
-        lambda: search.find_messages(
-            ctx.account(args.mailbox),
-            args.query,
-            args.folders,
-            args.limit,
-            order=args.search_order,
-            details=True,
-            preview=args.include_preview,
-        ),
+    mailbox = ctx.mailbox(args.mailbox)
+    found = mailbox.find(
+        args.query,
+        args.folders,
+        args.limit,
+        order=args.search_order,
+        details=True,
+        preview=args.include_preview,
     )
-    rows = ctx.call(args.mailbox, lambda: search.with_recipients(ctx.account(args.mailbox), found.messages))
+    rows = mailbox.with_recipients(found.messages)
     messages = [m.wire() for m in rows]
     return {"messages": messages, "count": len(messages), "truncated": found.truncated}
 
 
 @ews_action(a.ACTIONS["download_eml"])
 def download_eml(ctx: ActionContext, args: a.DownloadEml) -> dict:
-    eml = ctx.call(args.mailbox, lambda: content.download_eml(ctx.account(args.mailbox), args.item_id))
+    eml = ctx.mailbox(args.mailbox).mime(args.item_id)
     name = f"{eml['internet_message_id'] or args.item_id}.eml"
     artifact = ctx.save_artifact(eml["content"], name, "message/rfc822", args.mailbox, args.item_id)
     return {
@@ -47,10 +43,7 @@ def download_eml(ctx: ActionContext, args: a.DownloadEml) -> dict:
 @ews_action(a.ACTIONS["get_attachments"])
 def get_attachments(ctx: ActionContext, args: a.GetAttachments) -> dict:
     """File attachments keep their bytes; item attachments (attached mails) are saved as .eml."""
-    found = ctx.call(
-        args.mailbox,
-        lambda: content.get_attachments(ctx.account(args.mailbox), args.item_id, args.attachment_ids),
-    )
+    found = ctx.mailbox(args.mailbox).attachments(args.item_id, args.attachment_ids)
     attachments = []
     for attachment in found:
         data = attachment.pop("content")
@@ -66,21 +59,19 @@ def get_attachments(ctx: ActionContext, args: a.GetAttachments) -> dict:
 
 @ews_action(a.ACTIONS["get_contacts"])
 def get_contacts(ctx: ActionContext, args: a.GetContacts) -> dict:
-    contacts = ctx.call(args.mailbox, lambda: directory.get_contacts(ctx.account(args.mailbox), args.limit))
+    contacts = ctx.mailbox(args.mailbox).contacts(args.limit)
     return {"contacts": contacts, "count": len(contacts), "truncated": len(contacts) >= args.limit}
 
 
 @ews_action(a.ACTIONS["get_out_of_office"])
 def get_out_of_office(ctx: ActionContext, args: a.GetOutOfOffice) -> dict:
-    return ctx.call(args.mailbox, lambda: directory.get_out_of_office(ctx.account(args.mailbox)))
+    return ctx.mailbox(args.mailbox).out_of_office()
 
 
 @ews_action(a.ACTIONS["get_searchable_mailboxes"])
 def get_searchable_mailboxes(ctx: ActionContext, args: a.GetSearchableMailboxes) -> dict:
-    """On-premises Exchange only; Exchange Online answers with error code "Unsupported"."""
+    """EWS: GetSearchableMailboxes, on-premises only (Exchange Online answers "Unsupported"); Graph: the
+    users with a mail address."""
     search_filter = args.search_filter.strip() if args.search_filter is not None else None
-    mailboxes = ctx.call(
-        None,
-        lambda: directory.get_searchable_mailboxes(ctx.profile, search_filter, args.expand_group_membership),
-    )
+    mailboxes = ctx.directory().mailboxes(search_filter, args.expand_group_membership)
     return {"mailboxes": mailboxes, "count": len(mailboxes)}

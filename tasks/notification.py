@@ -18,7 +18,6 @@ from tasks.base import ActionContext, ews_action
 from worker import task_origins
 from worker.app import app
 from worker.errors import Permanent, Transient
-from worker.ews import mail
 from worker.profiles import get_profile
 from worker.settings import get_settings
 
@@ -49,18 +48,13 @@ def send_email(ctx: ActionContext, args: a.SendEmail) -> dict:
     content_type}]."""
     require_allowed_sender(ctx, "send_email", args)
     recipients = {"to": args.to, "cc": args.cc, "bcc": args.bcc}
-    message_id = message_id_for(ctx.task_id, args.mailbox)
-    result = ctx.call(
-        args.mailbox,
-        lambda: mail.send_email(
-            ctx.account(args.mailbox),
-            internet_message_id=message_id,
-            subject=args.subject,
-            body=args.body,
-            body_type=args.body_type,
-            attachments=args.attachments,
-            **recipients,
-        ),
+    result = ctx.mailbox(args.mailbox).send(
+        internet_message_id=message_id_for(ctx.task_id, args.mailbox),
+        subject=args.subject,
+        body=args.body,
+        body_type=args.body_type,
+        attachments=args.attachments,
+        **recipients,
     )
     names = [attachment.name for attachment in args.attachments]
     return {**result, **recipients, "subject": args.subject, "attachments": names}
@@ -70,14 +64,6 @@ def send_email(ctx: ActionContext, args: a.SendEmail) -> dict:
 def reply_to_email(ctx: ActionContext, args: a.ReplyToEmail) -> dict:
     """Reply (or reply all) to an item in `mailbox`; `to`/`cc` override the recipients."""
     require_allowed_sender(ctx, "reply_to_email", args)
-    return ctx.call(
-        args.mailbox,
-        lambda: mail.reply_to_email(
-            ctx.account(args.mailbox),
-            args.item_id,
-            args.body,
-            reply_all=args.reply_all,
-            to=args.to,
-            cc=args.cc,
-        ),
+    return ctx.mailbox(args.mailbox).reply(
+        args.item_id, args.body, reply_all=args.reply_all, to=args.to, cc=args.cc
     )

@@ -6,8 +6,14 @@ import importlib.util
 
 from celery import Celery, signals
 
-from worker import broker, library_logs, logs, persistence, task_events  # noqa: F401 - Celery signal handlers
-from worker.ews import connection
+from worker import (  # noqa: F401 - all but backend connect Celery signal handlers
+    backend,
+    broker,
+    library_logs,
+    logs,
+    persistence,
+    task_events,
+)
 from worker.settings import get_settings
 
 broker.install()  # one Redis client per kombu channel, not one per publish/ack; unreadable messages parked
@@ -30,12 +36,12 @@ app.config_from_object("celeryconfig")
 
 @signals.worker_init.connect
 def _size_pools(sender=None, **_) -> None:
-    """Threads pool: one process runs `concurrency` tasks at once, so it needs that many EWS connections."""
+    """Threads pool: one process runs `concurrency` tasks at once, so it needs that many connections."""
     threads = sender.concurrency if "thread" in str(sender.pool_cls).lower() else 1
-    connection.configure_process(threads if isinstance(threads, int) else 1)
+    backend.configure_process(threads if isinstance(threads, int) else 1)
 
 
 @signals.worker_process_init.connect
 def _after_fork(**_) -> None:
     """Prefork child: drop sockets and locks inherited from the parent; each child runs one task at a time."""
-    connection.configure_process(1)
+    backend.configure_process(1)

@@ -27,7 +27,7 @@ from worker.profiles import ConnectionProfile, get_profile
 if TYPE_CHECKING:
     from contract.actions import OutgoingAttachment
     from contract.criteria import SearchCriteria, SearchOrder
-    from contract.envelope import ItemResult, SearchResult
+    from contract.envelope import FoundMessage, ItemResult, SearchResult
 
 # A process that is not a worker (shell, producer, bench) still gets more than one connection.
 DEFAULT_POOL_SIZE = 4
@@ -64,7 +64,13 @@ class Backend(Protocol):
         details: bool = False,
         preview: bool = False,
     ) -> SearchResult: ...
-    def get_mime(self, mailbox: str, item_id: str) -> dict: ...
+    def with_recipients(self, mailbox: str, messages: list[FoundMessage]) -> list[FoundMessage]:
+        """`messages` with To and Cc filled in where a detailed search left them out."""
+        ...
+
+    def get_mime(self, mailbox: str, item_id: str) -> dict:
+        """{"content": MIME bytes, "subject", "internet_message_id"}."""
+        ...
     def get_attachments(self, mailbox: str, item_id: str, attachment_ids: list[str] | None) -> list[dict]: ...
     def delete_attachments(
         self, mailbox: str, item_id: str, attachment_ids: list[str] | None

@@ -290,10 +290,3 @@ def call_for_each(
         time.sleep(max(waits, default=SLOT_POLL_S[1]) + _jitter(max(waits, default=0)))
     return results
 
-
-def call_ews(mailbox: str | None, fn: Callable[[], T], *, profile: str = "default", attempt: int = 0) -> T:
-    """`call_backend` for callers that still hand in exchangelib code (until tasks and campaigns use
-    worker.mailbox)."""
-    from worker.backend import backend_for
-
-    return call_backend(backend_for(profile), mailbox, fn, attempt=attempt)

@@ -16,7 +16,7 @@ from worker.execution import call_backend, call_for_each
 if TYPE_CHECKING:
     from contract.actions import OutgoingAttachment
     from contract.criteria import SearchCriteria, SearchOrder
-    from contract.envelope import ItemResult, SearchResult
+    from contract.envelope import FoundMessage, ItemResult, SearchResult
 
 T = TypeVar("T")
 
@@ -54,6 +54,11 @@ class Mailbox:
         return self._run(
             backend.find_messages, criteria, folders, limit, order=order, details=details, preview=preview
         )
+
+    def with_recipients(self, messages: list[FoundMessage]) -> list[FoundMessage]:
+        """Found messages with their To and Cc addresses (a separate call, so a throttled fetch of them is
+        retried without searching again)."""
+        return self._run(self.backend.with_recipients, messages)
 
     def mime(self, item_id: str) -> dict:
         return self._run(self.backend.get_mime, item_id)

@@ -1,5 +1,5 @@
 """A test-only action the worker imports through EWS_IR_EXTRA_TASK_MODULES: it proves the task path (JSON in,
-envelope out, retries, redelivery) through a real worker, with or without a real EWS call."""
+envelope out, retries, redelivery) through a real worker, with or without a real call to the mail server."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from typing import Literal
 import redis
 
 from contract.actions import ActionContract, MailboxArguments
+from contract.criteria import SearchCriteria
 from tasks.base import ActionContext, ews_action
+from worker.backend import backend_for
 from worker.errors import Transient
-from worker.ews.folders import well_known_folder
+from worker.execution import call_backend
 from worker.settings import get_settings
 
 
@@ -23,16 +25,17 @@ class ProbeArguments(MailboxArguments):
 
 @ews_action(ActionContract("probe", "enrichment", ProbeArguments, "a test action"))
 def probe(ctx: ActionContext, args: ProbeArguments) -> dict:
-    """echo: return the payload; ews: count Inbox items over EWS; transient: always fail transiently;
+    """echo: return the payload; ews: count Inbox items (over the profile's backend); transient: always fail
+    transiently;
     sleep_once: on the first run mark `started` in Redis and sleep (to be killed), later runs return."""
     mailbox, mode, payload = args.mailbox, args.mode, args.payload
     if mode == "echo":
         return {"payload": payload, "pid": os.getpid(), "attempt": ctx.attempt}
     if mode == "ews":
-        inbox = ctx.call(mailbox, lambda: well_known_folder(ctx.account(mailbox), "inbox"))
-        return {"inbox_items": ctx.call(mailbox, lambda: inbox.all().count())}
+        found = ctx.mailbox(mailbox).find(SearchCriteria(), ["inbox"], 1000)
+        return {"inbox_items": len(found.messages)}
     if mode == "transient":
-        return ctx.call(mailbox, _fail_transiently)
+        return call_backend(backend_for(ctx.profile), mailbox, _fail_transiently, attempt=ctx.attempt)
     if mode == "sleep_once":
         client = redis.Redis.from_url(get_settings().redis_url)
         if client.incr(f"probe:sleep_once:{ctx.task_id}") == 1:

@@ -18,7 +18,7 @@ from worker.profiles import ConnectionProfile
 if TYPE_CHECKING:
     from contract.actions import OutgoingAttachment
     from contract.criteria import SearchCriteria, SearchOrder
-    from contract.envelope import ItemResult, SearchResult
+    from contract.envelope import FoundMessage, ItemResult, SearchResult
 
 # Mailboxes searched at once by find_in_mailboxes (each is one FindFolder and one FindItem).
 FIND_CONCURRENCY = 8
@@ -56,6 +56,9 @@ class EwsBackend:
         return search.find_messages(
             self._account(mailbox), criteria, folders, limit, order=order, details=details, preview=preview
         )
+
+    def with_recipients(self, mailbox: str, messages: list[FoundMessage]) -> list[FoundMessage]:
+        return search.with_recipients(self._account(mailbox), messages)
 
     def get_mime(self, mailbox: str, item_id: str) -> dict:
         return content.download_eml(self._account(mailbox), item_id)

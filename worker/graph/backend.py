@@ -15,7 +15,7 @@ from worker.profiles import ConnectionProfile
 if TYPE_CHECKING:
     from contract.actions import OutgoingAttachment
     from contract.criteria import SearchCriteria, SearchOrder
-    from contract.envelope import ItemResult, SearchResult
+    from contract.envelope import FoundMessage, ItemResult, SearchResult
 
 
 class GraphBackend:
@@ -48,6 +48,9 @@ class GraphBackend:
         return search.find_messages(
             self.client, mailbox, criteria, folders, limit, order=order, details=details, preview=preview
         )
+
+    def with_recipients(self, mailbox: str, messages: list[FoundMessage]) -> list[FoundMessage]:
+        return search.with_recipients(self.client, mailbox, messages)
 
     def get_mime(self, mailbox: str, item_id: str) -> dict:
         return content.download_eml(self.client, mailbox, item_id)

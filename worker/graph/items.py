@@ -20,7 +20,6 @@ import base64
 from collections.abc import Callable
 
 from contract.envelope import ErrorInfo, ItemResult
-
 from worker.errors import Permanent
 from worker.graph.client import GraphClient, GraphError, odata_string, user_path
 from worker.graph.errors import classify, is_ambiguous

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 
 from contract.actions import OutgoingAttachment
-
 from worker.graph.client import GraphClient, GraphError, odata_string, user_path
 from worker.graph.errors import is_ambiguous
 from worker.graph.query import addresses_of

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contract.criteria import SearchCriteria, SearchOrder
-
 from worker.graph.client import odata_string
 
 # PR_MESSAGE_SIZE: v1.0 has no size property, the extended property has the size in bytes.

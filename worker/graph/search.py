@@ -18,7 +18,6 @@ from typing import Any
 
 from contract.criteria import SearchCriteria, SearchOrder
 from contract.envelope import PREVIEW_LENGTH, FoundMessage, SearchResult
-
 from worker.graph import batch
 from worker.graph.client import TEXT_BODIES, GraphClient, user_path
 from worker.graph.client import query as query_string
@@ -92,6 +91,19 @@ def find_messages(
         for row, label in found[:limit]
     ]
     return SearchResult(messages=messages, truncated=len(found) > limit)
+
+
+def with_recipients(client: GraphClient, mailbox: str, messages: list[FoundMessage]) -> list[FoundMessage]:
+    """The messages with To and Cc: a detailed search selects them already, others cost one GET each."""
+    filled = []
+    for message in messages:
+        if message.to is None:
+            path = user_path(mailbox, "messages", message.item_id)
+            row = client.get(path, {"$select": "toRecipients,ccRecipients"})
+            to, cc = addresses_of(row.get("toRecipients")), addresses_of(row.get("ccRecipients"))
+            message = message.model_copy(update={"to": to, "cc": cc})
+        filled.append(message)
+    return filled
 
 
 def _datetime(value: str | None) -> datetime | None:
