@@ -1,5 +1,6 @@
 """Seeding helpers for the ews.* action tests: mailboxes and messages put straight into the simulator's store,
-and `run` to execute a task by name through the real worker and return its envelope."""
+the id a worker's backend uses for one, and `run` to execute a task by name through the real worker and
+return its envelope."""
 
 from __future__ import annotations
 
@@ -47,6 +48,12 @@ def put(store, mailbox: str, folder: str, item: Item) -> Item:
     box = store.mailbox(mailbox)
     target = box.folders.get(folder) or store.folder_path(box, folder)
     return store.add_item(target, item)
+
+
+def item_id(worker, item: Item) -> str:
+    """How `worker`'s backend names a stored item: its EWS id, or for Graph the same id URL-safe (the REST
+    form Graph accepts beside its immutable ids)."""
+    return item.id.translate(str.maketrans("/+", "-_")) if worker.backend == "graph" else item.id
 
 
 def run(worker, action: str, **kwargs) -> dict:

@@ -1,5 +1,6 @@
 """ews.download_eml / get_attachments / contacts / OOF / searchable mailboxes and ews.send_email /
-reply_to_email through a real worker against the simulator, asserted on the simulator's store."""
+reply_to_email through a real worker against the simulator, on both backends (EWS and Graph), asserted on
+the simulator's store."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from exchange_simulator.store.model import Attachment, ContactInfo, EmailAddress, Item, OofSettings
-from tests.integration.actions_seed import message, put, run
+from tests.integration.actions_seed import item_id, message, put, run
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,7 @@ def phish(fresh_simulator):
             attachments=[attachment],
         ),
     )
-    return {"sim": fresh_simulator, "item_id": item.id, "mid": item.internet_message_id}
+    return {"sim": fresh_simulator, "item": item, "mid": item.internet_message_id}
 
 
 def inbox_subjects(sim, address: str) -> list[str]:
@@ -50,8 +51,8 @@ def inbox_subjects(sim, address: str) -> list[str]:
     return sorted(i.subject for i in box.folders["inbox"].items.values())
 
 
-def test_download_eml_writes_an_artifact(celery_worker_process, phish):
-    result = run(celery_worker_process, "download_eml", mailbox=ALICE, item_id=phish["item_id"])
+def test_download_eml_writes_an_artifact(worker, phish):
+    result = run(worker, "download_eml", mailbox=ALICE, item_id=item_id(worker, phish["item"]))
     assert result["status"] == "ok", result["error"]
     artifact = result["data"]["artifact"]
     content = Path(artifact["path"]).read_bytes()
@@ -63,8 +64,8 @@ def test_download_eml_writes_an_artifact(celery_worker_process, phish):
     assert artifact["content_type"] == "message/rfc822"
 
 
-def test_get_attachments_hashes_content(celery_worker_process, phish):
-    result = run(celery_worker_process, "get_attachments", mailbox=ALICE, item_id=phish["item_id"])
+def test_get_attachments_hashes_content(worker, phish):
+    result = run(worker, "get_attachments", mailbox=ALICE, item_id=item_id(worker, phish["item"]))
     assert result["status"] == "ok", result["error"]
     (found,) = result["data"]["attachments"]
     assert found["name"] == "invoice.html" and found["type"] == "file"
@@ -72,17 +73,17 @@ def test_get_attachments_hashes_content(celery_worker_process, phish):
     assert Path(found["artifact"]["path"]).read_bytes() == b"<script>x</script>"
 
 
-def test_unknown_item_is_not_found(celery_worker_process, phish):
+def test_unknown_item_is_not_found(worker, phish):
     store = phish["sim"].store
     gone = put(store, ALICE, "inbox", message("Gone"))
     store.remove_item(gone)
-    result = run(celery_worker_process, "download_eml", mailbox=ALICE, item_id=gone.id)
+    result = run(worker, "download_eml", mailbox=ALICE, item_id=item_id(worker, gone))
     assert result["status"] == "not_found" and result["error"]["code"] == "ErrorItemNotFound", result
-    malformed = run(celery_worker_process, "download_eml", mailbox=ALICE, item_id="not-an-id")
+    malformed = run(worker, "download_eml", mailbox=ALICE, item_id="not-an-id")
     assert malformed["status"] == "error" and malformed["error"]["code"] == "ErrorInvalidIdMalformed"
 
 
-def test_send_email_does_not_send_twice_for_one_task_id(celery_worker_process, phish):
+def test_send_email_does_not_send_twice_for_one_task_id(worker, phish):
     kwargs = {
         "mailbox": SOC,
         "to": [ALICE],
@@ -96,11 +97,11 @@ def test_send_email_does_not_send_twice_for_one_task_id(celery_worker_process, p
             }
         ],
     }
-    first = celery_worker_process.app.send_task("ews.send_email", kwargs=kwargs, task_id="send-once-1")
+    first = worker.app.send_task("ews.send_email", kwargs=kwargs, task_id="send-once-1")
     result = first.get(timeout=120)
     assert result["status"] == "ok" and result["data"]["sent"], result["error"]
     first.forget()  # the backend keeps one result per task id; wait for the second run's own
-    again = celery_worker_process.app.send_task("ews.send_email", kwargs=kwargs, task_id="send-once-1")
+    again = worker.app.send_task("ews.send_email", kwargs=kwargs, task_id="send-once-1")
     repeat = again.get(timeout=120)
     assert repeat["status"] == "ok" and repeat["data"]["already_sent"] is True, repeat["error"]
     copies = phish["sim"].messages(result["data"]["internet_message_id"])
@@ -112,7 +113,7 @@ def test_send_email_does_not_send_twice_for_one_task_id(celery_worker_process, p
     assert len(created) == 1
 
 
-def test_reply_and_reply_all(celery_worker_process, phish):
+def test_reply_and_reply_all(worker, phish):
     """The SOC mailbox (the workers' allowed sender) answers a report it was copied on."""
     sim = phish["sim"]
     copy = put(
@@ -121,14 +122,15 @@ def test_reply_and_reply_all(celery_worker_process, phish):
         "inbox",
         message("Invoice", sender=EmailAddress("Carol", CAROL), to=[ALICE, BOB], cc=[SOC]),
     )
-    reply = run(celery_worker_process, "reply_to_email", mailbox=SOC, item_id=copy.id, body="Thanks")
+    original = item_id(worker, copy)
+    reply = run(worker, "reply_to_email", mailbox=SOC, item_id=original, body="Thanks")
     assert reply["status"] == "ok", reply["error"]
     assert inbox_subjects(sim, CAROL) == ["RE: Invoice"] and inbox_subjects(sim, BOB) == []
     everyone = run(
-        celery_worker_process,
+        worker,
         "reply_to_email",
         mailbox=SOC,
-        item_id=copy.id,
+        item_id=original,
         body="Do not open it",
         reply_all=True,
     )
@@ -140,7 +142,7 @@ def test_reply_and_reply_all(celery_worker_process, phish):
     assert sorted(i.subject for i in sent) == ["RE: Invoice", "RE: Invoice"]
 
 
-def test_contacts(celery_worker_process, phish):
+def test_contacts(worker, phish):
     store = phish["sim"].store
     contact = ContactInfo(
         display_name="Dan Vendor",
@@ -153,7 +155,7 @@ def test_contacts(celery_worker_process, phish):
         store.mailbox(ALICE).folders["contacts"],
         Item(item_class="IPM.Contact", subject="Dan Vendor", contact=contact),
     )
-    result = run(celery_worker_process, "get_contacts", mailbox=ALICE)
+    result = run(worker, "get_contacts", mailbox=ALICE)
     assert result["status"] == "ok", result["error"]
     (found,) = result["data"]["contacts"]
     assert found["display_name"] == "Dan Vendor" and found["email_addresses"] == ["dan@vendor.test"]
@@ -161,23 +163,31 @@ def test_contacts(celery_worker_process, phish):
     assert (found["company_name"], found["job_title"]) == ("Vendor", "Sales")
 
 
-def test_out_of_office(celery_worker_process, phish):
+def test_out_of_office(worker, phish):
     start, end = datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 8, tzinfo=UTC)
     phish["sim"].store.mailbox(BOB).oof = OofSettings(
         state="Scheduled", start=start, end=end, internal_reply="Away", external_reply="Away (ext)"
     )
-    result = run(celery_worker_process, "get_out_of_office", mailbox=BOB)
+    result = run(worker, "get_out_of_office", mailbox=BOB)
     assert result["status"] == "ok", result["error"]
     assert result["data"]["state"] == "Scheduled" and result["data"]["internal_reply"] == "Away"
     assert datetime.fromisoformat(result["data"]["start"]) == start
     assert datetime.fromisoformat(result["data"]["end"]) == end
 
 
-def test_searchable_mailboxes_need_discovery_rights(celery_worker_process, phish):
-    """An app-only token has no Discovery Management role: a Permanent "Unsupported" error that says why."""
-    result = run(celery_worker_process, "get_searchable_mailboxes")
-    assert result["status"] == "error" and result["error"]["code"] == "Unsupported", result
-    assert "on-premises" in result["error"]["message"] and "ErrorAccessDenied" in result["error"]["message"]
+def test_searchable_mailboxes(worker, phish):
+    """EWS: an app-only token has no Discovery Management role (a Permanent "Unsupported" error that says
+    why); Graph lists the users with a mail address."""
+    result = run(worker, "get_searchable_mailboxes")
+    if worker.backend == "ews":
+        error = result["error"]
+        assert result["status"] == "error" and error["code"] == "Unsupported", result
+        assert "on-premises" in error["message"] and "ErrorAccessDenied" in error["message"]
+        return
+    assert result["status"] == "ok", result["error"]
+    assert {m["primary_smtp_address"] for m in result["data"]["mailboxes"]} == {ALICE, BOB, CAROL, SOC}
+    found = run(worker, "get_searchable_mailboxes", search_filter="Car")["data"]["mailboxes"]
+    assert [m["primary_smtp_address"] for m in found] == [CAROL]
 
 
 def test_searchable_mailboxes_with_basic_auth(celery_worker_process, phish):

@@ -1,5 +1,6 @@
-"""EWS requests per action, counted in the simulator's request log: no stray GetFolder, no per-item round
-trips. Each action is run through the real worker; the log is read for the target mailbox."""
+"""Requests per action on each backend, counted in the simulator's request log (EWS: no stray GetFolder, no
+per-item round trips; Graph: what docs/tasks.md lists). Each action is run through the real worker; the log
+is read for the target mailbox."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections import Counter
 import pytest
 
 from tests.fixtures.celery_worker import SOC_MAILBOX
-from tests.integration.actions_seed import message, put, run
+from tests.integration.actions_seed import item_id, message, put, run
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,7 @@ def seeded(fresh_simulator):
     return fresh_simulator, phish.internet_message_id
 
 
-def test_requests_per_action(celery_worker_process, seeded):
+def test_ews_requests_per_action(celery_worker_process, seeded):
     sim, mid = seeded
     log = RequestLog(sim)
     worker = celery_worker_process
@@ -84,3 +85,56 @@ def test_requests_per_action(celery_worker_process, seeded):
     sent = run(worker, "send_email", mailbox=SOC_MAILBOX, to=["bob@contoso.example"], subject="s", body="b")
     assert sent["status"] == "ok", sent["error"]
     assert soc.since_last() == Counter(FindItem=1, CreateItem=1)
+
+
+def test_graph_requests_per_action(graph_worker_process, seeded):
+    sim, mid = seeded
+    log = RequestLog(sim)
+    worker = graph_worker_process
+
+    found = run(worker, "search_emails", mailbox=ALICE, query={"internet_message_id": mid})
+    assert found["data"]["count"] == 3
+    # one listing for all folders, the top-level folders for labels, one GET for the folder below them
+    assert log.since_last() == Counter(ListMessages=1, ListMailFolders=1, GetMailFolder=1)
+    inbox, rules, junk = sorted(found["data"]["messages"], key=lambda m: m["folder"])
+    assert [inbox["folder"], rules["folder"], junk["folder"]] == ["Inbox", "Inbox/Rules", "Junk Email"]
+
+    assert run(worker, "download_eml", mailbox=ALICE, item_id=inbox["item_id"])["status"] == "ok"
+    assert log.since_last() == Counter(GetMessageMime=1)
+
+    assert run(worker, "junk_email", mailbox=ALICE, item_ids=[rules["item_id"]])["status"] == "ok"
+    assert log.since_last() == Counter(MoveMessage=1)
+
+    moved = run(worker, "move_email", mailbox=ALICE, item_ids=[junk["item_id"]], to_folder="Inbox/Quarantine")
+    assert moved["status"] == "ok"
+    assert log.since_last() == Counter(ListChildFolders=1, MoveMessage=1)
+
+    deleted = run(worker, "delete_email", mailbox=ALICE, item_ids=[inbox["item_id"]])
+    assert deleted["status"] == "ok"
+    # where Recoverable Items are, where the item is (already deleted?), then the move
+    assert log.since_last() == Counter(GetMailFolder=2, GetMessage=1, MoveMessage=1)
+
+    query = {"internet_message_id": mid}
+    (gone,) = run(
+        worker, "search_emails", mailbox=ALICE, query=query, folders=["recoverableitemsdeletions"]
+    )["data"]["messages"]
+    assert gone["item_id"] == inbox["item_id"]  # immutable ids survive the move
+    assert log.since_last() == Counter(ListMessages=1)
+
+    restored = run(worker, "restore_email", mailbox=ALICE, item_ids=[gone["item_id"]])
+    assert restored["status"] == "ok" and restored["data"]["items"][0]["folder"] == "Inbox"
+    assert log.since_last() == Counter(GetMessage=1, TranslateExchangeIds=1, ListMailFolders=1, MoveMessage=1)
+
+    copied = run(worker, "copy_email", mailbox=ALICE, item_id=inbox["item_id"], to_folder="junkemail")
+    assert copied["status"] == "ok", copied["error"]
+    assert log.since_last() == Counter(GetMessage=1, ListMessages=1, CopyMessage=1)  # copies there before
+
+    soc = RequestLog(sim, SOC_MAILBOX)
+    sent = run(worker, "send_email", mailbox=SOC_MAILBOX, to=["bob@contoso.example"], subject="s", body="b")
+    assert sent["status"] == "ok", sent["error"]
+    assert soc.since_last() == Counter(ListMessages=2, SendMail=1)  # Sent Items and Outbox checked first
+
+    report = item_id(worker, put(sim.store, SOC_MAILBOX, "inbox", message("Suspicious mail")))
+    replied = run(worker, "reply_to_email", mailbox=SOC_MAILBOX, item_id=report, body="b")
+    assert replied["status"] == "ok", replied["error"]
+    assert soc.since_last() == Counter(CreateReply=1, SendDraft=1)
