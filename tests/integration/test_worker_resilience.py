@@ -1,5 +1,5 @@
-"""Resilience of the real worker (issue 3): a throttling storm, OAuth tokens that expire or are refused, a
-worker killed mid-call, and no secret left anywhere afterwards.
+"""Resilience of the real worker (issue 3), on both backends (EWS and Graph): a throttling storm, OAuth tokens
+that expire or are refused, a worker killed mid-call, and no secret left anywhere afterwards.
 
 Every task runs in a real Celery worker subprocess on a private Redis and talks OAuth+TLS to the simulator;
 outcomes are judged on the simulator's ground truth (its store, journal and request log), and the token
@@ -18,7 +18,7 @@ import pytest
 
 from exchange_simulator.server.throttle import ThrottleSettings
 from exchange_simulator.store.model import EmailAddress
-from tests.integration.actions_seed import TASK_TIMEOUT_S, message, put
+from tests.integration.actions_seed import TASK_TIMEOUT_S, item_id, message, put
 from tests.integration.secrets_scan import leaks, redis_contents, secret_forms
 
 pytestmark = pytest.mark.integration
@@ -35,6 +35,20 @@ STORM = {
     "storm_every_nth": 7,
     "storm_backoff_ms": 2500,
 }
+# Graph: a request budget per app and mailbox that runs dry (RequestRate 429s of about a second), fewer
+# requests in flight allowed than the worker's default of 4 (MailboxConcurrency 429s), and every 7th request
+# refused for 2.5 s.
+GRAPH_STORM = {
+    "graph_request_limit": 10,
+    "graph_request_window_s": 5,
+    "graph_max_concurrent": 2,
+    "latency_ms": 30,
+    "storm_every_nth": 11,
+    "storm_backoff_ms": 2500,
+}
+# Answers that tell the fleet to keep away from a budget until their back-off has passed (MailboxConcurrency
+# only asks for fewer requests at once).
+GATE_CLOSING = {"ews": ("ErrorServerBusy",), "graph": ("RequestRate",)}
 # The simulator stamps a request before its throttle judges it; the two clocks may differ by this much.
 CLOCK_SLACK_S = 0.005
 # Requests reaching the simulator this soon after a busy answer left it were already on their way.
@@ -52,45 +66,44 @@ def gather(results) -> list[dict]:
     return [result.get(timeout=TASK_TIMEOUT_S) for result in results]
 
 
-def seed_mailbox(store, mailbox: str, phish_mid: str) -> dict:
-    """The phish in Inbox, a rule-filed Inbox subfolder and Junk, plus a decoy with the same subject."""
+def seed_mailbox(store, mailbox: str, phish_mid: str, worker) -> dict:
+    """The phish in Inbox, a rule-filed Inbox subfolder and Junk, plus a decoy with the same subject; the
+    phish's ids as `worker`'s backend names them."""
     box = store.add_mailbox(mailbox)
     store.create_folder(box.folders["inbox"], "Rules")
-    phish_ids = [
-        put(store, mailbox, folder, message("Invoice overdue", to=mailbox, message_id=phish_mid)).id
-        for folder in PHISH_FOLDERS
-    ]
+    phish = [message("Invoice overdue", to=mailbox, message_id=phish_mid) for _ in PHISH_FOLDERS]
+    placed = zip(PHISH_FOLDERS, phish, strict=True)
+    phish_ids = [item_id(worker, put(store, mailbox, folder, copy)) for folder, copy in placed]
     decoy = put(store, mailbox, "inbox", message("Invoice overdue", sender=COLLEAGUE, to=mailbox))
     return {"phish_ids": phish_ids, "decoy_mid": decoy.internet_message_id}
 
 
-def requests_inside_back_off(log: list[dict]) -> list[dict]:
-    """Requests the simulator received for a budget while an earlier ErrorServerBusy told it to wait: after
-    the busy answer left (its `time`) plus the grace for requests already on their way, before the back-off
-    it gave had passed."""
+def requests_inside_back_off(log: list[dict], codes: tuple[str, ...]) -> list[dict]:
+    """Requests the simulator received for a budget while an earlier busy answer (one of `codes`) told it to
+    wait: after the busy answer left (its `time`) plus the grace for requests already on their way, before
+    the back-off it gave had passed."""
     by_budget: dict[str, list[dict]] = defaultdict(list)
     for entry in log:
         if entry["mailbox"]:
             by_budget[entry["mailbox"]].append(entry)
     early = []
     for entries in by_budget.values():
-        for busy in (e for e in entries if e["code"] == "ErrorServerBusy"):
+        for busy in (e for e in entries if e["code"] in codes):
             told = busy["time"] + IN_FLIGHT_GRACE_S
             window_ends = busy["received"] + busy["backoff_ms"] / 1000 - CLOCK_SLACK_S
             early += [e for e in entries if told < e["received"] < window_ends]
     return early
 
 
-def test_a_throttling_storm_slows_every_task_down_but_each_completes_correctly(
-    celery_worker_process, fresh_simulator
-):
-    """At the default concurrency (10 calls in flight per mailbox): the gate is checked before each request
-    and one probe goes first after each back-off, so no request is sent once the fleet knows it must wait;
-    requests that were already on their way when Exchange said "busy" are refused, not penalised."""
-    sim, worker = fresh_simulator, celery_worker_process
+def test_a_throttling_storm_slows_every_task_down_but_each_completes_correctly(worker, fresh_simulator):
+    """At the default concurrency (EWS: 10 calls in flight per mailbox; Graph: 4): the gate is checked before
+    each request and one probe goes first after each back-off, so no request is sent once the fleet knows it
+    must wait; requests that were already on their way when the server said "busy" are refused, not
+    penalised; a Graph MailboxConcurrency answer makes the fleet send fewer at once."""
+    sim = fresh_simulator
     phish_mid = message("Invoice overdue").internet_message_id
-    org = {mailbox: seed_mailbox(sim.store, mailbox, phish_mid) for mailbox in STORM_MAILBOXES}
-    sim.configure(**STORM)
+    org = {mailbox: seed_mailbox(sim.store, mailbox, phish_mid, worker) for mailbox in STORM_MAILBOXES}
+    sim.configure(**(STORM if worker.backend == "ews" else GRAPH_STORM))
     deletes, searches = [], []
     for mailbox, seeded in org.items():  # per mailbox: 3 single deletes, 1 of all copies, 1 search
         ids = seeded["phish_ids"]
@@ -107,29 +120,32 @@ def test_a_throttling_storm_slows_every_task_down_but_each_completes_correctly(
         assert envelope["status"] == "ok", envelope["error"]
         assert [m["internet_message_id"] for m in envelope["data"]["messages"]] == [seeded["decoy_mid"]]
 
-    copies = sim.messages(phish_mid)  # every copy deleted exactly once, recoverable, nothing else touched
+    copies = sim.messages(phish_mid)  # every copy deleted once, recoverable, nothing else touched
     assert len(copies) == 3 * len(org) and all(c["recoverable"] for c in copies)
     assert Counter(c["mailbox"] for c in copies) == dict.fromkeys(org, 3)
-    deletions = Counter(c["mailbox"] for c in sim.changes() if c["kind"] == "deleted")
-    assert deletions == dict.fromkeys(org, 3)
+    if worker.backend == "ews":  # (Graph's soft delete is a move: a repeated one moves within Deletions)
+        deletions = Counter(c["mailbox"] for c in sim.changes() if c["kind"] == "deleted")
+        assert deletions == dict.fromkeys(org, 3)
     for mailbox, seeded in org.items():
         (decoy,) = sim.messages(seeded["decoy_mid"])
         assert decoy["mailbox"] == mailbox and decoy["folder"].endswith("/Inbox") and not decoy["recoverable"]
 
     log = sim.requests()
-    busy = [e for e in log if e["code"] == "ErrorServerBusy"]
+    busy = [e for e in log if e["code"] in GATE_CLOSING[worker.backend]]
     assert any(e["backoff_ms"] > 2000 for e in busy) and any(e["backoff_ms"] < 2000 for e in busy)
-    assert requests_inside_back_off(log) == []
+    assert requests_inside_back_off(log, GATE_CLOSING[worker.backend]) == []
     assert [e for e in log if e["penalised"]] == []
+    if worker.backend == "graph":
+        assert any(e["code"] == "MailboxConcurrency" for e in log)
 
 
 def test_oauth_tokens_that_expire_mid_run_are_renewed_without_a_401_storm(
-    celery_worker_process, fresh_simulator, token_endpoint
+    worker, fresh_simulator, token_endpoint
 ):
-    sim, worker = fresh_simulator, celery_worker_process
+    sim = fresh_simulator
     phish_mid = message("Invoice overdue").internet_message_id
     mailboxes = {
-        f"token{n}@contoso.example": seed_mailbox(sim.store, f"token{n}@contoso.example", phish_mid)
+        f"token{n}@contoso.example": seed_mailbox(sim.store, f"token{n}@contoso.example", phish_mid, worker)
         for n in range(4)
     }
     sim.configure(token_lifetime_s=TOKEN_LIFETIME_S)
@@ -154,12 +170,10 @@ def test_oauth_tokens_that_expire_mid_run_are_renewed_without_a_401_storm(
     assert len(unauthorized) <= len(tokens) - 1  # at most one 401 per expired token, then a new one works
 
 
-def test_a_wrong_client_secret_fails_fast_after_one_token_request(
-    celery_worker_process, fresh_simulator, token_endpoint
-):
-    sim, worker = fresh_simulator, celery_worker_process
+def test_a_wrong_client_secret_fails_fast_after_one_token_request(worker, fresh_simulator, token_endpoint):
+    sim = fresh_simulator
     mailbox = "wrongsecret@contoso.example"
-    seeded = seed_mailbox(sim.store, mailbox, message("Invoice overdue").internet_message_id)
+    seeded = seed_mailbox(sim.store, mailbox, message("Invoice overdue").internet_message_id, worker)
     worker.restart(EWS_CLIENT_SECRET=WRONG_SECRET)
     try:
         mark = len(token_endpoint.answers)
@@ -176,35 +190,48 @@ def test_a_wrong_client_secret_fails_fast_after_one_token_request(
     assert "invalid_client" in envelope["error"]["message"]
     assert envelope["attempts"] == 1
     assert [status for status, _ in answers] == [401]  # one token request, no storm
-    assert sim.requests() == []  # and no EWS request without a token
+    assert sim.requests() == []  # and no request without a token
     assert WRONG_SECRET not in json.dumps(envelope)
     assert sim.changes(mailbox=mailbox) == []  # nothing was touched
 
 
 def test_a_worker_killed_mid_delete_leaves_the_phish_deleted_exactly_once(
-    celery_worker_process, fresh_simulator, monkeypatch
+    worker, fresh_simulator, monkeypatch
 ):
-    sim, worker = fresh_simulator, celery_worker_process
+    sim = fresh_simulator
     mailbox = "killed@contoso.example"
     phish_mid = message("Invoice overdue").internet_message_id
-    seeded = seed_mailbox(sim.store, mailbox, phish_mid)
+    seeded = seed_mailbox(sim.store, mailbox, phish_mid, worker)
     inbox_copy = seeded["phish_ids"][0]
+    # The request that removes the item: EWS's first (DeleteItem); Graph's fourth (the move, after the
+    # look-ups of Recoverable Items and of where the item is). Only it is slow: the worker dies meanwhile.
+    removing_request = 1 if worker.backend == "ews" else 4
+    admitted = threading.Event()  # set once the simulator started serving that request for the mailbox
+    seen = Counter()
+    faults = sim.simulator.faults.settings
 
-    admitted = threading.Event()  # set once the simulator started serving a request for the mailbox
-    admit = sim.simulator.throttle.admit
+    def watch(admit):
+        def watched_admit(*key: str):
+            admission = admit(*key)
+            if key[-1] == mailbox and admission.admitted:
+                seen[mailbox] += 1
+                if seen[mailbox] == removing_request - 1:
+                    faults.latency_ms = 2000  # for the next request, the removal
+                if seen[mailbox] == removing_request:
+                    admitted.set()
+            return admission
 
-    def watched_admit(key: str):
-        admission = admit(key)
-        if key == mailbox and admission.admitted:
-            admitted.set()
-        return admission
+        return watched_admit
 
-    monkeypatch.setattr(sim.simulator.throttle, "admit", watched_admit)
+    throttle = sim.simulator.throttle if worker.backend == "ews" else sim.simulator.graph_throttle
+    monkeypatch.setattr(throttle, "admit", watch(throttle.admit))
     worker.restart(EWS_IR_VISIBILITY_TIMEOUT="3")
     try:
-        sim.configure(latency_ms=2000)  # the DeleteItem sits in the simulator while the worker dies
+        if removing_request == 1:
+            faults.latency_ms = 2000
         result = send(worker, "delete_email", mailbox=mailbox, item_ids=[inbox_copy])
         assert admitted.wait(TASK_TIMEOUT_S), worker.log()
+        sim.configure(latency_ms=0)  # the removal in flight keeps its delay; the redelivered run is quick
         worker.restart(EWS_IR_VISIBILITY_TIMEOUT="3")  # kill -9 mid-call, then a new worker
         envelope = result.get(timeout=TASK_TIMEOUT_S)
     finally:
@@ -212,8 +239,12 @@ def test_a_worker_killed_mid_delete_leaves_the_phish_deleted_exactly_once(
 
     assert envelope["status"] in ("ok", "already_gone"), envelope["error"]
     assert envelope["attempts"] == 2  # the killed run and the redelivered one
-    delete_requests = [e for e in sim.requests(mailbox=mailbox) if e["operation"] == "DeleteItem"]
-    assert len(delete_requests) == 2  # the first reached Exchange before the kill
+    operations = Counter(e["operation"] for e in sim.requests(mailbox=mailbox))
+    if worker.backend == "ews":
+        assert operations["DeleteItem"] == 2  # the first reached Exchange before the kill
+    else:
+        assert operations["MoveMessage"] == 1  # the redelivered run found it in Recoverable Items already
+        assert envelope["status"] == "already_gone"
     copies = {c["item_id"]: c for c in sim.messages(phish_mid)}
     recovered = [c for c in copies.values() if c["recoverable"]]
     assert len(copies) == 3 and len(recovered) == 1  # no duplicate in Recoverable Items
@@ -221,18 +252,15 @@ def test_a_worker_killed_mid_delete_leaves_the_phish_deleted_exactly_once(
         "Inbox/Rules",
         "Junk Email",
     ]
-    assert len([c for c in sim.changes(mailbox=mailbox) if c["kind"] == "deleted"]) == 1
     (decoy,) = sim.messages(seeded["decoy_mid"])
     assert not decoy["recoverable"] and decoy["folder"].endswith("/Inbox")
 
 
-def test_no_secret_reaches_logs_results_or_queued_messages(
-    celery_worker_process, fresh_simulator, token_endpoint, redis_url
-):
+def test_no_secret_reaches_logs_results_or_queued_messages(worker, fresh_simulator, token_endpoint):
     """Runs last: scans everything the tests above left behind."""
-    sim, worker = fresh_simulator, celery_worker_process
+    sim = fresh_simulator
     if not token_endpoint.issued():  # run on its own: make the worker fetch a token we can look for
-        seeded = seed_mailbox(sim.store, "alone@contoso.example", message("x").internet_message_id)
+        seeded = seed_mailbox(sim.store, "alone@contoso.example", message("x").internet_message_id, worker)
         worker.restart()
         query = {"internet_message_id": seeded["decoy_mid"]}
         assert (
@@ -245,6 +273,6 @@ def test_no_secret_reaches_logs_results_or_queued_messages(
 
     logs = {path.name: path.read_bytes() for path in worker.log_dir.glob("*.log")}
     assert logs
-    stored = {key.decode(): value for key, value in redis_contents(redis_url)}
+    stored = {key.decode(): value for key, value in redis_contents(worker.redis_url)}
     assert [k for k in stored if "celery-task-meta-" in k]
     assert leaks(forms, {**logs, **stored}) == []
