@@ -56,5 +56,12 @@ def item_id(worker, item: Item) -> str:
     return item.id.translate(str.maketrans("/+", "-_")) if worker.backend == "graph" else item.id
 
 
+def store_id(sim, worker, found_id: str) -> str:
+    """The store's EWS id of an item `worker`'s backend named `found_id` (Graph: immutable or REST id)."""
+    if worker.backend != "graph":
+        return found_id
+    return sim.store.resolve_item(found_id.translate(str.maketrans("-_", "/+"))).id
+
+
 def run(worker, action: str, **kwargs) -> dict:
     return worker.app.send_task(f"ews.{action}", kwargs=kwargs).get(timeout=TASK_TIMEOUT_S)

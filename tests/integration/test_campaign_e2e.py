@@ -15,7 +15,6 @@ import requests
 
 from campaigns.service import CampaignService
 from campaigns.store import CampaignStore
-from tests.fixtures.celery_worker import BACKENDS
 
 pytestmark = pytest.mark.integration
 
@@ -56,12 +55,6 @@ def truth(simulator):
     mailboxes = [m for m in response.json()["mailboxes"] if m != FLOODED]
     assert len(mailboxes) == MAILBOXES
     return {"report": report, "phish": phish, "mailboxes": sorted(mailboxes)}
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend_worker(request):
-    """The EWS worker for the module's tests, then the Graph worker for all of them again."""
-    return request.getfixturevalue(f"{'celery' if request.param == 'ews' else 'graph'}_worker_process")
 
 
 def engine(worker, *, two_person_rule: bool = True) -> CampaignService:

@@ -1,6 +1,7 @@
 """Parity matrix: every criterion and spelling finds exactly the same mail through `ews.search_emails` (a real
-Celery worker) and through a campaign preview (the real engine, the same worker), and both equal the
-simulator's ground truth. A campaign must never report `none_found` where the ground truth holds a match.
+Celery worker) and through a campaign preview (the real engine, the same worker), on both backends (EWS and
+Graph), and all equal the simulator's ground truth. A campaign must never report `none_found` where the
+ground truth holds a match.
 
 One scenario is seeded for the whole module: four mailboxes, and for each case a target message planted in
 some of their folders plus decoys that differ from it in just the property the case is about. The expected
@@ -17,6 +18,7 @@ import redis
 
 from campaigns.service import CampaignService
 from campaigns.store import CampaignStore
+from tests.integration.actions_seed import store_id
 
 pytestmark = pytest.mark.integration
 
@@ -141,18 +143,19 @@ def truth(simulator) -> dict[str, dict[str, set[str]]]:
 
 
 @pytest.fixture(scope="module")
-def service(redis_url, celery_worker_process) -> CampaignService:
+def service(backend_worker) -> CampaignService:
     def enqueue(campaign_id: str, phase: str, generation: int) -> None:
         kwargs = {"campaign_id": campaign_id, "phase": phase, "generation": generation, "cursor": 0}
-        celery_worker_process.app.send_task("campaign.dispatch", kwargs=kwargs, queue="campaigns")
+        backend_worker.app.send_task("campaign.dispatch", kwargs=kwargs, queue="campaigns")
 
-    return CampaignService(CampaignStore(redis.Redis.from_url(redis_url), PREFIX), enqueue)
+    return CampaignService(CampaignStore(redis.Redis.from_url(backend_worker.redis_url), PREFIX), enqueue)
 
 
 @pytest.fixture(scope="module")
-def searched(truth, celery_worker_process) -> dict[str, dict[str, set[str]]]:
-    """Case name -> mailbox -> item ids ews.search_emails found (all sent at once, then collected)."""
-    app = celery_worker_process.app
+def searched(simulator, truth, backend_worker) -> dict[str, dict[str, set[str]]]:
+    """Case name -> mailbox -> store ids of what ews.search_emails found (all sent at once, then
+    collected)."""
+    app = backend_worker.app
     pending = {
         (case.name, mailbox): app.send_task(
             "ews.search_emails", kwargs={"mailbox": mailbox, "query": case.criteria, "limit": "50"}
@@ -165,13 +168,16 @@ def searched(truth, celery_worker_process) -> dict[str, dict[str, set[str]]]:
         envelope = result.get(timeout=TIMEOUT_S)
         assert envelope["status"] == "ok", (name, mailbox, envelope["error"])
         assert envelope["data"]["truncated"] is False
-        found[name][mailbox] = {m["item_id"] for m in envelope["data"]["messages"]}
+        found[name][mailbox] = {
+            store_id(simulator, backend_worker, m["item_id"]) for m in envelope["data"]["messages"]
+        }
     return found
 
 
 @pytest.fixture(scope="module")
-def previewed(truth, service) -> dict[str, dict[str, dict]]:
-    """Case name -> mailbox -> result row of a delete campaign's preview over the four mailboxes."""
+def previewed(simulator, truth, service, backend_worker) -> dict[str, dict[str, dict]]:
+    """Case name -> mailbox -> result row of a delete campaign's preview over the four mailboxes, with the
+    store ids of the items it found (`found`)."""
     campaigns = {
         case.name: service.create(
             {"action": "delete", "targets": {"mailboxes": MAILBOXES}, "match": case.criteria}, "parity"
@@ -185,7 +191,10 @@ def previewed(truth, service) -> dict[str, dict[str, dict]]:
             assert time.monotonic() < deadline, f"{name}: preview still running"
             time.sleep(0.1)
         assert status == "preview_ready", (name, service.get(campaign_id))
-        rows[name] = {row["mailbox"]: row for row in service.results(campaign_id, 0, 100)}
+        rows[name] = {}
+        for row in service.results(campaign_id, 0, 100):
+            found = {store_id(simulator, backend_worker, item["item_id"]) for item in row["items"]}
+            rows[name][row["mailbox"]] = {**row, "found": found}
     return rows
 
 
@@ -209,4 +218,4 @@ def test_campaign_preview_finds_exactly_the_ground_truth(case, truth, previewed)
     for mailbox, expected in truth[case.name].items():
         row = previewed[case.name][mailbox]
         assert row["status"] == ("matched" if expected else "none_found"), (mailbox, row)
-        assert {item["item_id"] for item in row["items"]} == expected, mailbox
+        assert row["found"] == expected, mailbox

@@ -1,6 +1,6 @@
 """What `ews.search_emails` returns for each message (To, Cc, read state, importance, sent time, size,
 categories, and the preview when asked for), in which order across folders, and when `truncated` is set;
-through a real worker against the simulator, checked against the simulator's store."""
+through a real worker against the simulator, on both backends, checked against the simulator's store."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from exchange_simulator.store.mime import build_mime
 from exchange_simulator.store.model import Attachment
-from tests.integration.actions_seed import message, put, run
+from tests.integration.actions_seed import message, put, run, store_id
 
 pytestmark = pytest.mark.integration
 
@@ -52,15 +52,15 @@ def search(worker, **kwargs) -> dict:
     return result["data"]
 
 
-def names(data: dict, planted: dict) -> list[str]:
+def names(sim, worker, data: dict, planted: dict) -> list[str]:
     by_id = {item.id: name for name, item in planted.items()}
-    return [by_id[m["item_id"]] for m in data["messages"]]
+    return [by_id[store_id(sim, worker, m["item_id"])] for m in data["messages"]]
 
 
-def test_each_message_carries_what_an_analyst_reads(celery_worker_process, mailbox):
-    _, planted = mailbox  # the store's own items: the ground truth
-    data = search(celery_worker_process)
-    found = {m["item_id"]: m for m in data["messages"]}
+def test_each_message_carries_what_an_analyst_reads(worker, mailbox):
+    sim, planted = mailbox  # the store's own items: the ground truth
+    data = search(worker)
+    found = {store_id(sim, worker, m["item_id"]): m for m in data["messages"]}
     for item in planted.values():
         row = found[item.id]
         assert row["to"] == [ALICE, "bob@contoso.example"] and row["cc"] == ["soc@contoso.example"]
@@ -73,10 +73,11 @@ def test_each_message_carries_what_an_analyst_reads(celery_worker_process, mailb
         assert row["preview"] is None  # not asked for
 
 
-def test_preview_when_asked_for_is_the_bodys_text_at_most_255_characters(celery_worker_process, mailbox):
-    _, planted = mailbox
-    data = search(celery_worker_process, include_preview="true")
-    previews = dict(zip(names(data, planted), (m["preview"] for m in data["messages"]), strict=True))
+def test_preview_when_asked_for_is_the_bodys_text_at_most_255_characters(worker, mailbox):
+    sim, planted = mailbox
+    data = search(worker, include_preview="true")
+    found = names(sim, worker, data, planted)
+    previews = dict(zip(found, (m["preview"] for m in data["messages"]), strict=True))
     assert previews["oldest"] == "Dear oldest, " + "x" * 10
     assert previews["junk"].startswith("Dear junk, xxx") and len(previews["junk"]) == 255
 
@@ -91,26 +92,27 @@ def test_preview_when_asked_for_is_the_bodys_text_at_most_255_characters(celery_
         ("size", "asc", ["oldest", "middle", "projects", "junk"]),
     ],
 )
-def test_order_holds_across_folders(celery_worker_process, mailbox, order_by, order, expected):
-    _, planted = mailbox
+def test_order_holds_across_folders(worker, mailbox, order_by, order, expected):
+    sim, planted = mailbox
     given = {k: v for k, v in (("order_by", order_by), ("order", order)) if v}
-    assert names(search(celery_worker_process, **given), planted) == expected
+    assert names(sim, worker, search(worker, **given), planted) == expected
 
 
-def test_truncated_only_when_more_messages_exist_than_were_returned(celery_worker_process, mailbox):
-    _, planted = mailbox
-    exactly = search(celery_worker_process, limit=4)
+def test_truncated_only_when_more_messages_exist_than_were_returned(worker, mailbox):
+    sim, planted = mailbox
+    exactly = search(worker, limit=4)
     assert (exactly["count"], exactly["truncated"]) == (4, False)
-    fewer = search(celery_worker_process, limit="3")
+    fewer = search(worker, limit="3")
     assert (fewer["count"], fewer["truncated"]) == (3, True)
-    assert names(fewer, planted) == ["junk", "projects", "middle"]  # the newest three, wherever they are
-    more = search(celery_worker_process, limit=100)
+    newest_three = ["junk", "projects", "middle"]  # wherever they are
+    assert names(sim, worker, fewer, planted) == newest_three
+    more = search(worker, limit=100)
     assert (more["count"], more["truncated"]) == (4, False)
 
 
-def test_criteria_checked_on_the_fetched_items_keep_the_order(celery_worker_process, mailbox):
+def test_criteria_checked_on_the_fetched_items_keep_the_order(worker, mailbox):
     sim, planted = mailbox
     newest_without_cc = message(SUBJECT, received=datetime(2024, 5, 9, tzinfo=UTC))
     put(sim.store, ALICE, "inbox", newest_without_cc)
-    data = search(celery_worker_process, limit=2, query={"subject": SUBJECT, "cc": "SOC@contoso.example"})
-    assert names(data, planted) == ["junk", "projects"] and data["truncated"] is True
+    data = search(worker, limit=2, query={"subject": SUBJECT, "cc": "SOC@contoso.example"})
+    assert names(sim, worker, data, planted) == ["junk", "projects"] and data["truncated"] is True
