@@ -2,10 +2,11 @@
 
 Starts a private Redis (unless REDIS_URL is set), the simulator seeded with an organisation that received a
 phish, one Celery worker, the HTTP API and Flower, each as its own process, configured through environment
-variables exactly as an operator would. Then, with two API keys as the two-person rule wants (a responder who
-requests, an approver who approves), it previews and, approved, soft-deletes the phish everywhere through the
-API, with live progress, checks the result against the simulator's ground truth, prints a
-summary and where everything listens, and stops everything cleanly on Ctrl-C (or at once with
+variables exactly as an operator would; the worker speaks EWS or, with --backend graph, Microsoft Graph to
+the simulator (the same mailboxes either way). Then, with two API keys as the two-person rule wants (a
+responder who requests, an approver who approves), it previews and, approved, soft-deletes the phish
+everywhere through the API, with live progress, checks the result against the simulator's ground truth,
+prints a summary and where everything listens, and stops everything cleanly on Ctrl-C (or at once with
 --exit-when-done). Exit code 0 when every copy was removed, 3 when some mailboxes failed, 1 on an error.
 """
 
@@ -131,11 +132,11 @@ def start_simulator(args: argparse.Namespace, stack: Stack, env: dict[str, str])
     return json.loads(line)
 
 
-def profile_env(sim: dict[str, Any]) -> dict[str, str]:
-    """Connection profile `default` for the workers: the simulator's OAuth app (full_access_as_app)."""
+def profile_env(sim: dict[str, Any], backend: str) -> dict[str, str]:
+    """Connection profile `default` for the workers: the simulator's OAuth app, over EWS (full_access_as_app)
+    or Microsoft Graph (its application permissions)."""
     app = sim["apps"][0]
-    return {
-        "EWS_URL": sim["ews_url"],
+    env = {
         "EWS_AUTH": "oauth",
         "EWS_TENANT_ID": app["tenant_id"],
         "EWS_CLIENT_ID": app["client_id"],
@@ -143,6 +144,9 @@ def profile_env(sim: dict[str, Any]) -> dict[str, str]:
         "EWS_AUTHORITY": sim["authority"],
         "EWS_CA_BUNDLE": sim["ca_bundle"],
     }
+    if backend == "graph":
+        return {**env, "EWS_BACKEND": "graph", "EWS_GRAPH_URL": sim["graph_url"]}
+    return {**env, "EWS_URL": sim["ews_url"]}
 
 
 def start_services(args: argparse.Namespace, stack: Stack, out) -> dict[str, Any]:
@@ -159,15 +163,18 @@ def start_services(args: argparse.Namespace, stack: Stack, out) -> dict[str, Any
 
     print(f"Simulator seeding {args.mailboxes} mailboxes ...", file=out, flush=True)
     sim = start_simulator(args, stack, env)
-    print(
-        f"Simulator {sim['ews_url']} (OAuth app {sim['apps'][0]['client_id']}, full_access_as_app)", file=out
+    served = (
+        f"{sim['graph_url']} (Microsoft Graph, OAuth app {sim['apps'][0]['client_id']}, Mail.ReadWrite ...)"
+        if args.backend == "graph"
+        else f"{sim['ews_url']} (EWS, OAuth app {sim['apps'][0]['client_id']}, full_access_as_app)"
     )
+    print(f"Simulator {served}", file=out)
 
     ports = {name: port_or_free(getattr(args, f"{name}_port")) for name in ("api", "flower", "metrics")}
     env["EWS_IR_ARTIFACT_DIR"] = str(stack.workdir / "artifacts")  # workers write, the API serves
     worker_env = {
         **env,
-        **profile_env(sim),  # only the workers hold Exchange credentials
+        **profile_env(sim, args.backend),  # only the workers hold Exchange credentials
         "EWS_IR_METRICS_PORT": str(ports["metrics"]),
     }
     worker = f"-m celery -A worker worker -P threads -c {args.concurrency} -Q {QUEUES} -l info"
@@ -307,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--phish-rate", type=float, default=0.05, help="share of mailboxes that got the phish"
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the generated organisation")
+    parser.add_argument(
+        "--backend", choices=("ews", "graph"), default="ews", help="how the worker reaches the simulator"
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="worker threads")
     parser.add_argument("--api-port", type=int, default=8080, help="if taken, or 0: a free port")
     parser.add_argument("--flower-port", type=int, default=5555, help="if taken, or 0: a free port")

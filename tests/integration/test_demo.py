@@ -1,5 +1,6 @@
 """`scripts/demo` end to end, small: private Redis, simulator, worker, API and Flower as real processes, a
-purge previewed with a requester's key and approved with an approver's key through the API, the summary
+purge previewed with a requester's key and approved with an approver's key through the API (over EWS, and
+over Graph with --backend graph), the summary
 checked against the simulator's ground truth, and everything stopped afterwards (by itself with
 --exit-when-done, or by Ctrl-C)."""
 
@@ -45,9 +46,10 @@ def summary_number(output: str, label: str) -> int:
     return int(re.search(rf"^\s+{label}\s+(\d+)", output, re.MULTILINE).group(1))
 
 
-def test_demo_purges_the_phish_and_exits_when_done():
+@pytest.mark.parametrize("backend", ["ews", "graph"])
+def test_demo_purges_the_phish_and_exits_when_done(backend):
     result = subprocess.run(
-        [sys.executable, "-m", "producer.demo", *SMALL, *ANY_PORTS, "--exit-when-done"],
+        [sys.executable, "-m", "producer.demo", *SMALL, *ANY_PORTS, "--backend", backend, "--exit-when-done"],
         cwd=REPO,
         env=demo_env(),
         capture_output=True,
@@ -56,6 +58,7 @@ def test_demo_purges_the_phish_and_exits_when_done():
     )
     output = result.stdout
     assert result.returncode == 0, output + result.stderr
+    assert ("Microsoft Graph" in output) is (backend == "graph")
     matches = summary_number(output, "matches")
     assert matches > 0
     assert summary_number(output, "removed") == matches
