@@ -1,15 +1,19 @@
-"""Benchmark: a purge campaign (preview, then approve) over N mailboxes against a simulator with latency.
+"""Benchmark: a purge campaign (preview, approve, restore) over N mailboxes against a simulator with latency,
+through EWS, Microsoft Graph, or both in one run (`--backend ews|graph|both`).
 
-Starts a private redis-server, the simulator (`python -m exchange_simulator serve --http`, its own process)
-and `--workers` Celery worker processes (threads pool, `--threads` each, distinct node names), then reports
-for each phase: wall time, mailboxes/s, time to first result, EWS requests, worker and simulator CPU seconds,
-and the lower bound that latency and concurrency allow (requests x latency / (workers x threads)). Finally
-sequential exchangelib loops (search + soft delete, one mailbox after another, no Celery), each over its
-own sample of mailboxes (the first deletes what it finds), scaled to N, after the campaign's mail was restored
-by a restore campaign: `lean` uses this project's worker.ews functions (2 requests per clean mailbox),
-`soar` is idiomatic exchangelib as Cortex XSOAR's EWS O365 integration writes it (12 per clean mailbox here).
+Starts a private redis-server and the simulator (`python -m exchange_simulator serve`, HTTPS, its own
+process); then per backend `--workers` Celery worker processes (threads pool, `--threads` each, distinct node
+names; EWS with Basic auth, Graph with the simulator's OAuth app) on a Redis database of their own, and
+reports for each phase: wall time, mailboxes/s, time to first result, requests the simulator served (EWS
+operations or Graph requests), worker and simulator CPU seconds, and the lower bound that latency and
+concurrency allow (requests x latency / (workers x threads)); per backend worker CPU and requests per
+mailbox. The restore puts the mail back, so the next backend finds what the first one did. Finally (EWS)
+sequential exchangelib loops (search + soft delete, one mailbox after another, no Celery), each over its own
+sample of mailboxes (the first deletes what it finds), scaled to N: `lean` uses this project's worker.ews
+functions (2 requests per clean mailbox), `soar` is idiomatic exchangelib as Cortex XSOAR's EWS O365
+integration writes it (12 per clean mailbox here).
 
-    python bench/campaign_purge.py --mailboxes 10000 --latency-ms 50 --workers 2 --threads 16 --sample 1000
+    python bench/campaign_purge.py --mailboxes 10000 --latency-ms 50 --workers 2 --threads 16 --sample 0
     python bench/campaign_purge.py --mailboxes 10000 --sample 1000 --sequential-only   # baselines alone
 """
 
@@ -34,6 +38,7 @@ from producer.local_redis import start_redis
 
 REPO = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "svc-ir@contoso.example", "bench-password-1"
+BACKENDS = ("ews", "graph")
 ACTIVE = ("searching", "previewing", "executing")
 
 
@@ -50,7 +55,6 @@ def start_simulator(args: argparse.Namespace) -> tuple[subprocess.Popen, dict]:
             "-m",
             "exchange_simulator",
             "serve",
-            "--http",
             "--port",
             "0",
             "--user",
@@ -131,7 +135,7 @@ class Meter:
         cpu = self._cpu()
         return {
             "wall_s": round(time.monotonic() - self.start, 2),
-            "ews_requests": self.sim_stats()["requests"] - self.requests,
+            "requests": self.sim_stats()["requests"] - self.requests,
             "cpu_s": {name: round(cpu[name] - self.cpu[name], 1) for name in self.pids},
         }
 
@@ -152,7 +156,7 @@ def run_phase(service, campaign_id: str, meter: Meter, latency_s: float, concurr
         mailboxes=done,
         mailboxes_per_s=round(done / result["wall_s"], 1) if result["wall_s"] else None,
         time_to_first_result_s=first_result,
-        lower_bound_s=round(result["ews_requests"] * latency_s / concurrency, 2),
+        lower_bound_s=round(result["requests"] * latency_s / concurrency, 2),
         counters=state["counters"][state["phase"]],
     )
     return result
@@ -243,7 +247,7 @@ def run_sequential(style: str, mailboxes: list[str], phish: str, sim: dict, http
     answered = http.get(f"{sim['control_url']}/requests", params={"since": started}, timeout=60).json()
     operations = Counter(request["operation"] for request in answered["requests"])
     result.update(
-        ews_requests=sum(operations.values()),
+        requests=sum(operations.values()),
         requests_per_mailbox=round(sum(operations.values()) / len(mailboxes), 2),
         requests_by_operation=dict(operations.most_common()),
     )
@@ -251,7 +255,7 @@ def run_sequential(style: str, mailboxes: list[str], phish: str, sim: dict, http
 
 
 def run_campaign(app, args: argparse.Namespace, redis_url: str, service_pids: dict, sim: dict, http) -> dict:
-    """Preview, approve and (to put the mail back for the loop) restore: the report's campaign part. Two
+    """Preview, approve and restore (putting the mail back for what runs next): one backend's report. Two
     principals, as the two-person rule wants: an analyst requests, a lead approves; the lead's restore is
     approved by a deputy."""
     import redis
@@ -292,7 +296,7 @@ def run_campaign(app, args: argparse.Namespace, redis_url: str, service_pids: di
     service.approve(campaign["id"], approver="bench-lead")
     report["execute"] = run_phase(service, campaign["id"], meter, latency_s, in_flight)
     total_wall = report["preview"]["wall_s"] + report["execute"]["wall_s"]
-    requests_total = report["preview"]["ews_requests"] + report["execute"]["ews_requests"]
+    requests_total = report["preview"]["requests"] + report["execute"]["requests"]
     report["campaign_wall_s"] = round(total_wall, 2)
     report["campaign_mailboxes_per_s"] = round(len(mailboxes) / total_wall, 1)
     report["campaign_lower_bound_s"] = round(requests_total * latency_s / in_flight, 2)
@@ -302,14 +306,72 @@ def run_campaign(app, args: argparse.Namespace, redis_url: str, service_pids: di
         for name in service_pids
     }
     report["worker_cpu_ms_per_mailbox"] = round(report["campaign_cpu_s"]["worker"] * 1000 / len(mailboxes), 2)
-    if args.sample:
-        meter = Meter(sim_stats, service_pids)
-        restore = service.restore(campaign["id"], by="bench-lead")
-        report["restore_preview"] = run_phase(service, restore["id"], meter, latency_s, in_flight)
-        meter = Meter(sim_stats, service_pids)
-        service.approve(restore["id"], approver="bench-deputy")
-        report["restore"] = run_phase(service, restore["id"], meter, latency_s, in_flight)
+    report["requests_per_mailbox"] = round(requests_total / len(mailboxes), 2)
+    meter = Meter(sim_stats, service_pids)
+    restore = service.restore(campaign["id"], by="bench-lead")
+    report["restore_preview"] = run_phase(service, restore["id"], meter, latency_s, in_flight)
+    meter = Meter(sim_stats, service_pids)
+    service.approve(restore["id"], approver="bench-deputy")
+    report["restore"] = run_phase(service, restore["id"], meter, latency_s, in_flight)
     return report
+
+
+def backend_env(backend: str, sim: dict, redis_url: str, threads: int) -> dict[str, str]:
+    """The workers' environment: EWS with Basic auth (as the earlier runs), or Graph with the OAuth app."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("EWS_")},
+        "REDIS_URL": redis_url,
+        "EWS_CA_BUNDLE": sim["ca_bundle"],
+        "EWS_IR_MAX_CONNECTIONS": str(threads),
+        "PYTHONPATH": str(REPO),
+    }
+    if backend == "ews":
+        return env | {
+            "EWS_URL": sim["ews_url"],
+            "EWS_AUTH": "basic",
+            "EWS_USERNAME": USER,
+            "EWS_PASSWORD": PASSWORD,
+            "EWS_VERSION": "Exchange2016",
+        }
+    app = sim["apps"][0]
+    return env | {
+        "EWS_BACKEND": "graph",
+        "EWS_GRAPH_URL": sim["graph_url"],
+        "EWS_AUTH": "oauth",
+        "EWS_TENANT_ID": app["tenant_id"],
+        "EWS_CLIENT_ID": app["client_id"],
+        "EWS_CLIENT_SECRET": app["client_secret"],
+        "EWS_AUTHORITY": sim["authority"],
+    }
+
+
+def run_backend(backend: str, index: int, args, redis_url: str, sim: dict, sim_pid: int, workdir: str, http):
+    """Workers for one backend on Redis database `index`, its campaign, then the workers stopped."""
+    from celery import Celery
+
+    database_url = f"{redis_url.rsplit('/', 1)[0]}/{index}"
+    env = backend_env(backend, sim, database_url, args.threads)
+    nodes = [f"bench-{backend}{i}" for i in range(args.workers)]
+    workers = [start_worker(env, args.threads, Path(workdir) / f"{node}.log", node) for node in nodes]
+    try:
+        app = Celery("bench", set_as_current=False)
+        app.config_from_object("celeryconfig")
+        app.conf.update(broker_url=database_url, result_backend=database_url)
+        wait_ready(app, nodes)
+        pids = {"worker": [w.pid for w in workers], "simulator": [sim_pid]}
+        return run_campaign(app, args, database_url, pids, sim, http)
+    finally:
+        stop(workers)
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def main() -> int:
@@ -324,7 +386,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=16, help="threads per worker process (-P threads -c)")
     parser.add_argument("--phish-rate", type=float, default=0.05)
     parser.add_argument(
-        "--sample", type=int, default=1000, help="mailboxes for the sequential loop (0 = skip)"
+        "--backend", choices=[*BACKENDS, "both"], default="both", help="how the workers reach the simulator"
+    )
+    parser.add_argument(
+        "--sample", type=int, default=1000, help="mailboxes for the sequential EWS loop (0 = skip)"
     )
     parser.add_argument(
         "--sequential-style",
@@ -339,61 +404,55 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="bench-campaign-")
     redis_process, redis_url = start_redis(workdir)
     sim_process, sim = start_simulator(args)
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "EWS_URL": sim["ews_url"],
-        "EWS_AUTH": "basic",
-        "EWS_USERNAME": USER,
-        "EWS_PASSWORD": PASSWORD,
-        "EWS_VERSION": "Exchange2016",
-        "EWS_IR_MAX_CONNECTIONS": str(args.threads),
-        "PYTHONPATH": str(REPO),
-    }
-    worker_count = 0 if args.sequential_only else args.workers
-    nodes = [f"bench{i}" for i in range(worker_count)]
-    workers = [start_worker(env, args.threads, Path(workdir) / f"{node}.log", node) for node in nodes]
-    os.environ.update(env)
+    backends = [] if args.sequential_only else list(BACKENDS if args.backend == "both" else [args.backend])
     succeeded = False
     try:
-        from celery import Celery
-
-        app = Celery("bench", set_as_current=False)
-        app.config_from_object("celeryconfig")
-        wait_ready(app, nodes)
         http = requests.Session()
+        http.verify, http.trust_env = sim["ca_bundle"], False  # REQUESTS_CA_BUNDLE would win otherwise
         report: dict = {"config": vars(args) | {"out": None}, "machine": machine()}
-        if not args.sequential_only:
-            pids = {"worker": [w.pid for w in workers], "simulator": [sim_process.pid]}
-            report.update(run_campaign(app, args, redis_url, pids, sim, http))
-        styles = ["lean", "soar"] if args.sequential_style == "both" else [args.sequential_style]
-        mailboxes = http.get(f"{sim['control_url']}/mailboxes", timeout=60).json()["mailboxes"]
-        for index, style in enumerate(styles if args.sample else []):
-            sample = mailboxes[index * args.sample : (index + 1) * args.sample]
-            loop = run_sequential(style, sample, sim["phish_internet_message_id"], sim, http)
-            loop["scaled_to_all_s"] = round(loop["wall_s"] * len(mailboxes) / loop["mailboxes"], 1)
-            if "campaign_wall_s" in report:
-                loop["speedup_of_campaign"] = round(loop["scaled_to_all_s"] / report["campaign_wall_s"], 1)
-            report[f"sequential_{style}"] = loop
+        for index, backend in enumerate(backends):
+            report[backend] = run_backend(
+                backend, index, args, redis_url, sim, sim_process.pid, workdir, http
+            )
+        report["per_backend"] = {
+            backend: {
+                "campaign_wall_s": report[backend]["campaign_wall_s"],
+                "worker_cpu_ms_per_mailbox": report[backend]["worker_cpu_ms_per_mailbox"],
+                "requests_per_mailbox": report[backend]["requests_per_mailbox"],
+            }
+            for backend in backends
+        }
+        if args.sample and (args.sequential_only or "ews" in backends):
+            report.update(run_loops(args, sim, http, report, redis_url))
         text = json.dumps(report, indent=2)
         print(text)
         if args.out:
             args.out.write_text(text + "\n")
         succeeded = True
     finally:
-        processes = [*workers, sim_process, redis_process]
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop([sim_process, redis_process])
         if succeeded:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"worker logs and Redis files kept in {workdir}", file=sys.stderr)
     return 0
+
+
+def run_loops(args, sim: dict, http, report: dict, redis_url: str) -> dict:
+    """The sequential EWS baselines, each on its own sample of mailboxes, scaled to all of them."""
+    os.environ.update(backend_env("ews", sim, redis_url, args.threads))
+    os.environ["REQUESTS_CA_BUNDLE"] = sim["ca_bundle"]  # stock exchangelib in the `soar` loop
+    styles = ["lean", "soar"] if args.sequential_style == "both" else [args.sequential_style]
+    mailboxes = http.get(f"{sim['control_url']}/mailboxes", timeout=60).json()["mailboxes"]
+    loops = {}
+    for index, style in enumerate(styles):
+        sample = mailboxes[index * args.sample : (index + 1) * args.sample]
+        loop = run_sequential(style, sample, sim["phish_internet_message_id"], sim, http)
+        loop["scaled_to_all_s"] = round(loop["wall_s"] * len(mailboxes) / loop["mailboxes"], 1)
+        if "ews" in report:
+            loop["speedup_of_campaign"] = round(loop["scaled_to_all_s"] / report["ews"]["campaign_wall_s"], 1)
+        loops[f"sequential_{style}"] = loop
+    return loops
 
 
 def machine() -> dict:

@@ -1,8 +1,7 @@
 """`scripts/demo` end to end, small: private Redis, simulator, worker, API and Flower as real processes, a
 purge previewed with a requester's key and approved with an approver's key through the API (over EWS, and
-over Graph with --backend graph), the summary
-checked against the simulator's ground truth, and everything stopped afterwards (by itself with
---exit-when-done, or by Ctrl-C)."""
+over Graph with --backend graph), the summary checked against the simulator's ground truth, and everything
+stopped afterwards (by itself with --exit-when-done, or by Ctrl-C)."""
 
 from __future__ import annotations
 
