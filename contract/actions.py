@@ -250,14 +250,16 @@ ACTIONS: dict[str, ActionContract] = _catalogue(
         "get_searchable_mailboxes",
         ENRICHMENT,
         GetSearchableMailboxes,
-        "List searchable mailboxes (Exchange on-premises only)",
+        "List searchable mailboxes (EWS: on-premises only; Graph: users with a mail address)",
     ),
     ActionContract(
         "delete_email", CONTAINMENT, DeleteEmail, "Delete messages (soft by default)", escalation=HARD_DELETE
     ),
     ActionContract("move_email", CONTAINMENT, MoveEmail, "Move messages to a folder"),
     ActionContract("copy_email", CONTAINMENT, CopyEmail, "Copy a message to a folder of any mailbox"),
-    ActionContract("junk_email", CONTAINMENT, JunkEmail, "Mark messages as junk (block the sender)"),
+    ActionContract(
+        "junk_email", CONTAINMENT, JunkEmail, "Move messages to Junk Email (EWS also blocks the sender)"
+    ),
     ActionContract(
         "restore_email", CONTAINMENT, RestoreEmail, "Put deleted messages back where they were deleted from"
     ),

@@ -18,16 +18,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from contract.actions import OutgoingAttachment
+from contract.criteria import SearchCriteria, SearchOrder
+from contract.envelope import FoundMessage, ItemResult, SearchResult
 from worker.errors import ActionError
 from worker.ews import connection
 from worker.profiles import ConnectionProfile, get_profile
-
-if TYPE_CHECKING:
-    from contract.actions import OutgoingAttachment
-    from contract.criteria import SearchCriteria, SearchOrder
-    from contract.envelope import FoundMessage, ItemResult, SearchResult
 
 # A process that is not a worker (shell, producer, bench) still gets more than one connection.
 DEFAULT_POOL_SIZE = 4

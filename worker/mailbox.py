@@ -7,16 +7,14 @@ profile speaks.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
+from contract.actions import OutgoingAttachment
+from contract.criteria import SearchCriteria, SearchOrder
+from contract.envelope import FoundMessage, ItemResult, SearchResult
 from worker.backend import Backend, backend_for
 from worker.errors import ActionError, Permanent
 from worker.execution import call_backend, call_for_each
-
-if TYPE_CHECKING:
-    from contract.actions import OutgoingAttachment
-    from contract.criteria import SearchCriteria, SearchOrder
-    from contract.envelope import FoundMessage, ItemResult, SearchResult
 
 T = TypeVar("T")
 

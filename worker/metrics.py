@@ -41,16 +41,20 @@ ACTION_SECONDS = Histogram(
     ["action"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
-EWS_CALLS = Counter("ews_ir_ews_calls_total", "EWS calls made, by outcome (ok or error code)", ["outcome"])
+EWS_CALLS = Counter(
+    "ews_ir_ews_calls_total",
+    "Calls to the mail server (EWS or Graph), by outcome (ok or error code)",
+    ["outcome"],
+)
 EWS_SECONDS = Histogram(
     "ews_ir_ews_call_seconds",
-    "Latency of one EWS call (incl. a token refresh retry)",
+    "Latency of one call to the mail server (incl. a token refresh retry)",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
 )
 THROTTLE_EVENTS = Counter(
     "ews_ir_throttle_events_total",
-    "Throttling met: server = Exchange said back off, gate = fleet back-off gate closed, "
-    "concurrency = every in-flight slot of a budget taken",
+    "Throttling met: server = the mail server said back off, gate = fleet back-off gate closed, "
+    "concurrency = every in-flight slot of a budget taken, requests = a Graph request budget spent",
     ["source", "budget"],
 )
 BACKOFF_SECONDS = Counter(

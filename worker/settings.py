@@ -82,7 +82,7 @@ class Settings:
     # Graph requests per app and mailbox per 10 minutes, paced fleet-wide (EWS_IR_GRAPH_MAILBOX_REQUESTS);
     # Exchange Online allows 10,000: lower it when other tools share the app registration.
     graph_mailbox_requests: int = 10_000
-    # EWS calls in flight per tenant across the fleet, 0 = no tenant cap (EWS_IR_TENANT_CONCURRENCY).
+    # Calls in flight per tenant across the fleet, 0 = no tenant cap (EWS_IR_TENANT_CONCURRENCY).
     tenant_concurrency: int = 0
     # A concurrency lease expires after this long, so a killed worker frees its slots (EWS_IR_LEASE_SECONDS);
     # above exchangelib's 120 s HTTP timeout.

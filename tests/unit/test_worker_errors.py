@@ -168,7 +168,7 @@ def test_busy_answers_never_shrink_the_session_pool():
 @pytest.mark.parametrize(
     ("raised", "code"),
     [
-        (ews.UnauthorizedError("401"), "Unauthorized"),  # a stale token must reach call_ews's refresh
+        (ews.UnauthorizedError("401"), "Unauthorized"),  # a stale token must reach call_backend's refresh
         (ews.ErrorServerBusy("busy", back_off=3), "ErrorServerBusy"),
         (ews.ErrorAccessDenied("no Discovery Management"), "Unsupported"),
     ],

@@ -7,18 +7,15 @@ import contextvars
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
 
+from contract.actions import OutgoingAttachment
+from contract.criteria import SearchCriteria, SearchOrder
+from contract.envelope import FoundMessage, ItemResult, SearchResult
 from worker.backend import SendCheck
 from worker.errors import ActionError
 from worker.ews import connection, content, directory, items, mail, policy, search
 from worker.ews.errors import classify
 from worker.profiles import ConnectionProfile
-
-if TYPE_CHECKING:
-    from contract.actions import OutgoingAttachment
-    from contract.criteria import SearchCriteria, SearchOrder
-    from contract.envelope import FoundMessage, ItemResult, SearchResult
 
 # Mailboxes searched at once by find_in_mailboxes (each is one FindFolder and one FindItem).
 FIND_CONCURRENCY = 8

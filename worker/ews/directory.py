@@ -71,7 +71,7 @@ def get_searchable_mailboxes(
         )
     except Exception as exc:  # a refusal is reported with the on-premises caveat
         error = classify(exc)
-        if error.retryable or isinstance(error, AuthError):  # a 401 gets its token refresh (call_ews)
+        if error.retryable or isinstance(error, AuthError):  # a 401 gets its token refresh (call_backend)
             raise error from exc
         raise Permanent(
             "Unsupported",

@@ -4,18 +4,15 @@ the worker.graph modules, one per action family, called with it."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
 
+from contract.actions import OutgoingAttachment
+from contract.criteria import SearchCriteria, SearchOrder
+from contract.envelope import FoundMessage, ItemResult, SearchResult
 from worker.errors import ActionError
 from worker.graph import content, directory, items, mail, search
 from worker.graph.client import GraphClient, SendCheck, checked_before_each_send
 from worker.graph.errors import classify
 from worker.profiles import ConnectionProfile
-
-if TYPE_CHECKING:
-    from contract.actions import OutgoingAttachment
-    from contract.criteria import SearchCriteria, SearchOrder
-    from contract.envelope import FoundMessage, ItemResult, SearchResult
 
 
 class GraphBackend:
