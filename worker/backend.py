@@ -26,6 +26,7 @@ from contract.envelope import FoundMessage, ItemResult, SearchResult
 from worker.errors import ActionError
 from worker.ews import connection
 from worker.profiles import ConnectionProfile, get_profile
+from worker.settings import get_settings
 
 # A process that is not a worker (shell, producer, bench) still gets more than one connection.
 DEFAULT_POOL_SIZE = 4
@@ -126,7 +127,7 @@ def backend_for(profile_name: str) -> Backend:
     if profile.backend == "graph":
         from worker.graph.backend import GraphBackend
 
-        built: Backend = GraphBackend(profile, _pool_size)
+        built: Backend = GraphBackend(profile, get_settings().max_connections or _pool_size)
     else:
         from worker.ews.backend import EwsBackend
 
