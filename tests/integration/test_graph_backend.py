@@ -251,9 +251,12 @@ def test_a_throttled_mailbox_in_a_batch_answers_for_itself(org):
     sim, backend = org
     stormy, *calm = sorted((ALICE, BOB, CAROL), key=share)  # a storm takes the lowest shares first
     sim.configure(storm_fraction=share(stormy) + 1e-9, storm_backoff_ms=3000)
-    results = search.find_in_mailboxes(
-        backend.client, [ALICE, BOB, CAROL], SearchCriteria(subject="nothing like this"), None, 10
-    )
+    try:
+        results = search.find_in_mailboxes(
+            backend.client, [ALICE, BOB, CAROL], SearchCriteria(subject="nothing like this"), None, 10
+        )
+    finally:
+        sim.configure(storm_fraction=0)  # tests that do not reset the simulator follow
     error = results[stormy]
     assert error.status == 429 and error.retry_after_s == 3 and "RequestRate" in error.message
     assert all(results[m].messages == [] for m in calm)
