@@ -273,6 +273,7 @@ def test_no_secret_reaches_logs_results_or_queued_messages(worker, fresh_simulat
 
     logs = {path.name: path.read_bytes() for path in worker.log_dir.glob("*.log")}
     assert logs
+    assert not [name for name, text in logs.items() if b"HTTP Request:" in text], "no request URL logged"
     stored = {key.decode(): value for key, value in redis_contents(worker.redis_url)}
     assert [k for k in stored if "celery-task-meta-" in k]
     assert leaks(forms, {**logs, **stored}) == []
