@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.graph.client import IMMUTABLE_IDS, GraphClient, GraphError, current_check
+from worker.graph.client import IMMUTABLE_IDS, GraphClient, GraphError, current_check, mailbox_of
 
 MAX_REQUESTS = 20
 
@@ -21,7 +21,6 @@ MAX_REQUESTS = 20
 class BatchRequest:
     method: str
     url: str  # relative to the service root, e.g. /users/a@contoso.com/messages?$top=10
-    mailbox: str | None = None  # whose budget pays for it
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -43,9 +42,8 @@ def _answer(response: dict[str, Any], request: BatchRequest) -> Any:
     status = int(response.get("status", 500))
     body = response.get("body")
     if status >= 400:
-        return GraphError.from_answer(
-            status, response.get("headers") or {}, body, mailbox=request.mailbox is not None
-        )
+        mailbox = mailbox_of(request.url) is not None
+        return GraphError.from_answer(status, response.get("headers") or {}, body, mailbox=mailbox)
     return body
 
 
@@ -59,7 +57,7 @@ def send(client: GraphClient, requests: list[BatchRequest]) -> list[Any]:
         for index in range(start, min(start + MAX_REQUESTS, len(requests))):
             try:
                 if check is not None:
-                    check(1, requests[index].mailbox)
+                    check(1, mailbox_of(requests[index].url))
             except Exception as refused:
                 answers[index] = refused
                 continue

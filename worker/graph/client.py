@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import httpx
 
@@ -46,8 +46,8 @@ _MAILBOX_RESOURCES = frozenset(
     }
 )
 # What to check right before each Graph request this thread sends (set by `checked_before_each_send`): it is
-# given how many requests the HTTP request carries and, when the caller works on many mailboxes at once, the
-# mailbox they are for (a $batch checks each of its requests on its own).
+# given how many requests the HTTP request carries and the mailbox they are about, if any (a caller working on
+# many mailboxes at once checks each against its own budgets; a $batch checks each of its requests).
 SendCheck = Callable[..., None]
 _before_send: ContextVar[SendCheck | None] = ContextVar("graph_before_send", default=None)
 
@@ -91,13 +91,15 @@ def retry_after_s(headers: Mapping[str, str]) -> float | None:
     return seconds if seconds is not None and seconds >= 0 else None
 
 
-def is_mailbox_request(path: str) -> bool:
-    """`/users/{id}/messages/...` and the like are Outlook's (per-mailbox limits); `/users`, `/users/{id}`,
-    `/groups/...` and `/$batch` are not."""
-    segments = urlsplit(path).path.strip("/").split("/")
+def mailbox_of(url: str) -> str | None:
+    """The mailbox an Outlook request is about (`/users/{id}/messages/...` and the like: per-mailbox limits);
+    None for `/users`, `/users/{id}`, `/groups/...` and `/$batch`."""
+    segments = urlsplit(url).path.strip("/").split("/")
     if segments and segments[0] in ("v1.0", "beta"):
         segments = segments[1:]
-    return len(segments) >= 3 and segments[0] == "users" and segments[2].lower() in _MAILBOX_RESOURCES
+    if len(segments) >= 3 and segments[0] == "users" and segments[2].lower() in _MAILBOX_RESOURCES:
+        return unquote(segments[1])
+    return None
 
 
 @contextmanager
@@ -164,15 +166,13 @@ class GraphClient:
         headers: Mapping[str, str] | None = None,
         prefer: tuple[str, ...] = (),
         requests: int = 1,
-        mailbox: str | None = None,
     ) -> httpx.Response:
         """One HTTP request to an absolute URL (`url()` or a nextLink); raises GraphError for 400 and above.
         `prefer`: preferences besides immutable ids; `requests`: how many Graph requests it carries (0: the
-        caller checks them itself, as a $batch does); `mailbox`: whose budget pays for it, when a call works
-        on many mailboxes."""
+        caller checks them itself, as a $batch does)."""
         check = _before_send.get()
         if check is not None and requests:
-            check(requests, mailbox)
+            check(requests, mailbox_of(url))
         all_headers = {
             "Authorization": f"Bearer {self._token.value()}",
             "Prefer": ", ".join((IMMUTABLE_IDS, *prefer)),
@@ -187,7 +187,7 @@ class GraphClient:
                 response.status_code,
                 response.headers,
                 _json_or_none(response),
-                mailbox=is_mailbox_request(url),
+                mailbox=mailbox_of(url) is not None,
             )
         return response
 

@@ -163,7 +163,7 @@ def find_in_mailboxes(
         for mailbox, sources in plans.items()
         for path, label in sources
     ]
-    answers = batch.send(client, [batch.BatchRequest("GET", url, mailbox) for mailbox, _, url in listings])
+    answers = batch.send(client, [batch.BatchRequest("GET", url) for _, _, url in listings])
     found: dict[str, list[tuple[dict, str | None]]] = {mailbox: [] for mailbox in plans}
     for (mailbox, label, _), answer in zip(listings, answers, strict=True):
         if mailbox in results:
@@ -172,7 +172,7 @@ def find_in_mailboxes(
             results[mailbox] = answer
             continue
         try:
-            rows = _continued(client, answer, mailbox)
+            rows = _continued(client, answer)
             matching = (row for row in rows if matches(row, criteria))
             found[mailbox] += [(row, label) for row in islice(matching, limit + 1)]
         except Exception as exc:
@@ -193,12 +193,12 @@ def find_in_mailboxes(
     return results
 
 
-def _continued(client: GraphClient, page: dict, mailbox: str) -> Iterator[dict]:
+def _continued(client: GraphClient, page: dict) -> Iterator[dict]:
     """A listing's rows from its first page on, following @odata.nextLink one request at a time."""
     yield from page.get("value", ())
     url = page.get("@odata.nextLink")
     while url:
-        page = client.send("GET", url, mailbox=mailbox).json()
+        page = client.send("GET", url).json()
         yield from page.get("value", ())
         url = page.get("@odata.nextLink")
 
@@ -211,11 +211,10 @@ def _label_by_top_level(
 ) -> None:
     """The top-level folders of every mailbox whose rows need labels, in $batch requests."""
     wanted = [m for m, rows in found.items() if m not in results and any(label is None for _, label in rows)]
-    requests = [
-        batch.BatchRequest("GET", f"{names[m].top_level_path()}?{query_string(LISTING)}", m) for m in wanted
-    ]
+    listing = query_string(LISTING)
+    requests = [batch.BatchRequest("GET", f"{names[m].top_level_path()}?{listing}") for m in wanted]
     for mailbox, answer in zip(wanted, batch.send(client, requests), strict=True):
         if isinstance(answer, BaseException):
             results[mailbox] = answer
         else:
-            names[mailbox].know_top_level(list(_continued(client, answer, mailbox)))
+            names[mailbox].know_top_level(list(_continued(client, answer)))
