@@ -20,7 +20,7 @@ import base64
 from collections.abc import Callable
 
 from contract.envelope import ErrorInfo, ItemResult
-from worker.errors import Permanent
+from worker.errors import AuthError, Permanent
 from worker.graph.client import GraphClient, GraphError, odata_string, user_path
 from worker.graph.errors import classify, is_ambiguous
 from worker.graph.folders import Folders
@@ -38,7 +38,7 @@ def outcome(item_id: str, result: dict | BaseException | None, folder: str | Non
         error = classify(result, item_missing_is_done=True)
         if error.status == "already_gone":
             return ItemResult(item_id=item_id, outcome="already_gone")
-        if error.retryable or error.code == "Unauthorized":
+        if error.retryable or isinstance(error, AuthError):
             raise error from result  # about the whole call: the caller's retry policy decides
         return ItemResult(item_id=item_id, outcome="failed", error=ErrorInfo(**error.to_dict()))
     new_id = result.get("id") if isinstance(result, dict) else None
@@ -71,9 +71,9 @@ def _well_known_ids(client: GraphClient, mailbox: str, names: tuple[str, ...]) -
 
 
 def _where(client: GraphClient, mailbox: str, item_id: str) -> str | None:
-    return client.get(user_path(mailbox, "messages", item_id), {"$select": "parentFolderId"}).get(
-        "parentFolderId"
-    )
+    """The id of the folder the item is in."""
+    found = client.get(user_path(mailbox, "messages", item_id), {"$select": "parentFolderId"})
+    return found.get("parentFolderId")
 
 
 def delete_items(
