@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import requests
 
 from worker.errors import AlreadyGone, AuthError, NotFound, Permanent, Throttled, TooManyInFlight, Transient
 from worker.graph.client import GraphError, mailbox_of, query, retry_after_s, user_path
@@ -41,6 +42,7 @@ def over(limit: str, retry_after: str) -> GraphError:
         (httpx.ReadTimeout("slow"), Transient, "ReadTimeout"),
         (httpx.ConnectError("refused"), Transient, "ConnectError"),
         (TokenRequestFailed("invalid_client", "bad secret"), AuthError, "TokenRequestFailed"),
+        (requests.ConnectionError("authority unreachable"), Transient, "ConnectionError"),
         (ValueError("bug"), Permanent, "InternalError"),
     ],
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import requests
 
 from worker.errors import (
     ActionError,
@@ -91,6 +92,8 @@ def classify(exc: BaseException, *, item_missing_is_done: bool = False) -> Actio
         return AuthError("TokenRequestFailed", _cut(str(exc)))
     if isinstance(exc, httpx.TransportError):
         return Transient(type(exc).__name__, _cut(str(exc)) or "the connection to Microsoft Graph failed")
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):  # msal's, on its way to the authority
+        return Transient(type(exc).__name__, _cut(str(exc)) or "the connection to the authority failed")
     return Permanent("InternalError", _cut(f"{type(exc).__name__}: {exc}"))
 
 

@@ -79,13 +79,13 @@ def find_messages(
     for path, label in sources:
         rows = (row for row in _rows(client, path, query, limit + 1) if matches(row, criteria))
         per_source.append([(row, label) for row in islice(rows, wanted)])
-    if order is None:
-        found = [pair for rows in per_source for pair in rows]
-    else:
+    found = [pair for rows in per_source for pair in rows]
+    if order is not None:
         key = _order_key(order)
-        found = list(heapq.merge(*per_source, key=lambda pair: key(pair[0]), reverse=order.descending))
         if query.client_order:
             found.sort(key=lambda pair: key(pair[0]), reverse=order.descending)
+        else:  # each source came ordered by Graph
+            found = list(heapq.merge(*per_source, key=lambda pair: key(pair[0]), reverse=order.descending))
     messages = [
         found_message(row, label or names.path(row.get("parentFolderId")), details, preview)
         for row, label in found[:limit]
