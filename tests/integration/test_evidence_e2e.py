@@ -1,6 +1,7 @@
 """Evidence reaches the case: a playbook drives the API with one call per action (`wait`), downloads the EML
-and the attachment the real worker stored, and checks them against the simulator's own copy; then the same
-with the artifacts in a real S3-compatible server that the worker writes and the API reads."""
+and the attachment the real worker stored (over EWS, and over Graph), and checks them against the
+simulator's own copy; then the same with the artifacts in a real S3-compatible server that the worker writes
+and the API reads."""
 
 from __future__ import annotations
 
@@ -54,10 +55,10 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_playbook_search_download_check_and_junk(celery_worker_process, phish, tmp_path):
-    worker_dir = celery_worker_process.env["EWS_IR_ARTIFACT_DIR"]
+def test_playbook_search_download_check_and_junk(worker, phish, tmp_path):
+    worker_dir = worker.env["EWS_IR_ARTIFACT_DIR"]
     artifacts = open_store(location.from_directory(worker_dir), 1024 * 1024, "", "auto")
-    server, keys = serve_api(celery_worker_process, artifacts, tmp_path)
+    server, keys = serve_api(worker, artifacts, tmp_path)
     mid = phish["item"].internet_message_id
     with server as url, EwsIrClient(url, keys["responder"]) as client:
         query = {"internet_message_id": mid}
