@@ -1,8 +1,9 @@
 """Nothing leaks (issue 9): a recognisable subject, body, attachment and recipient go through every action and
 a campaign in a real worker against the simulator, with OAuth (client secret, access tokens) and Basic auth
-(password); then every log line the worker wrote is searched for the mail content and the secrets, and every
-Redis key and value (queues, unacked messages, results, ledger, audit) for the secrets. A Basic password
-HTTP cannot carry, and non-ASCII addresses, end in clear validation errors, never internal ones."""
+(password), and through the Graph worker too; then every log line the workers wrote is searched for the mail
+content and the secrets, and every Redis key and value (queues, unacked messages, results, ledger, audit)
+for the secrets. A Basic password HTTP cannot carry, and non-ASCII addresses, end in clear validation errors,
+never internal ones."""
 
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ def every_action(worker, mid: str) -> dict[str, dict]:
 
 
 def search_campaign(worker, redis_url: str) -> dict:
+    """A search campaign over Alice and the SOC mailbox through `worker` (its ledger in `redis_url`)."""
     def enqueue(campaign_id: str, phase: str, generation: int) -> None:
         kwargs = {"campaign_id": campaign_id, "phase": phase, "generation": generation, "cursor": 0}
         worker.app.send_task("campaign.dispatch", queue="campaigns", ignore_result=True, kwargs=kwargs)
@@ -148,6 +150,30 @@ def test_no_secret_in_any_log_line_redis_value_or_result(leak_run, simulator, re
 
     assert leaks(forms, {**leak_run["logs"], **stored}) == []
     assert not any("€".encode() in content for content in leak_run["logs"].values())
+
+
+@pytest.fixture(scope="module")
+def graph_leak_run(graph_worker_process, simulator, token_endpoint):
+    """Every action and a campaign through Microsoft Graph."""
+    worker, sim = graph_worker_process, simulator
+    sim.reset()
+    mid = seed(sim.store)
+    worker.restart()  # a fresh log, and a first token this module sees issued
+    actions = every_action(worker, mid)
+    campaign = search_campaign(worker, worker.redis_url)
+    return {"actions": actions, "campaign": campaign, "log": worker.log_path.read_bytes(),
+            "tokens": token_endpoint.issued()}
+
+
+def test_through_graph_no_log_line_holds_mail_content_and_no_secret_is_anywhere(graph_leak_run, simulator,
+                                                                                 graph_worker_process):
+    failed = {name: e["error"] for name, e in graph_leak_run["actions"].items() if e["status"] != "ok"}
+    assert failed == {} and graph_leak_run["campaign"]["status"] == "completed", graph_leak_run["campaign"]
+    assert [what for what, text in MAIL_CONTENT.items() if text.encode() in graph_leak_run["log"]] == []
+    forms = secret_forms(simulator, graph_leak_run["tokens"])
+    stored = redis_contents(graph_worker_process.redis_url)
+    stored = {key.decode(errors="replace"): value for key, value in stored}
+    assert leaks(forms, {"graph worker log": graph_leak_run["log"], **stored}) == []
 
 
 def test_a_password_basic_auth_cannot_carry_is_a_clear_configuration_error(leak_run):

@@ -94,7 +94,8 @@ def classify(exc: BaseException, *, item_missing_is_done: bool = False) -> Actio
         return Transient(type(exc).__name__, _cut(str(exc)) or "the connection to Microsoft Graph failed")
     if isinstance(exc, requests.ConnectionError | requests.Timeout):  # msal's, on its way to the authority
         return Transient(type(exc).__name__, _cut(str(exc)) or "the connection to the authority failed")
-    return Permanent("InternalError", _cut(f"{type(exc).__name__}: {exc}"))
+    # Its text is not vetted (it may quote a request): the type and a fixed text only, as worker.ews.errors.
+    return Permanent("InternalError", f"{type(exc).__name__} (see the worker log)")
 
 
 def is_ambiguous(exc: BaseException) -> bool:
