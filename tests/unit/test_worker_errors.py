@@ -10,8 +10,8 @@ from oauthlib.oauth2 import TokenExpiredError
 
 from worker.errors import AlreadyGone, AuthError, NotFound, Permanent, Throttled, Transient, ValidationError
 from worker.ews import policy
-from worker.ews.credentials import TokenRequestFailed
 from worker.ews.errors import classify
+from worker.oauth import TokenRequestFailed
 
 TNS = "http://schemas.microsoft.com/exchange/services/2006/types"
 MNS = "http://schemas.microsoft.com/exchange/services/2006/messages"

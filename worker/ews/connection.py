@@ -27,7 +27,8 @@ from exchangelib.version import VERSIONS
 from contract.values import ADDRESS
 from worker.errors import ValidationError
 from worker.ews import policy, tls
-from worker.ews.credentials import MsalCredentials, build_msal_app
+from worker.ews.credentials import MsalCredentials
+from worker.oauth import build_msal_app
 from worker.profiles import ConnectionProfile, get_profile
 from worker.settings import get_settings
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import msal
 from exchangelib import Identity, OAuth2AuthorizationCodeCredentials
 
-from worker.oauth import TokenRequestFailed, acquire, build_msal_app
-
-__all__ = ["MsalCredentials", "TokenRequestFailed", "build_msal_app"]
+from worker.oauth import acquire
 
 
 class MsalCredentials(OAuth2AuthorizationCodeCredentials):

@@ -21,8 +21,8 @@ from worker.errors import (
     Throttled,
     Transient,
 )
-from worker.ews.credentials import TokenRequestFailed
 from worker.ews.policy import HttpThrottled, back_off_hint_s
+from worker.oauth import TokenRequestFailed
 from worker.settings import get_settings
 
 MAX_MESSAGE_CHARS = 300

@@ -8,9 +8,10 @@ from contextlib import AbstractContextManager
 from contract.actions import OutgoingAttachment
 from contract.criteria import SearchCriteria, SearchOrder
 from contract.envelope import FoundMessage, ItemResult, SearchResult
+from worker.backend import SendCheck
 from worker.errors import ActionError
 from worker.graph import content, directory, items, mail, search
-from worker.graph.client import GraphClient, SendCheck, checked_before_each_send
+from worker.graph.client import GraphClient, checked_before_each_send
 from worker.graph.errors import classify
 from worker.profiles import ConnectionProfile
 
