@@ -1,8 +1,9 @@
 """Append-only audit trail of containment actions and campaign decisions, in one Redis stream.
 
 Mailbox entries are appended by the same Lua script that records the outcome, so each action is audited
-exactly once. Entries are never edited or trimmed here; export them as JSON Lines for the case file. Every
-entry names the campaign's connection profile, so a reader whose API key is scoped to some profiles sees only
+exactly once. Entries are never edited; campaigns.store trims those older than EWS_IR_AUDIT_RETENTION_DAYS as
+it appends. Export them as JSON Lines for the case file (`ews-ir audit --since ... -o FILE`). Every entry
+names the campaign's connection profile, so a reader whose API key is scoped to some profiles sees only
 theirs (entries written before entries carried it are shown to unscoped readers only).
 """
 
@@ -20,18 +21,24 @@ from contract.campaign import CampaignRecord, MailboxOutcome
 EXPORT_PAGE = 1000
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 ITEM_FIELDS = ("item_id", "new_item_id", "folder", "internet_message_id", "outcome")
+COPY_FIELDS = ("item_id", "folder", "expected_folder", "internet_message_id")
 
 
 def iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def mailbox_entry(record: CampaignRecord, mailbox: str, outcome: MailboxOutcome) -> dict[str, str]:
-    """What a reviewer needs to answer "who removed what from whose mailbox, on whose approval, when"."""
-    items = [item.model_dump(include=set(ITEM_FIELDS)) for item in outcome.items]
+def mailbox_entry(
+    record: CampaignRecord, mailbox: str, outcome: MailboxOutcome, phase: str = "execute"
+) -> dict[str, str]:
+    """What a reviewer needs to answer "who removed what from whose mailbox, on whose approval, when", and,
+    from the verify phase (`mailbox_verification`), which copies were still where they should not be."""
+    verification = phase == "verify"
+    fields = set(COPY_FIELDS if verification else ITEM_FIELDS)
+    items = [item.model_dump(include=fields) for item in outcome.items]
     return {
         "time": iso_now(),
-        "event": "mailbox_action",
+        "event": "mailbox_verification" if verification else "mailbox_action",
         "campaign": record.id,
         "action": record.action,
         "connection": record.spec.connection,

@@ -12,7 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from campaigns import audit
-from campaigns.lifecycle import EXECUTE, FAILED, PREVIEW, active_status, phase_statuses
+from campaigns.lifecycle import (
+    EXECUTE,
+    FAILED,
+    PREVIEW,
+    VERIFIED_OUTCOMES,
+    VERIFY,
+    active_status,
+    phase_end,
+)
 from campaigns.store import CampaignStore, now_ms
 from campaigns.targets import Directory, expand, needs_expansion
 from contract.campaign import CampaignRecord
@@ -52,7 +60,7 @@ def dispatch_step(
 
     page = store.targets_page(campaign_id, cursor, page_size)
     if not page:
-        store.finish_if_done(campaign_id, phase, phase_statuses(record.action, phase))
+        store.finish_if_done(campaign_id, phase, phase_end(record, phase))
         return None
     for mailbox in _eligible(store, record, phase, page):
         publish(campaign_id, phase, mailbox)
@@ -95,16 +103,21 @@ def fail(store: CampaignStore, record: CampaignRecord, phase: str, reason: dict[
         [active_status(record.action, phase)],
         {"status": FAILED, "reason": reason, "finished_ms": now_ms()},
         redispatch=False,
+        settles=True,
     )
     if changed == 1:
         store.append_audit(audit.campaign_entry(record, "failed", "system", reason))
 
 
 def _eligible(store: CampaignStore, record: CampaignRecord, phase: str, page: list[str]) -> list[str]:
-    """Mailboxes on this page still needing a task: no outcome yet and, after an approved preview, a match."""
+    """Mailboxes on this page still needing a task: no outcome yet and, after an approved preview, a match;
+    to verify, something acted on (or meant to be)."""
     outcomes = store.outcomes_for(record.id, phase, page)
     pending = [mailbox for mailbox, outcome in zip(page, outcomes, strict=True) if outcome is None]
     if phase == EXECUTE and record.mode == PREVIEW and not record.research:
         previews = store.outcomes_for(record.id, PREVIEW, pending)
         pending = [m for m, p in zip(pending, previews, strict=True) if p and p.status == "matched"]
+    elif phase == VERIFY:
+        executed = store.outcomes_for(record.id, EXECUTE, pending)
+        pending = [m for m, e in zip(pending, executed, strict=True) if e and e.status in VERIFIED_OUTCOMES]
     return pending

@@ -1,9 +1,10 @@
-"""What one campaign task does to one mailbox: search, act, or undo, turned into a recorded outcome.
+"""What one campaign task does to one mailbox: search, act, undo or verify, turned into a recorded outcome.
 
 Pure logic over a `MailboxGateway` (worker.mailbox.Mailbox: one mailbox's operations, on whichever backend
 its profile names), so it is unit-testable and knows nothing of Celery, EWS or Graph. Outcome statuses:
   preview: matched | none_found | skipped_guardrail | failed (a restore's preview: matched | none_found)
   execute: acted | already_gone | none_found | skipped_guardrail | failed
+  verify:  verified | copies_remaining | failed
 Each outcome (contract.campaign.MailboxOutcome) carries `counts`, the counter increments it contributed (so
 retry_failed can take them back).
 """
@@ -13,12 +14,17 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Protocol
 
-from contract.campaign import ItemOutcome, MailboxOutcome, OutcomeError, RecordedSpec
+from contract.campaign import RESTORE, ItemOutcome, MailboxOutcome, OutcomeError, RecordedSpec
 from contract.criteria import SearchCriteria
 from contract.envelope import ErrorInfo, FoundMessage, ItemResult, SearchResult
+from worker.errors import Permanent
 
 DONE, ALREADY_GONE, ITEM_FAILED = "done", "already_gone", "failed"
-RECOVERABLE_FOLDERS = {"soft": "recoverableitemsdeletions", "hard": "recoverableitemspurges"}
+VERIFIED, COPIES_REMAINING = "verified", "copies_remaining"
+# Where each delete type leaves a message (well-known folder names; Recoverable Items is no mail folder).
+DELETED_TO = {"soft": "recoverableitemsdeletions", "hard": "recoverableitemspurges", "trash": "deleteditems"}
+JUNK_FOLDER = "junkemail"
+COPIES_LIMIT = 1000  # copies of one message looked for when one is missing from where a restore put it
 
 
 class MailboxGateway(Protocol):
@@ -115,7 +121,7 @@ def _restore_plan(
     the campaign found it, so it does not depend on what the server kept)."""
     acted = [i for i in (source_outcome.items if source_outcome else []) if i.outcome == DONE]
     if source_spec.action == "delete":
-        return _find_deleted(gateway, acted, RECOVERABLE_FOLDERS[source_spec.options.delete_type])
+        return _find_deleted(gateway, acted, DELETED_TO[source_spec.options.delete_type])
     return [_undo_target(item, item.new_item_id or item.item_id, item.new_folder) for item in acted]
 
 
@@ -137,6 +143,97 @@ def _find_deleted(
             planned.append(_undo_target(original, copy.item_id, copy.folder or recoverable_folder))
         planned += [_undo_target(o, None, None) for o in originals[len(found) :]]
     return planned
+
+
+def verify(gateway: MailboxGateway, spec: RecordedSpec, executed: MailboxOutcome | None) -> MailboxOutcome:
+    """Search the mailbox again and list each copy that is not where the action should have left it.
+
+    delete (soft, hard): no copy of a match in the campaign's folders; trash, junk and move: none outside
+    Deleted Items, Junk Email or the destination; restore: each restored copy back in the folder it was taken
+    from. Copies are told apart by item id, so folder names never have to be compared.
+    """
+    misplaced = _not_restored(gateway, executed) if spec.action == RESTORE else _not_removed(gateway, spec)
+    if not misplaced:
+        return MailboxOutcome(status=VERIFIED, counts={VERIFIED: 1})
+    return MailboxOutcome(
+        status=COPIES_REMAINING,
+        matches=len(misplaced),
+        items=misplaced,
+        counts={COPIES_REMAINING: 1, "copies": len(misplaced)},
+    )
+
+
+def intended_folder(spec: RecordedSpec) -> str | None:
+    """Where the action leaves a matching message, as a folder a search can look in; None: in no mail
+    folder (soft and hard deletes go to Recoverable Items)."""
+    if spec.action == "move":
+        return spec.options.to_folder
+    if spec.action == "junk":
+        return JUNK_FOLDER
+    return DELETED_TO["trash"] if spec.options.delete_type == "trash" else None
+
+
+def _not_removed(gateway: MailboxGateway, spec: RecordedSpec) -> list[ItemOutcome]:
+    """Matches in the campaign's folders that are not in the intended folder. The intended folder may lie
+    within those folders (a move to Inbox/Quarantine across all folders); its matches are then among the ones
+    found, so a search there with the same limit finds all of them."""
+    limit = spec.options.max_matches_per_mailbox
+    found = gateway.find(spec.match, spec.options.folders, limit)
+    if found.truncated:
+        raise Permanent(
+            "VerificationIncomplete",
+            f"more than {limit} messages match in this mailbox's folders, so their places were not checked; "
+            "narrow the match or raise options.max_matches_per_mailbox",
+        )
+    target = intended_folder(spec)
+    kept: set[str] = set()
+    if target is not None and found.messages:
+        kept = {m.item_id for m in gateway.find(spec.match, [target], len(found.messages)).messages}
+    return [_copy(m, target) for m in found.messages if m.item_id not in kept]
+
+
+def _not_restored(gateway: MailboxGateway, executed: MailboxOutcome | None) -> list[ItemOutcome]:
+    """Per message, each folder should hold as many copies as the restore put back there; for each missing
+    one, a copy found elsewhere (where it is instead) or nothing (it is in no mail folder)."""
+    by_message: dict[str, list[ItemOutcome]] = defaultdict(list)
+    for item in executed.items if executed else []:
+        if not item.internet_message_id:
+            message = "a restored message has no Internet Message-ID to look for"
+            raise Permanent("VerificationIncomplete", message)
+        by_message[item.internet_message_id].append(item)
+    misplaced: list[ItemOutcome] = []
+    for message_id, items in by_message.items():
+        criteria = SearchCriteria(internet_message_id=message_id)
+        wanted: dict[str | None, list[ItemOutcome]] = defaultdict(list)
+        for item in items:
+            wanted[item.folder].append(item)
+        placed: set[str] = set()
+        missing: list[ItemOutcome] = []
+        for folder, expected in wanted.items():
+            here = gateway.find(criteria, [folder] if folder else None, len(expected)).messages
+            placed.update(m.item_id for m in here)
+            missing += expected[len(here) :]
+        if missing:
+            everywhere = gateway.find(criteria, None, COPIES_LIMIT).messages
+            strays = [m for m in everywhere if m.item_id not in placed]
+            for index, item in enumerate(missing):
+                stray = strays[index] if index < len(strays) else None
+                misplaced.append(_missing_copy(item, stray))
+    return misplaced
+
+
+def _copy(message: FoundMessage, expected_folder: str | None) -> ItemOutcome:
+    return _sample(message).model_copy(update={"expected_folder": expected_folder})
+
+
+def _missing_copy(item: ItemOutcome, stray: FoundMessage | None) -> ItemOutcome:
+    return ItemOutcome(
+        item_id=stray.item_id if stray else None,
+        folder=stray.folder if stray else None,
+        subject=item.subject,
+        internet_message_id=item.internet_message_id,
+        expected_folder=item.folder,
+    )
 
 
 def failed_outcome(code: str, message: str) -> MailboxOutcome:

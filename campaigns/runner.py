@@ -3,6 +3,7 @@
 A redelivered or duplicated message is harmless: a recorded outcome makes it a no-op, a lease keeps two copies
 from working on one mailbox at the same time, and recording is HSETNX (first writer wins). A cancelled or
 stopped campaign turns pending messages into no-ops without recording anything, so `resume` can find them.
+A verification that still finds copies is not recorded until its last attempt: the task looks again later.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import logging
 from collections.abc import Callable
 
 from campaigns import audit, mailbox_work
-from campaigns.lifecycle import EXECUTE, PREVIEW, active_status, phase_statuses
-from campaigns.mailbox_work import MailboxGateway
+from campaigns.lifecycle import EXECUTE, PREVIEW, VERIFY, active_status, phase_end
+from campaigns.mailbox_work import COPIES_REMAINING, VERIFIED, MailboxGateway
 from campaigns.store import CampaignStore
 from contract.campaign import CampaignRecord, MailboxOutcome
 from worker import task_events
@@ -31,6 +32,15 @@ class LeaseBusy(Exception):
         self.wait_s = wait_s
 
 
+class Recheck(Exception):
+    """Verification still found copies, and attempts are left: verify again (`attempt`) after `wait_s`."""
+
+    def __init__(self, wait_s: float, attempt: int) -> None:
+        super().__init__(f"copies remain; verification attempt {attempt} in {wait_s:.1f}s")
+        self.wait_s = wait_s
+        self.attempt = attempt
+
+
 def run_mailbox(
     store: CampaignStore,
     campaign_id: str,
@@ -40,11 +50,13 @@ def run_mailbox(
     gateway_for: Callable[[str, str], MailboxGateway],
     token: str,
     give_up: Callable[[RetryLater], str | None],
+    recheck_in: Callable[[int], float | None],
+    attempt: int = 1,
 ) -> str:
     """Returns what happened: recorded, duplicate, inactive or unknown_campaign.
 
-    Raises RetryLater (EWS asked us to wait, and `give_up` found no reason to stop) or LeaseBusy for the
-    task to retry.
+    Raises RetryLater (EWS asked us to wait, and `give_up` found no reason to stop), LeaseBusy, or Recheck
+    (verification `attempt` found copies and `recheck_in(attempt)` gave a wait) for the task to retry.
     """
     record = store.load(campaign_id)
     if record is None:
@@ -60,16 +72,17 @@ def run_mailbox(
         outcome, stop = _work(
             store, record, phase, mailbox, gateway_for(record.spec.connection, mailbox), give_up
         )
+        if outcome.status == COPIES_REMAINING and (wait_s := recheck_in(attempt)) is not None:
+            raise Recheck(wait_s, attempt + 1)
         outcome.mailbox, outcome.finished_at = mailbox, audit.iso_now()
-        entry = audit.mailbox_entry(record, mailbox, outcome) if phase == EXECUTE else None
         recorded = store.record(
             campaign_id,
             phase,
             mailbox,
             outcome,
-            statuses=phase_statuses(record.action, phase),
+            end=phase_end(record, phase),
             stop_reason=stop,
-            audit_entry=entry,
+            audit_entry=_audit_entry(record, phase, mailbox, outcome),
             lease_token=token,  # released in the same round trip
         )
     except BaseException:
@@ -78,6 +91,13 @@ def run_mailbox(
     if recorded:
         task_events.campaign_mailbox_recorded(record, phase, mailbox, outcome)
     return "recorded" if recorded else "duplicate"
+
+
+def _audit_entry(record: CampaignRecord, phase: str, mailbox: str, outcome: MailboxOutcome) -> dict | None:
+    """Every mailbox acted on, and every verification that did not prove the intended end state."""
+    if phase == EXECUTE or (phase == VERIFY and outcome.status != VERIFIED):
+        return audit.mailbox_entry(record, mailbox, outcome, phase)
+    return None
 
 
 def _work(
@@ -108,6 +128,8 @@ def _work(
 def _dispatch_work(
     store: CampaignStore, record: CampaignRecord, phase: str, mailbox: str, gateway: MailboxGateway
 ) -> tuple[MailboxOutcome, dict | None]:
+    if phase == VERIFY:
+        return mailbox_work.verify(gateway, record.spec, store.outcome(record.id, EXECUTE, mailbox)), None
     planned = None
     if phase == EXECUTE and record.mode == PREVIEW and not record.research:
         preview = store.outcome(record.id, PREVIEW, mailbox)

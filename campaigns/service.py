@@ -4,7 +4,8 @@
 pipelined writes and enqueues ONE dispatcher task; fan-out to mailboxes happens on the worker side. State
 changes are compare-and-set on the campaign record, so two analysts clicking "approve" at once execute the
 campaign once. Campaign views carry the spec as recorded (targets as given, not the addresses); the addresses
-are paged by `targets`.
+are paged by `targets`. A settled campaign is kept for the retention period (campaigns.store), or until an
+approver deletes it.
 
 The two-person rule (EWS_IR_TWO_PERSON_RULE, on by default) lives here, so the API, the CLI, Python callers,
 the bench and the demo all obey it: a campaign is approved by someone other than its requester, and a
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 from campaigns import audit as audit_log
 from campaigns import lifecycle as lc
 from campaigns.errors import Conflict, IdempotencyConflict, Refused, SpecError, UnknownCampaign
+from campaigns.followups import celery_sender, follow_ups
 from campaigns.store import CampaignStore, now_ms
 from contract.campaign import (
     MAX_MAILBOXES_CEILING,
@@ -33,6 +35,7 @@ from contract.campaign import (
     CampaignOptions,
     CampaignRecord,
     CampaignSpec,
+    MailboxOutcome,
     RecordedSpec,
     RecordedTargets,
     is_campaign_id,
@@ -94,6 +97,7 @@ class CampaignService:
             status=lc.active_status(clean.action, phase),
             spec=clean.recorded(),
             spec_digest=digest,
+            idempotency_key=idempotency_key,
             requester=requester,
             created_ms=now_ms(),
             expanded=mailboxes is not None,
@@ -133,7 +137,7 @@ class CampaignService:
         (per mailbox and item: where the message is now and the folder it goes back to) and acts only when
         approved, like any destructive campaign."""
         source = self._load(campaign_id)
-        if source.action not in UNDOABLE_ACTIONS or source.phase != lc.EXECUTE:
+        if source.action not in UNDOABLE_ACTIONS or source.phase == lc.PREVIEW:
             raise Conflict(campaign_id, source.status, "restore (nothing was deleted, junked or moved)")
         if source.status not in lc.FINAL:
             raise Conflict(campaign_id, source.status, "restore while it is still running (cancel it first)")
@@ -186,9 +190,13 @@ class CampaignService:
             "reason": record.reason,
             "spec": record.spec.wire(),
             "source_campaign": record.source,
-            "counters": {phase: _public_counters(values) for phase, values in counters.items()},
+            "counters": {phase: _public_counters(phase, values) for phase, values in counters.items()},
             "progress": _progress(counters.get(record.phase, {}), record),
+            "verification": _verification(counters.get(lc.VERIFY)),
+            "expires_at": _expiry(self.store.expires_in(campaign_id)),
         }
+        if record.spec.options.notify_url:
+            view["notifications"] = self.store.deliveries(campaign_id)
         if record.status == lc.PREVIEW_READY:
             view["next"] = (
                 f"approve to {record.action} the {counters['preview'].get('items_found', 0)} matched "
@@ -210,8 +218,9 @@ class CampaignService:
         record = self._load(campaign_id)
         limit = max(1, min(limit, MAX_RESULTS_PAGE))
         page = self.store.targets_page(campaign_id, max(0, offset), limit)
-        phases = [lc.EXECUTE, lc.PREVIEW] if record.phase == lc.EXECUTE else [lc.PREVIEW]
+        phases = [lc.PREVIEW] if record.phase == lc.PREVIEW else [lc.EXECUTE, lc.PREVIEW]
         by_phase = {phase: self.store.outcomes_for(campaign_id, phase, page) for phase in phases}
+        verified = self.store.outcomes_for(campaign_id, lc.VERIFY, page) if record.phase == lc.VERIFY else []
         rows = []
         for index, mailbox in enumerate(page):
             row: dict[str, Any] = {"mailbox": mailbox, "phase": phases[0], "status": "pending"}
@@ -220,6 +229,8 @@ class CampaignService:
                 if outcome is not None:
                     row = {"mailbox": mailbox, "phase": phase, **outcome.public()}
                     break
+            if verified and row["phase"] == lc.EXECUTE and row["status"] in lc.VERIFIED_OUTCOMES:
+                row["verification"] = _row_verification(verified[index])
             rows.append(row)
         return rows
 
@@ -271,14 +282,15 @@ class CampaignService:
         """Pending mailbox tasks become no-ops; mailboxes already acted on keep their (true) outcome."""
         record = self._load(campaign_id)
         fields = {"status": lc.CANCELLED, "cancelled_by": by, "finished_ms": now_ms()}
-        self._transition(record, lc.CANCELLABLE, fields, "cancel", redispatch=False)
+        self._transition(record, lc.CANCELLABLE, fields, "cancel", redispatch=False, settles=True)
         self._audit(record, "cancelled", by)
         return self.get(campaign_id)
 
     def resume(self, campaign_id: str, by: str) -> dict:
         """Re-dispatch only mailboxes without an outcome (after a cancel, or a broker that lost its queue)."""
         record = self._load(campaign_id)
-        fields = {"status": lc.active_status(record.action, record.phase), "finished_ms": None}
+        status = lc.active_status(record.action, record.phase)
+        fields = {"status": status, "finished_ms": None, "reason": None}
         generation = self._transition(record, lc.RESUMABLE, fields, "resume", redispatch=True)
         # A duplicate of a task still running elsewhere is harmless (its outcome is recorded once), while a
         # lease left by a killed worker would hold its mailbox back for the lease's lifetime.
@@ -288,18 +300,42 @@ class CampaignService:
         return self.get(campaign_id)
 
     def retry_failed(self, campaign_id: str, by: str) -> dict:
+        """Run the failed mailboxes of the last phase again. After a verification, mailboxes whose execution
+        failed are executed again, and then every acted mailbox is verified anew."""
         record = self._load(campaign_id)
         phase = record.phase
+        if phase == lc.VERIFY and self.store.counters(campaign_id, lc.EXECUTE).get("failed"):
+            phase = lc.EXECUTE
         if not self.store.counters(campaign_id, phase).get("failed"):
             raise Conflict(campaign_id, record.status, "retry_failed (no failed mailboxes)")
-        fields = {"status": lc.active_status(record.action, phase), "finished_ms": None}
+        fields = {
+            "status": lc.active_status(record.action, phase),
+            "phase": phase,
+            "finished_ms": None,
+            "reason": None,
+        }
         generation = self._transition(record, lc.RETRYABLE, fields, "retry_failed", redispatch=True)
+        if phase != record.phase:
+            self.store.clear_phase(campaign_id, record.phase)
         failed = [(m, o) for m, o in self.store.iter_outcomes(campaign_id, phase) if o.status == "failed"]
         for mailbox, outcome in failed:
             self.store.forget_outcome(campaign_id, phase, mailbox, outcome)
-        self._audit(record, "retry_failed", by, {"mailboxes": len(failed)})
+        self._audit(record, "retry_failed", by, {"mailboxes": len(failed), "phase": phase})
         self.enqueue_dispatch(campaign_id, phase, generation)
         return self.get(campaign_id)
+
+    def delete(self, campaign_id: str, by: str) -> dict:
+        """Delete a finished campaign now (retention does it after EWS_IR_CAMPAIGN_RETENTION_DAYS); audited.
+        Its audit entries stay."""
+        record = self._load(campaign_id)
+        detail = {"status": record.status, "requester": record.requester, "approved_by": record.approved_by}
+        entry = audit_log.campaign_entry(record, "deleted", by, detail)
+        changed, status = self.store.delete(record, lc.FINAL, entry)
+        if changed == -1:
+            raise UnknownCampaign(campaign_id)
+        if changed == 0:
+            raise Conflict(campaign_id, status, "delete it before it has finished (cancel it first)")
+        return {"id": campaign_id, "deleted": True, "status": status}
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _load(self, campaign_id: str) -> CampaignRecord:
@@ -311,9 +347,18 @@ class CampaignService:
         return record
 
     def _transition(
-        self, record: CampaignRecord, allowed, fields: dict, wanted: str, *, redispatch: bool
+        self,
+        record: CampaignRecord,
+        allowed,
+        fields: dict,
+        wanted: str,
+        *,
+        redispatch: bool,
+        settles: bool = False,
     ) -> int:
-        changed, detail = self.store.transition(record.id, allowed, fields, redispatch=redispatch)
+        changed, detail = self.store.transition(
+            record.id, allowed, fields, redispatch=redispatch, settles=settles
+        )
         if changed == -1:
             raise UnknownCampaign(record.id)
         if changed == 0:
@@ -330,7 +375,8 @@ def _iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-_TIMING_COUNTERS = ("started_ms", "first_result_ms", "last_result_ms")
+def _expiry(seconds: int | None) -> str | None:
+    return _iso(now_ms() + seconds * 1000) if seconds is not None else None
 
 
 _OUTCOME_COUNTERS = (
@@ -348,10 +394,40 @@ _OUTCOME_COUNTERS = (
 )
 
 
-def _public_counters(values: dict[str, int]) -> dict[str, int | None]:
+_VERIFY_COUNTERS = ("done", "verified", "copies_remaining", "failed", "copies")
+
+
+def _public_counters(phase: str, values: dict[str, int]) -> dict[str, int | None]:
     """Every counter, zero when nothing counted yet; total is None until the targets are expanded."""
     shown: dict[str, int | None] = {"total": values.get("total")}
-    shown.update({name: values.get(name, 0) for name in _OUTCOME_COUNTERS})
+    names = _VERIFY_COUNTERS if phase == lc.VERIFY else _OUTCOME_COUNTERS
+    shown.update({name: values.get(name, 0) for name in names})
+    return shown
+
+
+def _verification(counters: dict[str, int] | None) -> dict[str, int] | None:
+    """The proof after execution: mailboxes searched again, and copies found where the action should not
+    have left them (in how many mailboxes). None until the verify phase starts, or when it does not run."""
+    if counters is None:
+        return None
+    return {
+        "mailboxes": counters.get("total", 0),
+        "mailboxes_checked": counters.get("verified", 0) + counters.get("copies_remaining", 0),
+        "copies_remaining": counters.get("copies", 0),
+        "mailboxes_with_copies": counters.get("copies_remaining", 0),
+        "mailboxes_failed": counters.get("failed", 0),
+    }
+
+
+def _row_verification(outcome: MailboxOutcome | None) -> dict[str, Any]:
+    if outcome is None:
+        return {"status": "pending"}
+    shown = {"status": outcome.status, "copies_remaining": len(outcome.items)}
+    if outcome.items:
+        fields = {"item_id", "folder", "expected_folder", "internet_message_id", "subject"}
+        shown["copies"] = [item.model_dump(include=fields) for item in outcome.items]
+    if outcome.error:
+        shown["error"] = outcome.error.model_dump(exclude_none=True)
     return shown
 
 
@@ -377,6 +453,22 @@ def _progress(counters: dict[str, int], record: CampaignRecord) -> dict:
 
 
 # -- module-level API (what the producer imports) ------------------------------------------------------------
+def celery_service(
+    client: redis.Redis, prefix: str, app: Any, *, two_person_rule: bool = True
+) -> CampaignService:
+    """The engine on one Redis, sending its tasks through a Celery app: the dispatcher of each phase it
+    starts, and what follows the transitions it makes (campaigns.followups)."""
+    store = CampaignStore(client, prefix)
+    send = celery_sender(app)
+    store.on_transition = follow_ups(store, send)
+
+    def enqueue_dispatch(campaign_id: str, phase: str, generation: int) -> None:
+        kwargs = {"campaign_id": campaign_id, "phase": phase, "generation": generation, "cursor": 0}
+        send("campaign.dispatch", kwargs, None)
+
+    return CampaignService(store, enqueue_dispatch, two_person_rule=two_person_rule)
+
+
 @functools.cache
 def default_service() -> CampaignService:
     """Service bound to the ledger Redis and the publishing Celery app, built on first use in the API."""
@@ -384,19 +476,10 @@ def default_service() -> CampaignService:
     from worker.settings import get_settings
 
     settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url)
-
-    def enqueue_dispatch(campaign_id: str, phase: str, generation: int) -> None:
-        app.send_task(
-            "campaign.dispatch",
-            kwargs={"campaign_id": campaign_id, "phase": phase, "generation": generation, "cursor": 0},
-            queue="campaigns",
-            ignore_result=True,
-        )
-
-    return CampaignService(
-        CampaignStore(client, settings.redis_prefix),
-        enqueue_dispatch,
+    return celery_service(
+        redis.Redis.from_url(settings.redis_url),
+        settings.redis_prefix,
+        app,
         two_person_rule=settings.two_person_rule,
     )
 
@@ -439,6 +522,10 @@ def retry_failed(campaign_id: str, by: str) -> dict:
 
 def restore(campaign_id: str, by: str) -> dict:
     return default_service().restore(campaign_id, by)
+
+
+def delete(campaign_id: str, by: str) -> dict:
+    return default_service().delete(campaign_id, by)
 
 
 def audit(since: str | None = None, limit: int = 1000, profiles: frozenset[str] | None = None) -> dict:

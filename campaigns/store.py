@@ -1,55 +1,101 @@
 """Redis records of campaigns: metadata, targets, per-mailbox outcomes, counters, dispatch cursor, leases.
 
 Redis is the job ledger (Celery is not): every state change that must not be duplicated by a redelivered task
-is one Lua script, so an outcome is recorded exactly once and the campaign finishes exactly once.
+is one Lua script, so an outcome is recorded exactly once and a phase ends exactly once (into the next phase,
+or a settled status).
 
 Records and outcomes are encoded and decoded by the contract's models (CampaignRecord, MailboxOutcome).
 
-Keys (X = the project prefix, default "ews-ir"), for campaign C and phase P ("preview" or "execute"):
+Keys (X = the project prefix, default "ews-ir"), for campaign C and phase P ("preview", "execute", "verify"):
   X:campaign:C               hash   the CampaignRecord (status, phase, spec JSON, dispatch generation, ...)
   X:campaign:C:targets       list   target mailboxes, in order (the only copy of them)
   X:campaign:C:out:P         hash   mailbox -> outcome JSON (HSETNX: first writer wins)
   X:campaign:C:cnt:P         hash   counters (total, done, per-status and per-item counts, timings)
   X:campaign:C:retried:P     hash   mailbox -> outcome JSON replaced by retry_failed (kept for undo)
   X:campaign:C:lease:P:M     string the task currently working on mailbox M (expires)
-  X:campaign-idem:K          string campaign id created for idempotency key K
+  X:campaign:C:notify        hash   transition (status:generation) -> its completion callback's delivery
+  X:campaign:C:notify-lease:T string the task delivering transition T's callback right now (expires)
+  X:campaign-idem:K          string campaign id created for idempotency key K (expires)
   X:audit                    stream the audit trail (campaigns.audit)
+
+Retention: the script that settles a campaign (a final status, or preview_ready) sets all its keys to expire
+after the campaign retention; a transition out of it (approve, resume, retry_failed) removes the expiry again,
+so only settled campaigns ever expire. Every append to the audit stream trims entries older than the audit
+retention (XADD MINID ~, which drops whole stream nodes: amortised O(1) per append).
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import redis
 
+from campaigns.lifecycle import FAILED, PHASES, VERIFIED_OUTCOMES, PhaseEnd, Transition, active_status
 from contract.campaign import CampaignRecord, MailboxOutcome, encode_fields
+from worker.settings import get_settings
 
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 TARGET_CHUNK = 1000
+OnTransition = Callable[[Transition], None]
 
-# Shared tail of the scripts below: finish the phase when every target has an outcome.
-_FINISH_IF_DONE = """
-local status = redis.call('HGET', meta, 'status')
-if status ~= active then return 1 end
-local total = tonumber(redis.call('HGET', counters, 'total') or '-1')
-local done = tonumber(redis.call('HGET', counters, 'done') or '0')
-if total >= 0 and done >= total then
-  local failed = tonumber(redis.call('HGET', counters, 'failed') or '0')
-  local final = ok_status
-  if failed > 0 then final = error_status end
-  redis.call('HSET', meta, 'status', final, 'finished_ms', now)
+# Shared by the scripts that may settle a campaign or end a phase. KEYS layout of those scripts:
+#   1 meta, 2 outcomes, 3 counters, 4 audit, 5 lease, 6 next phase's counters, 7-8 counters whose `failed`
+#   make the end an error, 9.. every key of the campaign (for the retention expiry).
+_PHASE_END = """
+local function keep_campaign(first, ttl)
+  for i = first, #KEYS do
+    if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
+  end
 end
-return 1
+
+local function count(key, name)
+  return tonumber(redis.call('HGET', key, name) or '0')
+end
+
+local function finish_if_done(plan, now)
+  local meta, counters = KEYS[1], KEYS[3]
+  if redis.call('HGET', meta, 'status') ~= plan.active then return {'', 0} end
+  local total = tonumber(redis.call('HGET', counters, 'total') or '-1')
+  if total < 0 or count(counters, 'done') < total then return {'', 0} end
+  if plan.next_phase ~= '' then
+    local next_total = 0
+    for _, name in ipairs(plan.next_from) do next_total = next_total + count(counters, name) end
+    if next_total > 0 then
+      local generation = redis.call('HINCRBY', meta, 'generation', 1)
+      redis.call('HSET', meta, 'status', plan.next_active, 'phase', plan.next_phase, 'cursor', '0')
+      redis.call('HSET', KEYS[6], 'total', next_total, 'started_ms', now)
+      return {plan.next_active, generation}
+    end
+  end
+  local failed = count(KEYS[7], 'failed')
+  if KEYS[8] ~= KEYS[7] then failed = failed + count(KEYS[8], 'failed') end
+  local copies = count(counters, 'copies')
+  local final = plan.ok
+  if failed > 0 or copies > 0 then final = plan.error end
+  redis.call('HSET', meta, 'status', final, 'finished_ms', now)
+  if copies > 0 then
+    local mailboxes = count(counters, 'copies_remaining')
+    local message = string.format(
+      'verification found %d %s in %d %s not where the action should have left them; '
+      .. 'the results show which and where (verification.copies)',
+      copies, copies == 1 and 'copy' or 'copies', mailboxes, mailboxes == 1 and 'mailbox' or 'mailboxes')
+    redis.call('HSET', meta, 'reason', cjson.encode({code = 'CopiesRemaining', message = message}))
+  end
+  keep_campaign(9, plan.ttl)
+  return {final, tonumber(redis.call('HGET', meta, 'generation') or '1')}
+end
 """
 
 _RECORD_OUTCOME = (
-    """
+    _PHASE_END
+    + """
 local meta, outcomes, counters, audit, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local active, ok_status, error_status, now = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-if lease and redis.call('GET', lease) == ARGV[7] then redis.call('DEL', lease) end
-if redis.call('HSETNX', outcomes, ARGV[1], ARGV[2]) == 0 then return 0 end
+local now, plan = tonumber(ARGV[4]), cjson.decode(ARGV[5])
+if redis.call('GET', lease) == ARGV[3] then redis.call('DEL', lease) end
+if redis.call('HSETNX', outcomes, ARGV[1], ARGV[2]) == 0 then return {0, '', 0} end
 local i = 9
 for _ = 1, tonumber(ARGV[8]) do
   redis.call('HINCRBY', counters, ARGV[i], ARGV[i + 1])
@@ -58,24 +104,31 @@ end
 redis.call('HINCRBY', counters, 'done', 1)
 redis.call('HSETNX', counters, 'first_result_ms', now)
 redis.call('HSET', counters, 'last_result_ms', now)
-local stop_reason = ARGV[i]
-local audit_fields = {}
-for j = i + 1, #ARGV do audit_fields[#audit_fields + 1] = ARGV[j] end
-if #audit_fields > 0 then redis.call('XADD', audit, '*', unpack(audit_fields)) end
-if stop_reason ~= '' and redis.call('HGET', meta, 'status') == active then
-  redis.call('HSET', meta, 'status', 'failed', 'reason', stop_reason, 'finished_ms', now)
-  return 1
+if i <= #ARGV then
+  local entry = {'MINID', '~', ARGV[6], '*'}
+  for j = i, #ARGV do entry[#entry + 1] = ARGV[j] end
+  redis.call('XADD', audit, unpack(entry))
 end
+local ttl = redis.call('TTL', meta)
+if ttl > 0 then  -- settled (cancelled) while this mailbox worked: what it wrote expires with the rest
+  redis.call('EXPIRE', outcomes, ttl)
+  redis.call('EXPIRE', counters, ttl)
+end
+if ARGV[7] ~= '' and redis.call('HGET', meta, 'status') == plan.active then
+  redis.call('HSET', meta, 'status', plan.stopped, 'reason', ARGV[7], 'finished_ms', now)
+  keep_campaign(9, plan.ttl)
+  return {1, plan.stopped, tonumber(redis.call('HGET', meta, 'generation') or '1')}
+end
+local moved = finish_if_done(plan, now)
+return {1, moved[1], moved[2]}
 """
-    + _FINISH_IF_DONE
 )
 
 _FINISH = (
-    """
-local meta, counters = KEYS[1], KEYS[2]
-local active, ok_status, error_status, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+    _PHASE_END
+    + """
+return finish_if_done(cjson.decode(ARGV[2]), tonumber(ARGV[1]))
 """
-    + _FINISH_IF_DONE
 )
 
 # Forget one failed outcome (compare-and-delete) so retry_failed can run the mailbox again.
@@ -93,7 +146,9 @@ end
 return 1
 """
 
-# Compare-and-set of status; bumps the dispatch generation so older dispatcher chains stop.
+# Compare-and-set of status; bumps the dispatch generation so older dispatcher chains stop. KEYS: every key of
+# the campaign, the record first. ARGV[3] > 0: the campaign settles (its keys expire after that many seconds);
+# < 0: it becomes active again (no expiry); 0: neither.
 _TRANSITION = """
 local meta = KEYS[1]
 local status = redis.call('HGET', meta, 'status')
@@ -103,7 +158,7 @@ for allowed_status in string.gmatch(ARGV[1], '[^,]+') do
   if allowed_status == status then allowed = true end
 end
 if not allowed then return {0, status} end
-local i = 3
+local i = 4
 while i <= #ARGV do
   redis.call('HSET', meta, ARGV[i], ARGV[i + 1])
   i = i + 2
@@ -113,7 +168,41 @@ if ARGV[2] == '1' then
   generation = tostring(redis.call('HINCRBY', meta, 'generation', 1))
   redis.call('HSET', meta, 'cursor', '0')
 end
+local ttl = tonumber(ARGV[3])
+for k = 1, #KEYS do
+  if ttl > 0 then redis.call('EXPIRE', KEYS[k], ttl) elseif ttl < 0 then redis.call('PERSIST', KEYS[k]) end
+end
 return {1, generation}
+"""
+
+# Delete a settled campaign and audit it, in one step. KEYS: 1 record, 2 audit, 3 idempotency key, 4.. every
+# key of the campaign. ARGV: 1 statuses that may be deleted, 2 campaign id, 3 audit MINID, 4.. audit fields.
+_DELETE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {-1, ''} end
+local allowed = false
+for allowed_status in string.gmatch(ARGV[1], '[^,]+') do
+  if allowed_status == status then allowed = true end
+end
+if not allowed then return {0, status} end
+if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
+for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+local entry = {'MINID', '~', ARGV[3], '*'}
+for j = 4, #ARGV do entry[#entry + 1] = ARGV[j] end
+redis.call('XADD', KEYS[2], unpack(entry))
+return {1, status}
+"""
+
+# The delivery of one completion callback, recorded once. KEYS: 1 notify hash, 2 its lease, 3 audit, 4 record.
+_RECORD_DELIVERY = """
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+local entry = {'MINID', '~', ARGV[4], '*'}
+for j = 5, #ARGV do entry[#entry + 1] = ARGV[j] end
+redis.call('XADD', KEYS[3], unpack(entry))
+local ttl = redis.call('TTL', KEYS[4])
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1
 """
 
 _ADVANCE_CURSOR = """
@@ -124,7 +213,7 @@ return 1
 """
 
 # One round trip per delivery: nothing to do once the outcome is recorded (-1); else take the lease or report
-# how long another delivery still holds it.
+# how long another delivery still holds it. Used for mailbox work and for callback deliveries alike.
 _ACQUIRE_LEASE = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return -1 end
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) or redis.call('GET', KEYS[2]) == ARGV[2] then
@@ -158,16 +247,32 @@ def now_ms() -> int:
 
 
 class CampaignStore:
-    """All campaign reads and writes; no other module knows the key layout."""
+    """All campaign reads and writes; no other module knows the key layout.
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    `on_transition`, when a process sets it (campaigns.followups), is told every status the ledger moves a
+    campaign to. Retention periods default to the settings."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        *,
+        campaign_retention_s: int | None = None,
+        audit_retention_s: int | None = None,
+    ) -> None:
         self.redis = client
         self.prefix = f"{prefix}:campaign"
         self.audit_stream = f"{prefix}:audit"
+        self.on_transition: OnTransition | None = None
+        settings = get_settings()
+        self.campaign_retention_s = campaign_retention_s or settings.campaign_retention_s
+        self.audit_retention_s = audit_retention_s or settings.audit_retention_s
         self._record = client.register_script(_RECORD_OUTCOME)
         self._finish = client.register_script(_FINISH)
         self._forget = client.register_script(_FORGET_OUTCOME)
         self._transition = client.register_script(_TRANSITION)
+        self._delete = client.register_script(_DELETE)
+        self._record_delivery = client.register_script(_RECORD_DELIVERY)
         self._advance = client.register_script(_ADVANCE_CURSOR)
         self._acquire_lease = client.register_script(_ACQUIRE_LEASE)
         self._release = client.register_script(_RELEASE_LEASE)
@@ -193,23 +298,53 @@ class CampaignStore:
     def _lease_key(self, campaign_id: str, phase: str, mailbox: str) -> str:
         return f"{self.prefix}:{campaign_id}:lease:{phase}:{mailbox.lower()}"
 
+    def _notify_key(self, campaign_id: str) -> str:
+        return f"{self.prefix}:{campaign_id}:notify"
+
+    def _notify_lease_key(self, campaign_id: str, transition: str) -> str:
+        return f"{self.prefix}:{campaign_id}:notify-lease:{transition}"
+
+    def _campaign_keys(self, campaign_id: str) -> list[str]:
+        """Every key of a campaign but its short-lived leases, the record first."""
+        per_phase = [
+            key(campaign_id, phase)
+            for phase in PHASES
+            for key in (self._outcomes_key, self._counters_key, self._retried_key)
+        ]
+        return [
+            self.meta_key(campaign_id),
+            self._targets_key(campaign_id),
+            *per_phase,
+            self._notify_key(campaign_id),
+        ]
+
+    def _audit_minid(self) -> int:
+        return now_ms() - self.audit_retention_s * 1000
+
     # -- creation --------------------------------------------------------------------------------------------
     def _idempotency_key(self, key: str) -> str:
         return f"{self.prefix}-idem:{key}"
 
     def claim_idempotency_key(self, key: str, campaign_id: str) -> str:
-        """Return the campaign id owning `key`: ours if we claimed it, else the earlier one."""
-        owner = self._claim(keys=[self._idempotency_key(key)], args=[campaign_id, IDEMPOTENCY_TTL_S])
+        """Return the campaign id owning `key`: ours if we claimed it, else the earlier one. A claim lasts a
+        week, or the campaign retention when that is shorter."""
+        args = [campaign_id, self._idempotency_ttl_s]
+        owner = self._claim(keys=[self._idempotency_key(key)], args=args)
         return owner.decode() if isinstance(owner, bytes) else owner
 
     def replace_idempotency_key(self, key: str, owner: str, campaign_id: str) -> bool:
         """Take `key` over from `owner` (whose campaign never appeared); False if it is no longer owner's."""
-        args = [owner, campaign_id, IDEMPOTENCY_TTL_S]
+        args = [owner, campaign_id, self._idempotency_ttl_s]
         return bool(self._replace_claim(keys=[self._idempotency_key(key)], args=args))
 
     def release_idempotency_key(self, key: str, campaign_id: str) -> None:
         """Give `key` up if `campaign_id` still holds it (its creation failed)."""
-        self._replace_claim(keys=[self._idempotency_key(key)], args=[campaign_id, "", IDEMPOTENCY_TTL_S])
+        args = [campaign_id, "", self._idempotency_ttl_s]
+        self._replace_claim(keys=[self._idempotency_key(key)], args=args)
+
+    @property
+    def _idempotency_ttl_s(self) -> int:
+        return min(IDEMPOTENCY_TTL_S, self.campaign_retention_s)
 
     def create(self, record: CampaignRecord, targets: list[str] | None, total: int | None) -> None:
         """Write targets in pipelined chunks, then the record, so a campaign is visible only when whole."""
@@ -241,6 +376,15 @@ class CampaignStore:
         pipe.hset(self._counters_key(campaign_id, phase), "total", len(targets))
         pipe.hset(self.meta_key(campaign_id), mapping=encode_fields({"expanded": True}))
         pipe.execute()
+
+    def clear_phase(self, campaign_id: str, phase: str) -> None:
+        """Forget a phase's outcomes and counters, before it runs again from the start (a new verification
+        after retry_failed executed the failed mailboxes again)."""
+        self.redis.delete(
+            self._outcomes_key(campaign_id, phase),
+            self._counters_key(campaign_id, phase),
+            self._retried_key(campaign_id, phase),
+        )
 
     # -- reads -----------------------------------------------------------------------------------------------
     def load(self, campaign_id: str) -> CampaignRecord | None:
@@ -283,6 +427,11 @@ class CampaignStore:
         for mailbox, raw in self.redis.hscan_iter(self._outcomes_key(campaign_id, phase), count=1000):
             yield mailbox.decode(), MailboxOutcome.from_json(raw)
 
+    def expires_in(self, campaign_id: str) -> int | None:
+        """Seconds until a settled campaign is deleted by retention; None while it is not settled."""
+        ttl = self.redis.ttl(self.meta_key(campaign_id))
+        return ttl if ttl >= 0 else None
+
     # -- per-mailbox work ------------------------------------------------------------------------------------
     def acquire_lease(self, campaign_id: str, phase: str, mailbox: str, token: str, ttl_ms: int) -> int:
         """0 when we hold the lease, else the milliseconds left on another task's lease; -1 (and no lease)
@@ -298,6 +447,35 @@ class CampaignStore:
     def release_lease(self, campaign_id: str, phase: str, mailbox: str, token: str) -> None:
         self._release(keys=[self._lease_key(campaign_id, phase, mailbox)], args=[token])
 
+    def _phase_keys(self, campaign_id: str, phase: str, end: PhaseEnd, mailbox: str = "") -> list[str]:
+        """The KEYS layout of the scripts that may end a phase (see _PHASE_END)."""
+        failure_keys = [self._counters_key(campaign_id, p) for p in end.failures_from][:2]
+        return [
+            self.meta_key(campaign_id),
+            self._outcomes_key(campaign_id, phase),
+            self._counters_key(campaign_id, phase),
+            self.audit_stream,
+            self._lease_key(campaign_id, phase, mailbox),
+            self._counters_key(campaign_id, end.next_phase or phase),
+            failure_keys[0],
+            failure_keys[-1],
+            *self._campaign_keys(campaign_id),
+        ]
+
+    def _plan(self, end: PhaseEnd) -> str:
+        return json.dumps(
+            {
+                "active": end.active,
+                "ok": end.ok,
+                "error": end.error,
+                "stopped": FAILED,
+                "next_phase": end.next_phase or "",
+                "next_active": active_status("", end.next_phase) if end.next_phase else "",
+                "next_from": list(VERIFIED_OUTCOMES),
+                "ttl": self.campaign_retention_s,
+            }
+        )
+
     def record(
         self,
         campaign_id: str,
@@ -305,46 +483,47 @@ class CampaignStore:
         mailbox: str,
         outcome: MailboxOutcome,
         *,
-        statuses: tuple[str, str, str],
+        end: PhaseEnd,
         stop_reason: dict | None = None,
         audit_entry: dict[str, str] | None = None,
         lease_token: str | None = None,
     ) -> bool:
         """Record the mailbox outcome exactly once; False when an earlier delivery already recorded it.
 
-        `statuses` = (active status, final status without failures, final status with failures). With
-        `lease_token`, the mailbox lease held under that token is released in the same round trip.
+        The last outcome of a phase ends it as `end` says, in the same script. With `lease_token`, the mailbox
+        lease held under that token is released in the same round trip.
         """
-        active, ok_status, error_status = statuses
         counts = outcome.counts
         args: list[Any] = [
             mailbox,
             outcome.to_json(),
-            active,
-            ok_status,
-            error_status,
-            now_ms(),
             lease_token or "",
+            now_ms(),
+            self._plan(end),
+            self._audit_minid(),
+            encode_fields({"reason": stop_reason})["reason"],
             len(counts),
         ]
         for name, value in counts.items():
             args += [name, value]
-        args.append(encode_fields({"reason": stop_reason})["reason"])
         for name, value in (audit_entry or {}).items():
             args += [name, value]
-        keys = [
-            self.meta_key(campaign_id),
-            self._outcomes_key(campaign_id, phase),
-            self._counters_key(campaign_id, phase),
-            self.audit_stream,
-        ]
-        if lease_token:
-            keys.append(self._lease_key(campaign_id, phase, mailbox))
-        return bool(self._record(keys=keys, args=args))
+        recorded, status, generation = self._record(
+            keys=self._phase_keys(campaign_id, phase, end, mailbox), args=args
+        )
+        self._moved(campaign_id, status, generation)
+        return bool(recorded)
 
-    def finish_if_done(self, campaign_id: str, phase: str, statuses: tuple[str, str, str]) -> None:
-        keys = [self.meta_key(campaign_id), self._counters_key(campaign_id, phase)]
-        self._finish(keys=keys, args=[*statuses, now_ms()])
+    def finish_if_done(self, campaign_id: str, phase: str, end: PhaseEnd) -> None:
+        status, generation = self._finish(
+            keys=self._phase_keys(campaign_id, phase, end), args=[now_ms(), self._plan(end)]
+        )
+        self._moved(campaign_id, status, generation)
+
+    def _moved(self, campaign_id: str, status: bytes | str, generation: int) -> None:
+        status = status.decode() if isinstance(status, bytes) else status
+        if status and self.on_transition is not None:
+            self.on_transition(Transition(campaign_id, status, int(generation)))
 
     def forget_outcome(self, campaign_id: str, phase: str, mailbox: str, outcome: MailboxOutcome) -> bool:
         """Compare-and-delete: `outcome` must be the recorded one (its JSON round-trips exactly)."""
@@ -360,21 +539,84 @@ class CampaignStore:
         return bool(self._forget(keys=keys, args=args))
 
     def append_audit(self, entry: dict[str, str]) -> None:
-        self.redis.xadd(self.audit_stream, entry)
+        self.redis.xadd(self.audit_stream, entry, minid=self._audit_minid(), approximate=True)
 
     # -- state transitions and dispatch ----------------------------------------------------------------------
     def transition(
-        self, campaign_id: str, allowed: Iterable[str], fields: dict[str, Any], *, redispatch: bool
+        self,
+        campaign_id: str,
+        allowed: Iterable[str],
+        fields: dict[str, Any],
+        *,
+        redispatch: bool,
+        settles: bool = False,
     ) -> tuple[int, str]:
-        """Set `fields` if the status is in `allowed`: (1, generation), (0, current status) or (-1, '')."""
-        args: list[Any] = [",".join(allowed), "1" if redispatch else "0"]
+        """Set `fields` if the status is in `allowed`: (1, generation), (0, current status) or (-1, '').
+
+        `settles`: the new status is a settled one (its keys start to expire); `redispatch`: the campaign
+        runs again (a new dispatch generation, and no expiry)."""
+        ttl = self.campaign_retention_s if settles else -1 if redispatch else 0
+        args: list[Any] = [",".join(allowed), "1" if redispatch else "0", ttl]
         for name, value in encode_fields(fields).items():
             args += [name, value]
-        result, detail = self._transition(keys=[self.meta_key(campaign_id)], args=args)
-        return int(result), detail.decode() if isinstance(detail, bytes) else str(detail)
+        result, detail = self._transition(keys=self._campaign_keys(campaign_id), args=args)
+        detail = detail.decode() if isinstance(detail, bytes) else str(detail)
+        if int(result) == 1 and "status" in fields:
+            self._moved(campaign_id, fields["status"], int(detail))
+        return int(result), detail
 
     def advance_cursor(self, campaign_id: str, generation: int, expected: int, new: int) -> bool:
         return bool(self._advance(keys=[self.meta_key(campaign_id)], args=[generation, expected, new]))
+
+    # -- retention -------------------------------------------------------------------------------------------
+    def delete(
+        self, record: CampaignRecord, allowed: Iterable[str], audit_entry: dict[str, str]
+    ) -> tuple[int, str]:
+        """Delete every key of a campaign whose status is in `allowed` and append `audit_entry`, atomically:
+        (1, status it had), (0, current status) or (-1, '')."""
+        idempotency = self._idempotency_key(record.idempotency_key) if record.idempotency_key else ""
+        keys = [self.meta_key(record.id), self.audit_stream, idempotency, *self._campaign_keys(record.id)]
+        args: list[Any] = [",".join(allowed), record.id, self._audit_minid()]
+        for name, value in audit_entry.items():
+            args += [name, value]
+        result, status = self._delete(keys=keys, args=args)
+        if int(result) == 1:
+            for phase in PHASES:
+                self.clear_leases(record.id, phase)
+        return int(result), status.decode() if isinstance(status, bytes) else str(status)
+
+    # -- completion callbacks --------------------------------------------------------------------------------
+    def claim_delivery(self, campaign_id: str, transition: str, token: str, ttl_ms: int) -> int:
+        """Like acquire_lease, for delivering transition's callback: -1 when its delivery is recorded."""
+        keys = [self._notify_key(campaign_id), self._notify_lease_key(campaign_id, transition)]
+        return int(self._acquire_lease(keys=keys, args=[transition, token, ttl_ms]))
+
+    def release_delivery(self, campaign_id: str, transition: str, token: str) -> None:
+        self._release(keys=[self._notify_lease_key(campaign_id, transition)], args=[token])
+
+    def record_delivery(
+        self,
+        campaign_id: str,
+        transition: str,
+        delivery: dict[str, Any],
+        audit_entry: dict[str, str],
+        token: str,
+    ) -> bool:
+        """Record how transition's callback ended (delivered or given up), once, with its audit entry."""
+        keys = [
+            self._notify_key(campaign_id),
+            self._notify_lease_key(campaign_id, transition),
+            self.audit_stream,
+            self.meta_key(campaign_id),
+        ]
+        args: list[Any] = [transition, json.dumps(delivery, sort_keys=True), token, self._audit_minid()]
+        for name, value in audit_entry.items():
+            args += [name, value]
+        return bool(self._record_delivery(keys=keys, args=args))
+
+    def deliveries(self, campaign_id: str) -> dict[str, dict[str, Any]]:
+        raw = self.redis.hgetall(self._notify_key(campaign_id))
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
 
 
 def _outcome(raw: bytes | None) -> MailboxOutcome | None:

@@ -1,5 +1,6 @@
-"""Celery tasks of the campaign engine: `campaign.dispatch` (fan-out in pages) and `campaign.mailbox` (one
-mailbox's work). Both are acks_late and idempotent; the Redis ledger in campaigns.store is the truth."""
+"""Celery tasks of the campaign engine: `campaign.dispatch` (fan-out in pages), `campaign.mailbox` (one
+mailbox's work in one phase) and `campaign.notify` (one completion callback). All are acks_late and
+idempotent; the Redis ledger in campaigns.store is the truth."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import uuid
 import redis
 from celery import Task
 
+from campaigns import notify
 from campaigns.dispatcher import dispatch_step, fail
+from campaigns.followups import QUEUE
 from campaigns.lifecycle import task_id
-from campaigns.runner import LeaseBusy, run_mailbox
+from campaigns.runner import LeaseBusy, Recheck, run_mailbox
+from campaigns.service import CampaignService, celery_service
 from campaigns.store import CampaignStore
 from worker.app import app
 from worker.errors import ActionError, RetryLater
@@ -19,15 +23,33 @@ from worker.mailbox import Directory, Mailbox
 from worker.runs import give_up_reason, record_run
 from worker.settings import get_settings
 
-QUEUE = "campaigns"
 MAX_LEASE_WAIT_S = 60.0
 RETRY_DISPATCH_S = 5.0
 
 
 @functools.cache
-def _store() -> CampaignStore:
+def _service() -> CampaignService:
     settings = get_settings()
-    return CampaignStore(redis.Redis.from_url(settings.redis_url), settings.redis_prefix)
+    return celery_service(redis.Redis.from_url(settings.redis_url), settings.redis_prefix, app)
+
+
+def _store() -> CampaignStore:
+    return _service().store
+
+
+@functools.cache
+def _webhook() -> notify.Webhook:
+    settings = get_settings()
+    post = notify.httpx_post(settings.webhook_ca_bundle or None)
+    return notify.Webhook(settings.webhook_secret, post, settings.max_countdown_s)
+
+
+def _recheck_in(attempt: int) -> float | None:
+    """Countdown before verification attempt `attempt + 1`; None when `attempt` was the last."""
+    settings = get_settings()
+    if attempt >= settings.verify_attempts:
+        return None
+    return min(settings.verify_backoff_s * 2 ** (attempt - 1), settings.max_countdown_s)
 
 
 def _backlog() -> int:
@@ -45,25 +67,52 @@ def _backlog() -> int:
     max_retries=None,
     send_events=False,
 )
-def campaign_mailbox(self: Task, campaign_id: str, phase: str, mailbox: str) -> str:
-    attempt = self.request.retries
+def campaign_mailbox(self: Task, campaign_id: str, phase: str, mailbox: str, attempt: int = 1) -> str:
+    """`attempt`: the verification attempt (verify phase only; later ones are retries of this task)."""
+    retries = self.request.retries
     try:
         return run_mailbox(
             _store(),
             campaign_id,
             phase,
             mailbox,
-            gateway_for=lambda profile, target: Mailbox(profile, target, attempt),
+            gateway_for=lambda profile, target: Mailbox(profile, target, retries),
             token=uuid.uuid4().hex,
             # The same policy as ews.* actions: throttled waits are bounded by the deadline, failures by
             # EWS_IR_MAX_ATTEMPTS. Run records are kept from the first wait on, sparing every quick mailbox a
             # Redis round trip, so the deadline counts from the first retry.
             give_up=lambda later: give_up_reason(self.request.id, record_run(self.request.id), later),
+            recheck_in=_recheck_in,
+            attempt=attempt,
         )
     except RetryLater as exc:
         raise self.retry(countdown=exc.countdown_s) from None
     except LeaseBusy as exc:
         raise self.retry(countdown=min(exc.wait_s, MAX_LEASE_WAIT_S)) from None
+    except Recheck as exc:
+        kwargs = {"campaign_id": campaign_id, "phase": phase, "mailbox": mailbox, "attempt": exc.attempt}
+        raise self.retry(kwargs=kwargs, countdown=exc.wait_s) from None
+
+
+@app.task(name="campaign.notify", bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def campaign_notify(self: Task, campaign_id: str, transition: str, attempt: int = 1) -> str:
+    """POST the campaign's record to its notify_url for `transition` (status:generation), once."""
+    store = _store()
+    try:
+        return notify.deliver(
+            store,
+            campaign_id,
+            transition,
+            view=_service().get,
+            webhook=_webhook(),
+            token=uuid.uuid4().hex,
+            attempt=attempt,
+        )
+    except notify.RetryDelivery as exc:
+        kwargs = {"campaign_id": campaign_id, "transition": transition, "attempt": exc.attempt}
+        raise self.retry(kwargs=kwargs, countdown=exc.wait_s) from None
+    except (redis.RedisError, OSError):  # the ledger was unreachable: this attempt is safe to run again
+        raise self.retry(countdown=RETRY_DISPATCH_S) from None
 
 
 @app.task(name="campaign.dispatch", bind=True, acks_late=True, ignore_result=True, max_retries=None)

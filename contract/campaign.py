@@ -32,11 +32,13 @@ from contract.values import (
     invalid_fields,
     json_list,
 )
+from contract.webhooks import NotifyUrl, host_refusal
 
 SEARCH = "search"
 RESTORE = "restore"
 DESTRUCTIVE_ACTIONS = ("delete", "junk", "move")
 UNDOABLE_ACTIONS = DESTRUCTIVE_ACTIONS
+MAIL_CHANGING_ACTIONS = (*DESTRUCTIVE_ACTIONS, RESTORE)
 DEFAULT_MAX_MATCHES_PER_MAILBOX = 100
 DEFAULT_MAX_MAILBOXES = 50_000
 MAX_MATCHES_CEILING = 10_000
@@ -74,7 +76,9 @@ def _without_nulls(value: Any) -> Any:
 class CampaignOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    delete_type: Literal["soft", "hard"] = Field("soft", description="soft (default, recoverable) or hard")
+    delete_type: Literal["soft", "hard", "trash"] = Field(
+        "soft", description="soft (default, recoverable), trash (to Deleted Items) or hard"
+    )
     max_matches_per_mailbox: Count(1, MAX_MATCHES_CEILING) = Field(
         DEFAULT_MAX_MATCHES_PER_MAILBOX, description="more matches in one mailbox stop the campaign"
     )
@@ -83,7 +87,12 @@ class CampaignOptions(BaseModel):
     )
     folders: FolderList | None = Field(None, description="null: every mail folder")
     to_folder: FolderPath | None = Field(None, description="destination of a move")
-    verify: Flag = Field(True, description="after executing, check every acted mailbox again")
+    verify: Flag = Field(
+        True, description="after executing, search each acted mailbox again for copies in the wrong place"
+    )
+    notify_url: NotifyUrl | None = Field(
+        None, description="https URL (host in EWS_IR_WEBHOOK_ALLOWED_HOSTS) to POST the record to on settling"
+    )
 
 
 Options = Annotated[CampaignOptions, BeforeValidator(_without_nulls)]
@@ -165,6 +174,11 @@ class RecordedSpec(BaseModel):
     def is_destructive(self) -> bool:
         return self.action in DESTRUCTIVE_ACTIONS
 
+    @property
+    def verifies(self) -> bool:
+        """Whether execution is followed by the verification phase."""
+        return self.options.verify and self.action in MAIL_CHANGING_ACTIONS
+
     def wire(self) -> dict[str, Any]:
         """As JSON-ready data: options in full, the criteria and targets that were given."""
         return self.model_dump(mode="json", by_alias=True)
@@ -203,6 +217,9 @@ class CampaignSpec(RecordedSpec):
             errors.append((("options", "to_folder"), message))
         elif self.action != "move" and options.to_folder is not None:
             errors.append((("options", "to_folder"), "only applies to action 'move'"))
+        refusal = host_refusal(options.notify_url) if options.notify_url else None
+        if refusal:
+            errors.append((("options", "notify_url"), refusal))
         listed = self.targets.mailboxes
         if listed is not None and len(listed) > options.max_mailboxes:
             errors.append(
@@ -241,10 +258,11 @@ class CampaignRecord(BaseModel):
     id: CampaignId
     action: RecordedAction
     mode: Mode
-    phase: Literal["preview", "execute"]
+    phase: Literal["preview", "execute", "verify"]
     status: str
     spec: RecordedSpec
     spec_digest: str | None = None
+    idempotency_key: str | None = Field(None, description="the (key-scoped) Idempotency-Key that created it")
     requester: str | None = None
     created_ms: int
     approved_by: str | None = None
@@ -315,7 +333,8 @@ class ItemOutcome(BaseModel):
     """One message of a mailbox's outcome: what it was (found by the search) and, once acted on, what
     happened to it. A restore's item is the message as it is now (`item_id` in `current_folder`, None when
     it is no longer there) going back to `folder`, with the id the source campaign knew
-    (`original_item_id`)."""
+    (`original_item_id`). In a verification outcome it is a copy not where the action should have left it:
+    `folder` is where it is (null: in no mail folder), `expected_folder` where it should be."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -330,6 +349,9 @@ class ItemOutcome(BaseModel):
     outcome: Literal["done", "already_gone", "failed"] | None = None
     new_item_id: str | None = None
     new_folder: str | None = None
+    expected_folder: str | None = Field(
+        None, description="verification: where the copy should be (null for a deletion: nowhere)"
+    )
     error: ErrorInfo | None = None
 
 
@@ -343,12 +365,22 @@ class OutcomeError(BaseModel):
     field: str | None = None
 
 
-MailboxStatus = Literal["matched", "none_found", "skipped_guardrail", "failed", "acted", "already_gone"]
+MailboxStatus = Literal[
+    "matched",
+    "none_found",
+    "skipped_guardrail",
+    "failed",
+    "acted",
+    "already_gone",
+    "verified",
+    "copies_remaining",
+]
 
 
 class MailboxOutcome(BaseModel):
     """What one campaign phase did in one mailbox, recorded once. `counts` are the counter increments it
-    contributed, so retry_failed can take them back."""
+    contributed, so retry_failed can take them back. The verify phase records `verified` or
+    `copies_remaining` (its `items` are the copies in the wrong place) or `failed`."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -11,7 +11,8 @@ import fakeredis
 
 from campaigns import mailbox_work
 from campaigns.dispatcher import dispatch_step
-from campaigns.runner import run_mailbox
+from campaigns.followups import follow_ups
+from campaigns.runner import Recheck, run_mailbox
 from campaigns.service import CampaignService
 from campaigns.store import CampaignStore
 from contract.envelope import FoundMessage, ItemResult, SearchResult
@@ -117,7 +118,7 @@ class FakeGateway:
 
     def delete(self, item_ids, delete_type):
         self.exchange.calls.append((self.mailbox, "delete"))
-        results = self._move(item_ids, mailbox_work.RECOVERABLE_FOLDERS[delete_type], remember=True)
+        results = self._move(item_ids, mailbox_work.DELETED_TO[delete_type], remember=True)
         # DeleteItem returns no new id
         return [r.model_copy(update={"new_item_id": None, "folder": None}) for r in results]
 
@@ -151,7 +152,9 @@ class FakeDirectory:
 
 
 class Harness:
-    """Service + store on fakeredis, with the Celery queue played by a deque run to completion on demand."""
+    """Service + store on fakeredis, with the Celery queue played by a deque run to completion on demand.
+    Follow-ups of transitions go into the same queue (dispatch) or `notifications` (callbacks); a
+    verification that finds copies is checked again `verify_attempts` times in all, at once."""
 
     def __init__(
         self,
@@ -162,6 +165,10 @@ class Harness:
     ) -> None:
         self.redis = fakeredis.FakeRedis()
         self.store = CampaignStore(self.redis, "test")
+        self.store.on_transition = follow_ups(self.store, self._send)
+        self.notifications: list[dict] = []
+        self.verify_attempts = 3
+        self.verify_checks: list[tuple[str, int]] = []  # (mailbox, attempt) of each verification run
         self.exchange = exchange or FakeExchange()
         self.directory = directory or FakeDirectory([])
         self.page_size = page_size
@@ -171,6 +178,12 @@ class Harness:
 
     def _enqueue_dispatch(self, campaign_id, phase, generation):
         self.queue.append(("dispatch", campaign_id, phase, generation, 0))
+
+    def _send(self, name, kwargs, task_id):
+        if name == "campaign.dispatch":
+            self._enqueue_dispatch(kwargs["campaign_id"], kwargs["phase"], kwargs["generation"])
+        else:
+            self.notifications.append({"task_id": task_id, **kwargs})
 
     def _publish(self, campaign_id, phase, mailbox):
         self.published.append((campaign_id, phase, mailbox))
@@ -194,16 +207,27 @@ class Harness:
             if nxt is not None:
                 self.queue.append(("dispatch", campaign_id, phase, generation, nxt.cursor))
             return "dispatch"
-        campaign_id, phase, mailbox = args
-        return run_mailbox(
-            self.store,
-            campaign_id,
-            phase,
-            mailbox,
-            gateway_for=self.exchange.gateway,
-            token="t",
-            give_up=lambda later: "gave up after retries",
-        )
+        campaign_id, phase, mailbox, *rest = args
+        attempt = rest[0] if rest else 1
+        try:
+            result = run_mailbox(
+                self.store,
+                campaign_id,
+                phase,
+                mailbox,
+                gateway_for=self.exchange.gateway,
+                token="t",
+                give_up=lambda later: "gave up after retries",
+                recheck_in=lambda n: 0.0 if n < self.verify_attempts else None,
+                attempt=attempt,
+            )
+        except Recheck as exc:
+            self.verify_checks.append((mailbox, attempt))
+            self.queue.append(("mailbox", campaign_id, phase, mailbox, exc.attempt))
+            return "recheck"
+        if phase == "verify" and result == "recorded":
+            self.verify_checks.append((mailbox, attempt))
+        return result
 
     def drain(self) -> None:
         while self.queue:

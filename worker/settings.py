@@ -117,6 +117,26 @@ class Settings:
     # Campaigns are approved by someone other than their requester and destructive ones cannot skip the
     # preview (EWS_IR_TWO_PERSON_RULE: true | false).
     two_person_rule: bool = True
+    # A settled campaign (finished, or a preview nobody approved) is deleted this many days after it settled
+    # (EWS_IR_CAMPAIGN_RETENTION_DAYS); audit entries older than EWS_IR_AUDIT_RETENTION_DAYS are trimmed.
+    campaign_retention_days: float = 90
+    audit_retention_days: float = 365
+    # Verification of a mailbox that still shows copies is repeated up to EWS_IR_VERIFY_ATTEMPTS times in all,
+    # EWS_IR_VERIFY_BACKOFF seconds apart, doubled each time (search indexes lag, mail is re-delivered).
+    verify_attempts: int = 3
+    verify_backoff_s: float = 20
+    # Campaign completion callbacks: the HMAC key that signs them (EWS_IR_WEBHOOK_SECRET; none: no callback is
+    # sent) and a CA bundle for receivers with a private CA (EWS_IR_WEBHOOK_CA_BUNDLE; default system CAs).
+    webhook_secret: str = field(default="", repr=False)
+    webhook_ca_bundle: str = ""
+
+    @property
+    def campaign_retention_s(self) -> int:
+        return max(1, round(self.campaign_retention_days * 86400))
+
+    @property
+    def audit_retention_s(self) -> int:
+        return max(1, round(self.audit_retention_days * 86400))
 
     def mailbox_concurrency_for(self, backend: str) -> int:
         """EWS: 10 (Exchange allows 27 for all apps together; Microsoft advises 10). Graph: 4, Outlook's limit
@@ -180,6 +200,16 @@ def load_settings() -> Settings:
             "EWS_IR_DEAD_LETTER_RETENTION_DAYS", Settings.dead_letter_retention_days, minimum=0.001
         ),
         two_person_rule=_env_choice("EWS_IR_TWO_PERSON_RULE", ("true", "false")) == "true",
+        campaign_retention_days=_env_number(
+            "EWS_IR_CAMPAIGN_RETENTION_DAYS", Settings.campaign_retention_days, minimum=0.0001
+        ),
+        audit_retention_days=_env_number(
+            "EWS_IR_AUDIT_RETENTION_DAYS", Settings.audit_retention_days, minimum=0.0001
+        ),
+        verify_attempts=int(_env_number("EWS_IR_VERIFY_ATTEMPTS", Settings.verify_attempts, minimum=1)),
+        verify_backoff_s=_env_number("EWS_IR_VERIFY_BACKOFF", Settings.verify_backoff_s),
+        webhook_secret=os.environ.get("EWS_IR_WEBHOOK_SECRET", "").strip(),
+        webhook_ca_bundle=_env_str("EWS_IR_WEBHOOK_CA_BUNDLE", ""),
     )
 
 

@@ -160,9 +160,10 @@ def test_redelivered_dispatcher_and_mailbox_tasks_change_nothing(unruled):
     unruled.drain()
     state = unruled.service.get(created["id"])
     assert state["status"] == "completed"
-    assert state["progress"]["done"] == 10
-    assert len({m for _, _, m in unruled.published}) == 10
-    assert len(unruled.published) == 10, "the stale dispatcher message must not publish again"
+    assert state["counters"]["execute"]["done"] == 10
+    executed = [m for _, phase, m in unruled.published if phase == "execute"]
+    assert len(set(executed)) == 10
+    assert len(executed) == 10, "the stale dispatcher message must not publish again"
     deletes = [c for c in unruled.exchange.calls if c[1] == "delete"]
     assert len(deletes) == len({m for m, f in phish_locations(unruled.exchange).items() if f})
     audit_rows = [a for a in unruled.service.audit()["items"] if a["event"] == "mailbox_action"]
@@ -182,6 +183,7 @@ def test_a_recorded_outcome_is_never_overwritten(harness):
         gateway_for=harness.exchange.gateway,
         token="x",
         give_up=lambda later: "gave up after retries",
+        recheck_in=lambda attempt: None,
     )
     assert result == "inactive"  # preview is finished
     counters = harness.service.get(created["id"])["counters"]["preview"]
@@ -203,8 +205,9 @@ def test_cancel_makes_pending_tasks_no_ops_and_resume_runs_only_the_rest(unruled
     unruled.service.resume(created["id"], by="alice")
     unruled.drain()
     state = unruled.service.get(created["id"])
-    assert state["status"] == "completed" and state["progress"]["done"] == 10
-    assert len(unruled.published) == 9, "the mailbox with an outcome is not dispatched again"
+    assert state["status"] == "completed" and state["counters"]["execute"]["done"] == 10
+    executed = [m for _, phase, m in unruled.published if phase == "execute"]
+    assert len(executed) == 9, "the mailbox with an outcome is not dispatched again"
 
 
 def test_resume_after_the_broker_lost_its_queue(harness):
@@ -232,8 +235,9 @@ def test_retry_failed_reruns_only_failures(unruled):
     unruled.drain()
     state = unruled.service.get(created["id"])
     assert state["status"] == "completed"
-    assert state["counters"]["execute"]["failed"] == 0 and state["progress"]["done"] == 10
-    assert [m for _, _, m in unruled.published] == [MAILBOXES[2]]
+    assert state["counters"]["execute"]["failed"] == 0 and state["counters"]["execute"]["done"] == 10
+    assert [m for _, phase, m in unruled.published if phase == "execute"] == [MAILBOXES[2]]
+    assert state["verification"]["copies_remaining"] == 0, "verified anew after the retry"
     with pytest.raises(Conflict):
         unruled.service.retry_failed(created["id"], by="alice")
 

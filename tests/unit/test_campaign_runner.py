@@ -40,6 +40,7 @@ def run(harness, campaign_id, gateway_for=None, token="t1", give_up_reason=None)
         token=token,
         give_up=lambda later: give_up_reason,
         gateway_for=gateway_for or harness.exchange.gateway,
+        recheck_in=lambda attempt: None,
     )
 
 

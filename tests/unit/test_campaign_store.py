@@ -3,10 +3,11 @@
 import fakeredis
 import pytest
 
+from campaigns.lifecycle import PhaseEnd
 from campaigns.store import CampaignStore
 from contract.campaign import CampaignRecord, MailboxOutcome, RecordedSpec
 
-STATUSES = ("executing", "completed", "completed_with_errors")
+END = PhaseEnd("executing", "completed", "completed_with_errors", ("execute",))
 C1, C2 = "c-00000000000000c1", "c-00000000000000c2"
 
 
@@ -29,7 +30,7 @@ def store():
 
 def record(store, mailbox, status="acted", **extra):
     outcome = MailboxOutcome(status=status, counts={status: 1, "items_acted": 1})
-    return store.record(C1, "execute", mailbox, outcome, statuses=STATUSES, **extra)
+    return store.record(C1, "execute", mailbox, outcome, end=END, **extra)
 
 
 def test_outcome_is_recorded_once_and_counted_once(store):

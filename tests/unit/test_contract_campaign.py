@@ -41,6 +41,7 @@ def test_defaults_are_safe_preview_soft_delete_all_folders_verified():
         "folders": None,
         "to_folder": None,
         "verify": True,
+        "notify_url": None,
     }
     assert spec.connection == "default"
 
@@ -318,3 +319,63 @@ def test_outcome_json_round_trips_exactly_for_compare_and_delete():
     raw = outcome.to_json()
     assert MailboxOutcome.from_json(raw).to_json() == raw
     assert "counts" not in outcome.public()
+
+
+def test_trash_is_a_delete_type_of_delete_only():
+    assert validate(body(options={"delete_type": "trash"})).options.delete_type == "trash"
+    with pytest.raises(SpecError) as excinfo:
+        validate(body(action="junk", options={"delete_type": "trash"}))
+    assert fields(excinfo) == {"options.delete_type"}
+
+
+def test_verification_runs_after_campaigns_that_change_mail_unless_turned_off():
+    assert validate(body()).verifies and validate(body(action="junk")).verifies
+    assert not validate(body(options={"verify": "false"})).verifies
+    assert not validate(body(action="search")).verifies
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://soar.corp.example/hook", "expected an https URL (https://host/path)"),
+        ("https://u:pw@soar.corp.example/", "must not carry credentials; notifications are signed instead"),
+        ("https://soar.corp.example/hook#x", "must not have a #fragment"),
+        ("https://soar.corp.example:99999/", "expected an https URL"),
+        ("https:///hook", "expected an https URL (https://host/path)"),
+        ("https://evil.example/hook", "the host is not in EWS_IR_WEBHOOK_ALLOWED_HOSTS"),
+        ("https://soar.corp.example:8443/hook", "the host is not in EWS_IR_WEBHOOK_ALLOWED_HOSTS"),
+    ],
+)
+def test_notify_url_is_https_to_an_allowed_host_and_the_error_names_the_field(monkeypatch, url, message):
+    monkeypatch.setenv("EWS_IR_WEBHOOK_ALLOWED_HOSTS", "soar.corp.example:443, siem.corp.example")
+    with pytest.raises(SpecError) as excinfo:
+        validate(body(options={"notify_url": url}))
+    assert excinfo.value.errors == [{"field": "options.notify_url", "message": message}]
+    assert "pw" not in str(excinfo.value.errors)
+
+
+def test_allowed_notify_urls_and_an_empty_allow_list(monkeypatch):
+    monkeypatch.setenv("EWS_IR_WEBHOOK_ALLOWED_HOSTS", "soar.corp.example:443, SIEM.corp.example")
+    for url in ("https://soar.corp.example/hook?case=1", "https://siem.corp.example:9443/x"):
+        assert validate(body(options={"notify_url": url})).options.notify_url == url
+    monkeypatch.delenv("EWS_IR_WEBHOOK_ALLOWED_HOSTS")
+    with pytest.raises(SpecError) as excinfo:
+        validate(body(options={"notify_url": "https://soar.corp.example/hook"}))
+    assert "no webhook hosts are allowed" in excinfo.value.errors[0]["message"]
+
+
+def test_a_recorded_notify_url_loads_whatever_the_allow_list_says_now(monkeypatch):
+    monkeypatch.setenv("EWS_IR_WEBHOOK_ALLOWED_HOSTS", "soar.corp.example")
+    spec = validate(body(options={"notify_url": "https://soar.corp.example/hook"}))
+    monkeypatch.delenv("EWS_IR_WEBHOOK_ALLOWED_HOSTS")
+    record = CampaignRecord(
+        id=new_campaign_id(),
+        action="delete",
+        mode="preview",
+        phase="preview",
+        status="previewing",
+        spec=spec.recorded(),
+        created_ms=1,
+    )
+    raw = {k.encode(): v.encode() for k, v in record.to_redis().items()}
+    assert CampaignRecord.from_redis(raw).spec.options.notify_url == "https://soar.corp.example/hook"
