@@ -14,6 +14,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from exchange_simulator.server.config import apply_settings, settings_snapshot
+from exchange_simulator.store import seed as seeding
 
 if TYPE_CHECKING:
     from exchange_simulator.server.simulator import Simulator
@@ -63,6 +64,7 @@ class ControlApi:
             ("POST", "config"): self._set_config,
             ("POST", "reset"): self._reset,
             ("POST", "seed"): self._seed,
+            ("POST", "deliver"): self._deliver,
         }
 
     def handle(
@@ -197,6 +199,20 @@ class ControlApi:
         if not isinstance(document, dict):
             raise ValueError("the seed body must be a JSON object (a scenario, or generator parameters)")
         return self._sim.seed(document)
+
+
+    def _deliver(self, params: dict[str, str], document: Any) -> Any:
+        """`{"mailbox": address, "messages": [...]}`: messages as in a scenario, into an existing mailbox."""
+        if not isinstance(document, dict) or not isinstance(document.get("messages"), list):
+            raise ValueError('the deliver body must be {"mailbox": address, "messages": [...]}')
+        address = str(document.get("mailbox", ""))
+        try:
+            delivered = seeding.deliver(self._sim.store, address, document["messages"])
+        except KeyError:
+            raise ControlError(404, f"deliver: no mailbox {address}") from None
+        except (TypeError, AttributeError) as exc:
+            raise ValueError(f"deliver: invalid message: {exc.__class__.__name__} {exc}") from None
+        return {"mailbox": address.lower(), "delivered": delivered}
 
 
 def _required(params: dict[str, str], name: str) -> str:

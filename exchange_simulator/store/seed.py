@@ -346,6 +346,18 @@ def load_scenario(store: Store, source: str | Path | dict) -> ScenarioReport:
     return report
 
 
+def deliver(store: Store, address: str, messages: list[dict]) -> int:
+    """Messages (as a scenario's) arriving in an existing mailbox: new mail, or transport delivering a copy of
+    a message again after it was purged. KeyError when there is no such mailbox."""
+    with store.lock:
+        mailbox = store.find_mailbox(address)
+        if mailbox is None:
+            raise KeyError(address)
+        for message in messages:
+            _add_message(store, mailbox, message, Path("."))
+    return len(messages)
+
+
 def ensure_folder(store: Store, mailbox: Mailbox, path: str) -> Folder:
     """A folder by distinguished id ("junkemail") or display path ("Inbox/Quarantine"), created if missing."""
     if path.lower() in mailbox.folders:

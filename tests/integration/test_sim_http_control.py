@@ -44,6 +44,15 @@ def test_seed_with_the_generator_reports_the_planted_phish(fresh_simulator):
     assert len(requests_get(fresh_simulator, "mailboxes")["mailboxes"]) == 5
 
 
+def test_deliver_adds_mail_to_an_existing_mailbox(fresh_simulator):
+    fresh_simulator.seed(SCENARIO)
+    again = fresh_simulator.deliver("Alice@contoso.example", INVOICE, {**INVOICE, "folder": "Inbox/Later"})
+    assert again == {"mailbox": "alice@contoso.example", "delivered": 2}
+    copies = fresh_simulator.messages("<inv-1@evil.example>")
+    folders = sorted(c["folder"] for c in copies if c["mailbox"] == "alice@contoso.example")
+    assert folders == ["Top of Information Store/Inbox"] * 2 + ["Top of Information Store/Inbox/Later"]
+
+
 def test_reset_empties_the_organisation_and_the_request_log(fresh_simulator):
     fresh_simulator.seed(SCENARIO)
     fresh_simulator.post_ews(b"<x/>")
@@ -82,6 +91,8 @@ def test_changes_come_from_the_store_journal(fresh_simulator):
         ("GET", "nothing-here", None, 404, "nothing-here"),
         ("DELETE", "stats", None, 405, "DELETE"),
         ("POST", "seed", {"mailboxes": [{"no_address": 1}]}, 400, "address"),
+        ("POST", "deliver", {"mailbox": "ghost@x.example", "messages": []}, 404, "ghost"),
+        ("POST", "deliver", {"mailbox": "ghost@x.example"}, 400, "messages"),
     ],
 )
 def test_bad_control_requests_name_the_problem(fresh_simulator, method, name, body, status, mentions):
