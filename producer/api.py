@@ -40,6 +40,7 @@ from producer.schemas import (
     ApproveRequest,
     AuditPage,
     Campaign,
+    DeletedCampaign,
     Health,
     Readiness,
     ResultsPage,
@@ -438,6 +439,19 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         would go back where (per mailbox and item: from which folder to which) and acts once approved, under
         the two-person rule by an approver other than the one who asked."""
         return service.restore(campaign_id, principal.name)
+
+    @app.delete(
+        "/v1/campaigns/{campaign_id}",
+        response_model=DeletedCampaign,
+        tags=["campaigns"],
+        responses=_TRANSITION,
+    )
+    def delete_campaign(
+        campaign_id: CampaignId, principal: CampaignApprover, service: Service
+    ) -> dict[str, Any]:
+        """Delete a finished campaign (record, targets, outcomes) before its retention ends; audited, and its
+        audit entries stay. 409 while it runs or waits for approval (cancel it first). Needs approver."""
+        return service.delete(campaign_id, principal.name)
 
     @app.get("/v1/actions", response_model=list[ActionDescription], tags=["actions"], responses=_READ)
     def list_actions(_: Reader) -> list[ActionDescription]:

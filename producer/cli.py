@@ -21,7 +21,7 @@ import httpx
 from producer import export, flower
 from producer.client import MAX_WAIT_S, TASK_DONE, ApiError, EwsIrClient
 from producer.keys import KeyStore, KeyStoreError, Role, keys_file_from_env
-from producer.progress import ProgressPrinter
+from producer.progress import ProgressPrinter, summary
 from worker.errors import ValidationError
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
@@ -71,8 +71,14 @@ def _watch(client: EwsIrClient, campaign_id: str, interval: float) -> int:
     finally:
         printer.close()
     _print_json(final)
+    _print_summary(final)
     failed_mailboxes = (final.get("counters") or {}).get(final.get("phase"), {}).get("failed") or 0
     return EXIT_FAILURES if final.get("status") in FINISHED_WITH_FAILURES or failed_mailboxes else 0
+
+
+def _print_summary(status: dict[str, Any]) -> None:
+    """For the person at the terminal, on stderr: stdout stays the JSON record for scripts."""
+    print("\n".join(summary(status)), file=sys.stderr)
 
 
 def _submit(client: EwsIrClient, args: argparse.Namespace, mode: str) -> int:
@@ -137,7 +143,9 @@ def campaign_command(args: argparse.Namespace) -> int:
             case "preview" | "execute":
                 return _submit(client, args, args.campaign_command)
             case "status":
-                _print_json(client.status(args.id))
+                status = client.status(args.id)
+                _print_json(status)
+                _print_summary(status)
             case "watch":
                 return _watch(client, args.id, args.interval)
             case "results":
@@ -154,6 +162,8 @@ def campaign_command(args: argparse.Namespace) -> int:
                 _print_json(client.retry_failed(args.id))
             case "restore":
                 _print_json(client.restore(args.id))
+            case "delete":
+                _print_json(client.delete(args.id))
     return 0
 
 
@@ -254,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", "continue a cancelled or interrupted campaign"),
         ("retry-failed", "run the failed mailboxes again"),
         ("restore", "undo the campaign's actions: previews a restore campaign for approval (approver)"),
+        ("delete", "delete a finished campaign now instead of after the retention (approver role)"),
     ):
         sub.add_parser(name, help=help_text).add_argument("id")
     approve = sub.add_parser("approve", help="approve a previewed campaign so it acts (approver role)")

@@ -176,6 +176,10 @@ class EwsIrClient:
         what would go back where and waits for another approver's `approve`."""
         return self._request("POST", self._campaign(campaign_id, "/restore")).json()
 
+    def delete(self, campaign_id: str) -> dict[str, Any]:
+        """Delete a finished campaign before its retention ends (approver); its audit entries stay."""
+        return self._request("DELETE", self._campaign(campaign_id, "")).json()
+
     # Single actions
 
     def actions(self) -> list[dict[str, Any]]:

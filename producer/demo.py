@@ -32,7 +32,7 @@ import httpx
 from producer.client import ApiError, EwsIrClient
 from producer.keys import KeyStore, Role
 from producer.local_redis import RedisUnavailable, start_redis
-from producer.progress import ProgressPrinter, format_duration
+from producer.progress import ProgressPrinter, format_duration, verification_line
 
 REPO = Path(__file__).resolve().parents[1]
 QUEUES = "enrichment,containment,notification,campaigns"
@@ -284,7 +284,8 @@ def run_campaign(services: dict[str, Any], out, stack: Stack) -> int:
         f"  matches    {found.get('items_found')} messages\n"
         f"  removed    {done.get('items_acted')} soft-deleted, {done.get('items_already_gone')} were gone\n"
         f"  failures   {failures}\n"
-        f"  time       {format_duration(elapsed)} ({elapsed:.1f} s, preview and purge)\n"
+        f"  verified   {verification_line(final) or 'not run'}\n"
+        f"  time       {format_duration(elapsed)} ({elapsed:.1f} s: preview, purge, verification)\n"
         f"  check      simulator ground truth: {before} copies before, {left} left in mailbox folders, "
         f"{recoverable} in Recoverable Items\n"
         f"  campaign   {final['id']} {final['status']}, requested by {final['requester']}, approved by "

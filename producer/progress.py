@@ -1,4 +1,6 @@
-"""One-line progress of a campaign (done/total, rate, ETA, failures) for `ews-ir campaign watch`."""
+"""How a campaign reads on a terminal: one-line progress (done/total, rate, ETA, failures) while
+`ews-ir campaign watch` runs, and a short summary (counts per phase, verification, reason) after it and
+`status`; `scripts/demo` prints the same verification line."""
 
 from __future__ import annotations
 
@@ -59,3 +61,43 @@ class ProgressPrinter:
         if self.tty:
             self.out.write("\n")
             self.out.flush()
+
+
+def verification_line(status: dict[str, Any]) -> str | None:
+    """What the verify phase found, in one line; None before it ran (or when it does not run)."""
+    found = status.get("verification")
+    if not found:
+        return None
+    copies, mailboxes = found["copies_remaining"], found["mailboxes_with_copies"]
+    line = f"{found['mailboxes_checked']} of {found['mailboxes']} acted mailboxes searched again: {copies} "
+    line += "copy" if copies == 1 else "copies"
+    line += " left where the action should have removed them"
+    if copies:
+        line += f" (in {mailboxes} {'mailbox' if mailboxes == 1 else 'mailboxes'})"
+    if found["mailboxes_failed"]:
+        line += f"; {found['mailboxes_failed']} could not be checked"
+    return line
+
+
+def summary(status: dict[str, Any]) -> list[str]:
+    """A few lines for a person: the campaign's status, each phase's counts, the verification, the reason."""
+    counters = status.get("counters") or {}
+    lines = [f"campaign {status.get('id')}: {status.get('status')} ({status.get('action')})"]
+    preview, execute = counters.get("preview"), counters.get("execute")
+    if preview:
+        lines.append(
+            f"  searched   {preview.get('done')}/{preview.get('total')} mailboxes, {preview.get('matched')} "
+            f"with matches, {preview.get('items_found')} messages"
+        )
+    if execute:
+        lines.append(
+            f"  acted      {execute.get('acted')} mailboxes ({execute.get('items_acted')} messages), "
+            f"{execute.get('already_gone')} already gone, {execute.get('failed')} failed"
+        )
+    verified = verification_line(status)
+    if verified:
+        lines.append(f"  verified   {verified}")
+    reason = status.get("reason")
+    if reason:
+        lines.append(f"  reason     {reason.get('code')}: {reason.get('message')}")
+    return lines

@@ -27,12 +27,12 @@ class Campaign(BaseModel):
 
     id: str
     status: str = Field(
-        description="previewing, searching, preview_ready (waiting for approval), executing, completed, "
-        "completed_with_errors, cancelled, failed"
+        description="previewing, searching, preview_ready (waiting for approval), executing, verifying, "
+        "completed, completed_with_errors, cancelled, failed"
     )
     action: str | None = None
     mode: str | None = None
-    phase: str | None = Field(None, description="preview or execute")
+    phase: str | None = Field(None, description="preview, execute or verify")
     requester: str | None = Field(None, description="name of the API key that created it")
     approved_by: str | None = Field(None, description="name of the API key that approved it")
     created_at: str | None = None
@@ -46,6 +46,29 @@ class Campaign(BaseModel):
     counters: dict[str, dict[str, int | None]] = Field(default_factory=dict, description="per phase")
     progress: Progress | None = None
     next: str | None = Field(None, description="what to do next, when it waits for someone")
+    verification: Verification | None = Field(
+        None, description="after execution: the acted mailboxes searched again; null until then, or when off"
+    )
+    expires_at: str | None = Field(
+        None, description="when retention deletes it (settled campaigns only: EWS_IR_CAMPAIGN_RETENTION_DAYS)"
+    )
+    notifications: dict[str, dict[str, Any]] | None = Field(
+        None, description="with options.notify_url: each transition's (status:generation) callback delivery"
+    )
+
+
+class Verification(BaseModel):
+    mailboxes: int = Field(description="mailboxes to check: those where the execution acted, or failed")
+    mailboxes_checked: int = Field(description="mailboxes searched again to the end")
+    copies_remaining: int = Field(description="copies not where the action should have left them")
+    mailboxes_with_copies: int
+    mailboxes_failed: int = Field(description="mailboxes whose verification failed (not checked)")
+
+
+class DeletedCampaign(BaseModel):
+    id: str
+    deleted: bool
+    status: str = Field(description="the status it had")
 
 
 class ResultsPage(BaseModel):

@@ -111,6 +111,15 @@ class FakeCampaignService:
         spec = {**VALID_SPEC, "targets": {"mailboxes": [r["mailbox"] for r in campaign["results"]]}}
         return self.create(spec, by, None)
 
+    def delete(self, campaign_id: str, by: str) -> dict[str, Any]:
+        campaign = self._campaign(campaign_id)
+        if campaign["status"] not in ("completed", "completed_with_errors", "cancelled", "failed"):
+            raise Conflict(campaign_id, campaign["status"], "delete")
+        self._audit("deleted", campaign_id, by)
+        del self.campaigns[campaign_id]
+        self.calls.append(("delete", campaign_id, by))
+        return {"id": campaign_id, "deleted": True, "status": campaign["status"]}
+
     def audit(self, since: str | None, limit: int, profiles: frozenset[str] | None) -> dict[str, Any]:
         visible = [e for e in self.audit_log if profiles is None or e["connection"] in profiles]
         return {"items": visible[:limit], "next_since": None}

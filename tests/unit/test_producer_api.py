@@ -58,6 +58,7 @@ ENDPOINTS = [
     ("POST", "/v1/actions/get_out_of_office", "responder"),
     ("POST", "/v1/actions/format_disk", "responder"),
     ("POST", "/v1/campaigns/c1/approve", "approver"),
+    ("DELETE", "/v1/campaigns/c1", "approver"),
 ]
 ROLES = ["reader", "responder", "approver"]
 
@@ -89,6 +90,18 @@ def test_requester_and_approver_are_the_key_names(api, service):
     assert approved.status_code == 200
     assert approved.json()["approved_by"] == "approver-user"
     assert service.calls[-1] == ("approve", campaign["id"], "approver-user", True)
+
+
+def test_an_approver_deletes_a_finished_campaign_and_not_one_still_waiting(api, service):
+    waiting = create(api)
+    refused = api.delete(f"/v1/campaigns/{waiting['id']}", headers=auth(api, "approver"))
+    assert refused.status_code == 409 and "preview_ready" in refused.json()["detail"]
+    api.post(f"/v1/campaigns/{waiting['id']}/cancel", headers=auth(api, "responder"))
+    deleted = api.delete(f"/v1/campaigns/{waiting['id']}", headers=auth(api, "approver"))
+    assert deleted.status_code == 200 and deleted.json() == {"id": waiting["id"], "deleted": True,
+                                                             "status": "cancelled"}
+    assert service.calls[-1] == ("delete", waiting["id"], "approver-user")
+    assert api.get(f"/v1/campaigns/{waiting['id']}", headers=auth(api, "reader")).status_code == 404
 
 
 def test_approve_without_a_body_does_not_research(api, service):
