@@ -10,8 +10,7 @@ import pytest
 import redis
 import requests
 
-from campaigns.service import CampaignService
-from campaigns.store import CampaignStore
+from campaigns.service import celery_service
 from producer.actions import ActionGateway
 from producer.client import EwsIrClient, PermissionDenied, ValidationFailed
 from producer.keys import KeyStore, Role
@@ -38,12 +37,7 @@ def phish(simulator) -> dict:
 def api(redis_url, celery_worker_process, tmp_path_factory):
     """Base URL and keys of an API wired to the real engine and to the test worker's broker."""
     worker_app = celery_worker_process.app
-
-    def enqueue_dispatch(campaign_id: str, phase: str, generation: int) -> None:
-        kwargs = {"campaign_id": campaign_id, "phase": phase, "generation": generation, "cursor": 0}
-        worker_app.send_task("campaign.dispatch", kwargs=kwargs, queue="campaigns", ignore_result=True)
-
-    service = CampaignService(CampaignStore(redis.Redis.from_url(redis_url), "ews-ir"), enqueue_dispatch)
+    service = celery_service(redis.Redis.from_url(redis_url), "ews-ir", worker_app)
     keys_file = tmp_path_factory.mktemp("e2e") / "keys.json"
     app, keys = app_with_fakes(keys_file, service, ActionGateway(worker_app))
     keys["deputy"] = KeyStore(keys_file).add("deputy-approver", Role.approver)

@@ -142,6 +142,13 @@ def test_preview_approve_restore_matches_ground_truth(simulator, service, truth)
     done = wait_for(service, created["id"], "completed", "completed_with_errors", "failed")
     assert done["status"] == "completed", done
     assert done["counters"]["execute"]["items_acted"] == sum(per_mailbox.values())
+    assert done["verification"] == {
+        "mailboxes": len(per_mailbox),
+        "mailboxes_checked": len(per_mailbox),
+        "copies_remaining": 0,
+        "mailboxes_with_copies": 0,
+        "mailboxes_failed": 0,
+    }
     assert live_copies(simulator, phish) == Counter()
     assert all(m["recoverable"] for m in simulator.messages(phish)), "soft delete keeps mail recoverable"
     assert simulator.stats()["messages"] == messages_before - sum(per_mailbox.values()), "only the phish went"
@@ -168,6 +175,7 @@ def test_preview_approve_restore_matches_ground_truth(simulator, service, truth)
     service.approve(restore["id"], approver="deputy@corp")
     restored = wait_for(service, restore["id"], "completed", "completed_with_errors", "failed")
     assert restored["status"] == "completed", failures(service, restore["id"])
+    assert restored["verification"]["mailboxes_checked"] == len(per_mailbox), "every copy back where it was"
     after = live_copies(simulator, phish)
     assert after == before, f"not back where they were: {before - after} -> {after - before}"
     assert simulator.stats()["messages"] == messages_before
@@ -222,7 +230,9 @@ def test_redelivered_dispatcher_and_mailbox_tasks_change_no_outcome(
     wait_until_queue_drained(service)
     state = service.get(created["id"])
     counters = state["counters"]["execute"]
-    assert counters["done"] == len(targets) == state["progress"]["total"]
+    assert counters["done"] == len(targets) == counters["total"]
+    assert state["verification"]["mailboxes_checked"] == len(holders), "moved into a searched folder: proven"
+    assert state["verification"]["copies_remaining"] == 0
     assert counters["acted"] == len(holders) and counters["none_found"] == len(targets) - len(holders)
     assert service.store.redis.hlen(f"{PREFIX}:campaign:{created['id']}:out:execute") == len(targets)
     actions = [

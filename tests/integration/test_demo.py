@@ -63,6 +63,7 @@ def test_demo_purges_the_phish_and_exits_when_done(backend):
     assert summary_number(output, "removed") == matches
     assert summary_number(output, "failures") == 0
     assert re.search(rf"{matches} copies before, 0 left in mailbox folders, {matches} in Recoverable", output)
+    assert re.search(r"verified\s+(\d+) of \1 acted mailboxes searched again: 0 copies left", output), output
     assert re.search(r"Flower\s+http://127\.0\.0\.1:\d+\s+user demo, password \S+", output)
     assert re.search(r"API\s+http://127\.0\.0\.1:\d+/docs\n", output)
     requester = re.search(r"requester \(responder\) EWS_IR_API_KEY=(ewsir_\S+)", output)
