@@ -1,5 +1,5 @@
-"""Benchmark: a purge campaign (preview, approve, restore) over N mailboxes against a simulator with latency,
-through EWS, Microsoft Graph, or both in one run (`--backend ews|graph|both`).
+"""Benchmark: a purge campaign (preview, approve, verify, restore) over N mailboxes against a simulator with
+latency, through EWS, Microsoft Graph, or both in one run (`--backend ews|graph|both`).
 
 Starts a private redis-server and the simulator (`python -m exchange_simulator serve`, HTTPS, its own
 process); then per backend `--workers` Celery worker processes (threads pool, `--threads` each, distinct node
@@ -39,7 +39,7 @@ from producer.local_redis import start_redis
 REPO = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "svc-ir@contoso.example", "bench-password-1"
 BACKENDS = ("ews", "graph")
-ACTIVE = ("searching", "previewing", "executing")
+ACTIVE = ("searching", "previewing", "executing", "verifying")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -140,24 +140,28 @@ class Meter:
         }
 
 
-def run_phase(service, campaign_id: str, meter: Meter, latency_s: float, concurrency: int) -> dict:
+def run_phase(
+    service, campaign_id: str, phase: str, meter: Meter, latency_s: float, concurrency: int
+) -> dict:
+    """Until `phase` ends: the campaign settles or moves on to its next phase (execute -> verify)."""
     first_result = None
     while True:
         state = service.get(campaign_id)
-        if first_result is None and state["progress"]["done"]:
+        if first_result is None and state["counters"].get(phase, {}).get("done"):
             first_result = round(time.monotonic() - meter.start, 2)
-        if state["status"] not in ACTIVE:
+        if state["status"] not in ACTIVE or state["phase"] != phase:
             break
         time.sleep(0.05)
     result = meter.stop()
-    done = state["progress"]["done"]
+    counters = state["counters"][phase]
+    done = counters["done"]
     result.update(
         status=state["status"],
         mailboxes=done,
         mailboxes_per_s=round(done / result["wall_s"], 1) if result["wall_s"] else None,
         time_to_first_result_s=first_result,
         lower_bound_s=round(result["requests"] * latency_s / concurrency, 2),
-        counters=state["counters"][state["phase"]],
+        counters=counters,
     )
     return result
 
@@ -255,23 +259,14 @@ def run_sequential(style: str, mailboxes: list[str], phish: str, sim: dict, http
 
 
 def run_campaign(app, args: argparse.Namespace, redis_url: str, service_pids: dict, sim: dict, http) -> dict:
-    """Preview, approve and restore (putting the mail back for what runs next): one backend's report. Two
-    principals, as the two-person rule wants: an analyst requests, a lead approves; the lead's restore is
-    approved by a deputy."""
+    """Preview, approve (execute, then verify) and restore (putting the mail back for what runs next): one
+    backend's report. Two principals, as the two-person rule wants: an analyst requests, a lead approves; the
+    lead's restore is approved by a deputy."""
     import redis
 
-    from campaigns.service import CampaignService
-    from campaigns.store import CampaignStore
+    from campaigns.service import celery_service
 
-    def enqueue(campaign_id: str, phase: str, generation: int) -> None:
-        app.send_task(
-            "campaign.dispatch",
-            queue="campaigns",
-            ignore_result=True,
-            kwargs={"campaign_id": campaign_id, "phase": phase, "generation": generation, "cursor": 0},
-        )
-
-    service = CampaignService(CampaignStore(redis.Redis.from_url(redis_url), "ews-ir"), enqueue)
+    service = celery_service(redis.Redis.from_url(redis_url), "ews-ir", app)
     mailboxes = http.get(f"{sim['control_url']}/mailboxes", timeout=60).json()["mailboxes"]
 
     def sim_stats() -> dict:
@@ -290,29 +285,31 @@ def run_campaign(app, args: argparse.Namespace, redis_url: str, service_pids: di
         requester="bench-analyst",
     )
     report["create_call_s"] = round(time.perf_counter() - started, 3)
-    meter = Meter(sim_stats, service_pids)
-    report["preview"] = run_phase(service, campaign["id"], meter, latency_s, in_flight)
-    meter = Meter(sim_stats, service_pids)
-    service.approve(campaign["id"], approver="bench-lead")
-    report["execute"] = run_phase(service, campaign["id"], meter, latency_s, in_flight)
-    total_wall = report["preview"]["wall_s"] + report["execute"]["wall_s"]
-    requests_total = report["preview"]["requests"] + report["execute"]["requests"]
+    phases = ("preview", "execute", "verify")
+    for phase in phases:
+        meter = Meter(sim_stats, service_pids)
+        if phase == "execute":
+            service.approve(campaign["id"], approver="bench-lead")
+        report[phase] = run_phase(service, campaign["id"], phase, meter, latency_s, in_flight)
+    total_wall = sum(report[phase]["wall_s"] for phase in phases)
+    requests_total = sum(report[phase]["requests"] for phase in phases)
     report["campaign_wall_s"] = round(total_wall, 2)
     report["campaign_mailboxes_per_s"] = round(len(mailboxes) / total_wall, 1)
     report["campaign_lower_bound_s"] = round(requests_total * latency_s / in_flight, 2)
     report["campaign_vs_lower_bound"] = round(total_wall / report["campaign_lower_bound_s"], 2)
     report["campaign_cpu_s"] = {
-        name: round(report["preview"]["cpu_s"][name] + report["execute"]["cpu_s"][name], 1)
-        for name in service_pids
+        name: round(sum(report[phase]["cpu_s"][name] for phase in phases), 1) for name in service_pids
     }
     report["worker_cpu_ms_per_mailbox"] = round(report["campaign_cpu_s"]["worker"] * 1000 / len(mailboxes), 2)
     report["requests_per_mailbox"] = round(requests_total / len(mailboxes), 2)
     meter = Meter(sim_stats, service_pids)
     restore = service.restore(campaign["id"], by="bench-lead")
-    report["restore_preview"] = run_phase(service, restore["id"], meter, latency_s, in_flight)
+    report["restore_preview"] = run_phase(service, restore["id"], "preview", meter, latency_s, in_flight)
     meter = Meter(sim_stats, service_pids)
     service.approve(restore["id"], approver="bench-deputy")
-    report["restore"] = run_phase(service, restore["id"], meter, latency_s, in_flight)
+    report["restore"] = run_phase(service, restore["id"], "execute", meter, latency_s, in_flight)
+    meter = Meter(sim_stats, service_pids)
+    report["restore_verify"] = run_phase(service, restore["id"], "verify", meter, latency_s, in_flight)
     return report
 
 
