@@ -60,6 +60,10 @@ class PhaseEnd:
     failures_from: tuple[str, ...]
     next_phase: str | None = None
 
+    @property
+    def next_active(self) -> str | None:
+        return VERIFYING if self.next_phase == VERIFY else None
+
 
 def phase_end(record: CampaignRecord, phase: str) -> PhaseEnd:
     if phase == PREVIEW and record.action != "search":

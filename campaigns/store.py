@@ -33,7 +33,7 @@ from typing import Any
 
 import redis
 
-from campaigns.lifecycle import FAILED, PHASES, VERIFIED_OUTCOMES, PhaseEnd, Transition, active_status
+from campaigns.lifecycle import FAILED, PHASES, VERIFIED_OUTCOMES, PhaseEnd, Transition
 from contract.campaign import CampaignRecord, MailboxOutcome, encode_fields
 from worker.settings import get_settings
 
@@ -45,10 +45,8 @@ OnTransition = Callable[[Transition], None]
 #   1 meta, 2 outcomes, 3 counters, 4 audit, 5 lease, 6 next phase's counters, 7-8 counters whose `failed`
 #   make the end an error, 9.. every key of the campaign (for the retention expiry).
 _PHASE_END = """
-local function keep_campaign(first, ttl)
-  for i = first, #KEYS do
-    if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
-  end
+local function expire_campaign(ttl)
+  for i = 9, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
 end
 
 local function count(key, name)
@@ -84,7 +82,7 @@ local function finish_if_done(plan, now)
       copies, copies == 1 and 'copy' or 'copies', mailboxes, mailboxes == 1 and 'mailbox' or 'mailboxes')
     redis.call('HSET', meta, 'reason', cjson.encode({code = 'CopiesRemaining', message = message}))
   end
-  keep_campaign(9, plan.ttl)
+  expire_campaign(plan.ttl)
   return {final, tonumber(redis.call('HGET', meta, 'generation') or '1')}
 end
 """
@@ -116,7 +114,7 @@ if ttl > 0 then  -- settled (cancelled) while this mailbox worked: what it wrote
 end
 if ARGV[7] ~= '' and redis.call('HGET', meta, 'status') == plan.active then
   redis.call('HSET', meta, 'status', plan.stopped, 'reason', ARGV[7], 'finished_ms', now)
-  keep_campaign(9, plan.ttl)
+  expire_campaign(plan.ttl)
   return {1, plan.stopped, tonumber(redis.call('HGET', meta, 'generation') or '1')}
 end
 local moved = finish_if_done(plan, now)
@@ -470,7 +468,7 @@ class CampaignStore:
                 "error": end.error,
                 "stopped": FAILED,
                 "next_phase": end.next_phase or "",
-                "next_active": active_status("", end.next_phase) if end.next_phase else "",
+                "next_active": end.next_active or "",
                 "next_from": list(VERIFIED_OUTCOMES),
                 "ttl": self.campaign_retention_s,
             }

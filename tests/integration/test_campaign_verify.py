@@ -15,6 +15,7 @@ from campaigns.service import celery_service
 from producer import cli
 from producer.actions import ActionGateway
 from producer.client import EwsIrClient
+from producer.keys import KeyStore, Role
 from tests.producer_support import app_with_fakes, serve
 
 pytestmark = pytest.mark.integration
@@ -31,6 +32,7 @@ def api(redis_url, celery_worker_process, tmp_path_factory):
     service = celery_service(redis.Redis.from_url(redis_url), "ews-ir", worker_app)
     keys_file = tmp_path_factory.mktemp("verify") / "keys.json"
     app, keys = app_with_fakes(keys_file, service, ActionGateway(worker_app))
+    keys["deputy"] = KeyStore(keys_file).add("deputy-approver", Role.approver)  # approves restores
     with serve(app) as url:
         yield url, keys
 
@@ -61,6 +63,15 @@ def clients(api):
         yield responder, approver
 
 
+def restored(api, approver: EwsIrClient, campaign_id: str) -> dict:
+    """A restore of `campaign_id`, requested by `approver`, previewed and approved by a second approver."""
+    url, keys = api
+    restore = previewed(approver, None, source=campaign_id)
+    with EwsIrClient(url, keys["deputy"]) as deputy:
+        deputy.approve(restore)
+        return finished(deputy, restore)
+
+
 def live_copies(simulator, message_id: str) -> Counter:
     copies = simulator.messages(message_id)
     return Counter((m["mailbox"], m["folder"].removeprefix(TOP)) for m in copies if not m["recoverable"])
@@ -80,8 +91,9 @@ def spec(org, action="delete", mode="preview", **options) -> dict:
     }
 
 
-def previewed(client: EwsIrClient, body: dict) -> str:
-    created = client.submit(body)
+def previewed(client: EwsIrClient, body: dict | None, source: str | None = None) -> str:
+    """A new campaign (`body`, or a restore of `source`), once its preview is ready."""
+    created = client.restore(source) if source else client.submit(body)
     preview = client.wait(created["id"], settled, timeout=WAIT_S, poll_interval=0.2)
     assert preview["status"] == "preview_ready", preview
     return created["id"]
@@ -170,7 +182,7 @@ def test_an_item_the_action_could_not_remove_is_reported(simulator, org, clients
     assert (owner, "Deleted Items") in live_copies(simulator, org["phish"])
 
 
-def test_junk_and_its_restore_are_verified(simulator, org, clients):
+def test_junk_and_its_restore_are_verified(simulator, org, clients, api):
     responder, approver = clients
     latecomer = org["holders"][0]
     campaign_id = previewed(responder, spec(org, "junk"))
@@ -185,23 +197,23 @@ def test_junk_and_its_restore_are_verified(simulator, org, clients):
         {(m, "Junk Email"): n for m, n in Counter(m for m, _ in org["before"].elements()).items()}
     )
 
-    restore = responder.restore(campaign_id)
-    restored = finished(responder, restore["id"])
-    assert restored["status"] == "completed" and restored["verification"]["copies_remaining"] == 0, restored
-    assert restored["verification"]["mailboxes_checked"] == len(org["holders"])
+    undone = restored(api, approver, campaign_id)
+    assert undone["status"] == "completed" and undone["verification"]["copies_remaining"] == 0, undone
+    assert undone["verification"]["mailboxes_checked"] == len(org["holders"])
     assert live_copies(simulator, org["phish"]) == org["before"] + Counter({(latecomer, "Inbox"): 1})
 
 
-def test_move_and_its_restore_are_verified(simulator, org, clients):
+def test_move_and_its_restore_are_verified(simulator, org, clients, api):
     responder, approver = clients
-    body = spec(org, "move", mode="execute", to_folder="Inbox/Projects")
-    done = finished(responder, approver.submit(body)["id"])
+    campaign_id = previewed(responder, spec(org, "move", to_folder="Inbox/Projects"))
+    approver.approve(campaign_id)
+    done = finished(responder, campaign_id)
     assert done["status"] == "completed" and done["verification"]["copies_remaining"] == 0, done
     assert done["verification"]["mailboxes_checked"] == len(org["holders"])
     per_mailbox = Counter(m for m, _ in org["before"].elements())
     moved = Counter({(m, "Inbox/Projects"): n for m, n in per_mailbox.items()})
     assert live_copies(simulator, org["phish"]) == moved
 
-    restored = finished(responder, responder.restore(done["id"])["id"])
-    assert restored["status"] == "completed" and restored["verification"]["copies_remaining"] == 0, restored
+    undone = restored(api, approver, campaign_id)
+    assert undone["status"] == "completed" and undone["verification"]["copies_remaining"] == 0, undone
     assert live_copies(simulator, org["phish"]) == org["before"]
