@@ -52,13 +52,11 @@ class RetryDelivery(Exception):
 
 
 def httpx_post(ca_bundle: str | None) -> Post:
-    """POST with a short timeout, no redirects (a redirect could lead off the allow-list) and no proxy or
-    netrc from the environment."""
+    """POST with a short timeout and no redirects (a redirect could lead off the allow-list); the usual
+    HTTPS_PROXY and NO_PROXY apply, for networks whose egress goes through a proxy."""
 
     def post(url: str, body: bytes, headers: dict[str, str]) -> int:
-        with httpx.Client(
-            verify=ca_bundle or True, timeout=TIMEOUT_S, follow_redirects=False, trust_env=False
-        ) as client:
+        with httpx.Client(verify=ca_bundle or True, timeout=TIMEOUT_S, follow_redirects=False) as client:
             return client.post(url, content=body, headers=headers).status_code
 
     return post
