@@ -163,7 +163,7 @@ def verify(gateway: MailboxGateway, spec: RecordedSpec, executed: MailboxOutcome
     )
 
 
-def intended_folder(spec: RecordedSpec) -> str | None:
+def _intended_folder(spec: RecordedSpec) -> str | None:
     """Where the action leaves a matching message, as a folder a search can look in; None: in no mail
     folder (soft and hard deletes go to Recoverable Items)."""
     if spec.action == "move":
@@ -185,7 +185,7 @@ def _not_removed(gateway: MailboxGateway, spec: RecordedSpec) -> list[ItemOutcom
             f"more than {limit} messages match in this mailbox's folders, so their places were not checked; "
             "narrow the match or raise options.max_matches_per_mailbox",
         )
-    target = intended_folder(spec)
+    target = _intended_folder(spec)
     kept: set[str] = set()
     if target is not None and found.messages:
         kept = {m.item_id for m in gateway.find(spec.match, [target], len(found.messages)).messages}
