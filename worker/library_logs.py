@@ -6,6 +6,8 @@
 - Celery's trace logs every task's return value at INFO ("Task ... succeeded in ...: {result}"), an envelope
   with subjects and addresses, and hands failure lines the task's arguments for handlers that read
   `record.data`. Those lines keep the task name, id and timing; the exception of a failure keeps its type.
+- httpx logs every request's URL at INFO (Graph's carry mailbox addresses and search criteria; a campaign
+  callback's is the receiver's): its INFO lines are dropped.
 
 Filters on the loggers themselves, so every handler (text, JSON, an error tracker) sees the cleaned record.
 DEBUG lines are left alone: DEBUG is an explicit choice to see requests.
@@ -55,7 +57,8 @@ class TaskTraceFilter(logging.Filter):
 
 
 def install() -> None:
-    """Attach the filters to every exchangelib logger that exists and to Celery's trace logger."""
+    """Attach the filters to every exchangelib logger that exists and to Celery's trace logger; raise httpx's
+    logger to WARNING."""
     import exchangelib  # noqa: F401 - creates its module loggers
 
     exchangelib_filter = ExchangelibRequestFilter()
@@ -64,6 +67,7 @@ def install() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, ExchangelibRequestFilter) for f in logger.filters):
             logger.addFilter(exchangelib_filter)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     trace = logging.getLogger("celery.app.trace")
     if not any(isinstance(f, TaskTraceFilter) for f in trace.filters):
         trace.addFilter(TaskTraceFilter())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
+import httpx
 import pytest
 import requests
 from celery import Celery
@@ -90,6 +91,14 @@ def test_celery_success_and_failure_lines_keep_no_result_and_no_arguments(captur
     assert success.getMessage().startswith("Task ews.search_emails[t1] succeeded in 0.1s: <withheld>")
     assert failure.getMessage() == "Task ews.send_email[t2] raised unexpected: ValueError"
     assert SUBJECT not in captured.text()
+
+
+def test_httpx_request_lines_are_not_logged(captured):
+    """Graph requests and campaign callbacks go through httpx, which logs each URL at INFO."""
+    httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204))).post(
+        "https://soar.corp.example/hooks/ews-ir?case=secret-case"
+    )
+    assert "secret-case" not in captured.text()
 
 
 def test_an_unknown_exception_reaches_an_envelope_as_its_type_only():

@@ -10,7 +10,6 @@ classifies them. Paging follows `@odata.nextLink` exactly as given.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,10 +20,6 @@ import httpx
 
 from worker.oauth import AppToken, build_msal_app
 from worker.profiles import ConnectionProfile
-
-# httpx logs every request's URL at INFO: mailbox addresses and search criteria (task arguments) would reach
-# the worker's log, once per request.
-logging.getLogger("httpx").setLevel(logging.WARNING)
 
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
 TEXT_BODIES = 'outlook.body-content-type="text"'
