@@ -21,13 +21,16 @@ from contract.values import (
     CONTROL,
     Address,
     AddressList,
+    Choice,
     Count,
     Flag,
     FolderList,
     FolderPath,
+    Importance,
     ItemId,
     ItemIdList,
     ProfileName,
+    Sha256,
     Text,
     invalid,
     invalid_fields,
@@ -41,7 +44,9 @@ MAX_SUBJECT_LENGTH = 255
 MAX_BODY_CHARS = 1_000_000
 MAX_ATTACHMENTS = 50
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024  # decoded, per message; Exchange Online caps messages at ~35 MB
+MAX_CONTACTS = 100_000  # a result lives in Redis: every contact of a mailbox, up to this many
 DeleteType = Literal["soft", "hard", "trash"]
+BodyType = Choice("html", "text")
 
 
 class ActionArguments(BaseModel):
@@ -72,17 +77,27 @@ class SearchEmails(MailboxArguments):
         return SearchOrder(self.order_by, self.order == "desc")
 
 
+INLINE = Field(
+    False, description="also answer the content as base64 `data` (up to EWS_IR_INLINE_MAX_BYTES; else null)"
+)
+
+
 class DownloadEml(MailboxArguments):
     item_id: ItemId
+    inline: Flag = INLINE
 
 
 class GetAttachments(MailboxArguments):
     item_id: ItemId
     attachment_ids: ItemIdList | None = Field(None, description="null: all attachments")
+    inline: Flag = INLINE
 
 
 class GetContacts(MailboxArguments):
-    limit: Count(1, MAX_SEARCH_LIMIT) = 100
+    limit: Count(1, MAX_CONTACTS) | None = Field(
+        None, description=f"at most this many contacts; null: every contact (up to {MAX_CONTACTS})"
+    )
+    all_folders: Flag = Field(False, description="also the contact folders below Contacts")
 
 
 class GetOutOfOffice(MailboxArguments):
@@ -106,9 +121,27 @@ class MoveEmail(MailboxArguments):
 
 
 class CopyEmail(MailboxArguments):
-    item_id: ItemId
+    item_ids: ItemIdList | None = Field(None, description="the messages to copy")
+    item_id: ItemId | None = Field(None, description="deprecated: one message; use item_ids", deprecated=True)
     to_folder: FolderPath
     to_mailbox: Address | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_list(cls, data: Any) -> Any:
+        """The deprecated `item_id` is read as `item_ids` of one: the normalised arguments have one form."""
+        if isinstance(data, dict) and data.get("item_id") is not None:
+            if data.get("item_ids") is not None:
+                raise invalid_fields("CopyEmail", (("item_ids",), "give item_ids or item_id (not both)"))
+            data = {**data, "item_ids": [data["item_id"]]}
+            del data["item_id"]
+        return data
+
+    @model_validator(mode="after")
+    def _some_ids(self) -> CopyEmail:
+        if self.item_ids is None:
+            raise invalid_fields("CopyEmail", (("item_ids",), "Field required"))
+        return self
 
 
 class JunkEmail(MailboxArguments):
@@ -133,7 +166,19 @@ class RestoreEmail(MailboxArguments):
 
 class DeleteAttachments(MailboxArguments):
     item_id: ItemId
-    attachment_ids: ItemIdList | None = Field(None, description="null: all attachments")
+    attachment_ids: ItemIdList | None = Field(None, description="the attachments to remove")
+    all: Flag = Field(False, description="true: remove every attachment (instead of attachment_ids)")
+
+    @model_validator(mode="after")
+    def _named_or_all(self) -> DeleteAttachments:
+        if (self.attachment_ids is not None) != self.all:
+            return self
+        message = (
+            "give attachment_ids or all: true, not both"
+            if self.all
+            else "name the attachments to remove (attachment_ids), or give all: true to remove every one"
+        )
+        raise invalid_fields("DeleteAttachments", (("attachment_ids",), message))
 
 
 # -- notification --------------------------------------------------------------------------------------------
@@ -155,16 +200,49 @@ def _file_name(value: Any) -> str:
     return name
 
 
-class OutgoingAttachment(BaseModel):
+FileName = Annotated[str, BeforeValidator(_file_name)]
+
+
+class AttachmentArgument(BaseModel):
+    """One attachment of a send or reply: its bytes inline (`content_base64`, with `name`), or an artifact of
+    the store by `sha256` (one this connection profile stored; `name` and `content_type` default to the
+    artifact's)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[str, BeforeValidator(_file_name)]
+    name: FileName | None = None
     content: Annotated[
-        bytes,
-        BeforeValidator(_base64),
-        PlainSerializer(lambda data: base64.b64encode(data).decode(), return_type=str, when_used="json"),
-    ] = Field(alias="content_base64", json_schema_extra={"type": "string", "format": "base64"})
-    content_type: Text(255) = "application/octet-stream"
+        bytes | None,
+        BeforeValidator(lambda value: None if value is None else _base64(value)),
+        PlainSerializer(
+            lambda data: None if data is None else base64.b64encode(data).decode(),
+            return_type=str | None,
+            when_used="json",
+        ),
+    ] = Field(None, alias="content_base64", json_schema_extra={"type": "string", "format": "base64"})
+    sha256: Sha256 | None = Field(None, description="an artifact of the store (its full SHA-256)")
+    content_type: Text(255) | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AttachmentArgument:
+        if (self.content is None) == (self.sha256 is None):
+            message = "give content_base64 or sha256 (not both)"
+            raise invalid_fields("AttachmentArgument", (("sha256",), message))
+        if self.content is not None and self.name is None:
+            raise invalid_fields("AttachmentArgument", (("name",), "Field required with content_base64"))
+        return self
+
+
+Attachments = Annotated[
+    list[AttachmentArgument], BeforeValidator(json_list), Field(max_length=MAX_ATTACHMENTS)
+]
+
+
+def _inline_size(model: str, attachments: list[AttachmentArgument]) -> None:
+    """Inline bytes are checked here; artifacts when the worker reads them (the total counts both)."""
+    if sum(len(a.content or b"") for a in attachments) > MAX_ATTACHMENT_BYTES:
+        message = f"attachments exceed {MAX_ATTACHMENT_BYTES} bytes in total"
+        raise invalid_fields(model, (("attachments",), message))
 
 
 class SendEmail(MailboxArguments):
@@ -173,25 +251,32 @@ class SendEmail(MailboxArguments):
     body: Text(MAX_BODY_CHARS, allow_empty=True, multiline=True)
     cc: AddressList = []
     bcc: AddressList = []
-    body_type: Literal["html", "text"] = "html"
-    attachments: Annotated[
-        list[OutgoingAttachment], BeforeValidator(json_list), Field(max_length=MAX_ATTACHMENTS)
-    ] = []
+    reply_to: AddressList = Field([], description="where replies go (Reply-To)")
+    body_type: BodyType = "html"
+    importance: Importance = "Normal"
+    attachments: Attachments = []
 
     @model_validator(mode="after")
     def _attachment_size(self) -> SendEmail:
-        if sum(len(a.content) for a in self.attachments) > MAX_ATTACHMENT_BYTES:
-            message = f"attachments exceed {MAX_ATTACHMENT_BYTES} bytes in total"
-            raise invalid_fields("SendEmail", (("attachments",), message))
+        _inline_size("SendEmail", self.attachments)
         return self
 
 
 class ReplyToEmail(MailboxArguments):
     item_id: ItemId
     body: Text(MAX_BODY_CHARS, multiline=True)
+    body_type: BodyType = Field("html", description="html or text; the original is quoted below it")
+    subject: Text(MAX_SUBJECT_LENGTH) | None = Field(None, description="null: RE: and the original subject")
     reply_all: Flag = False
-    to: AddressList = []
-    cc: AddressList = []
+    to: AddressList = Field([], description="replace the recipients the server would pick")
+    cc: AddressList = Field([], description="replace the Cc the server would pick")
+    bcc: AddressList = []
+    attachments: Attachments = []
+
+    @model_validator(mode="after")
+    def _attachment_size(self) -> ReplyToEmail:
+        _inline_size("ReplyToEmail", self.attachments)
+        return self
 
 
 # -- the catalogue -------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_v
 from contract.values import (
     Address,
     Flag,
+    Importance,
     MessageId,
     Sparse,
     Text,
@@ -30,21 +31,12 @@ from contract.values import (
 MAX_CRITERION_LENGTH = 1024
 MAX_CATEGORIES = 50
 MAX_CATEGORY_LENGTH = 255
-IMPORTANCE = ("Low", "Normal", "High")
 
 # Criteria that single out messages on their own; a destructive campaign needs at least one of them.
 IDENTIFYING = ("internet_message_id", "sender", "from", "subject", "subject_contains", "attachment_name",
                "body_contains")
 
 Criterion = Text(MAX_CRITERION_LENGTH)
-
-
-def _importance(value: Any) -> Any:
-    if isinstance(value, str):
-        for choice in IMPORTANCE:
-            if value.strip().lower() == choice.lower():
-                return choice
-    raise invalid("importance", "expected Low, Normal or High")
 
 
 class SearchCriteria(Sparse):
@@ -69,7 +61,7 @@ class SearchCriteria(Sparse):
     sent_before: UtcDateTime | None = Field(None, description="< (ISO 8601; no offset = UTC)")
     has_attachments: Flag | None = None
     is_read: Flag | None = None
-    importance: Annotated[Literal["Low", "Normal", "High"], BeforeValidator(_importance)] | None = Field(
+    importance: Importance | None = Field(
         None, description="Low, Normal or High (any case)"
     )
     categories: (

@@ -266,6 +266,38 @@ UtcDateTime = Annotated[
 Flag = Annotated[bool, BeforeValidator(_flag), WithJsonSchema({"type": "boolean"})]
 
 
+def _choice(choices: tuple[str, ...]) -> Any:
+    def pick(value: Any) -> Any:
+        if isinstance(value, str):
+            for choice in choices:
+                if value.strip().lower() == choice.lower():
+                    return choice
+        raise invalid("choice", f"expected {', '.join(choices[:-1])} or {choices[-1]}")
+
+    return pick
+
+
+def Choice(*choices: str) -> Any:
+    """One of `choices`, given in any case with surrounding spaces ("HTML" is "html", "high" is "High")."""
+    schema = {"type": "string", "enum": list(choices)}
+    return Annotated[str, BeforeValidator(_choice(choices)), WithJsonSchema(schema)]
+
+
+IMPORTANCE = ("Low", "Normal", "High")
+Importance = Choice(*IMPORTANCE)
+
+
+def _sha256(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9A-Fa-f]{64}", value.strip()):
+        raise invalid("sha256", "expected the 64 hexadecimal digits of a SHA-256")
+    return value.strip().lower()
+
+
+Sha256 = Annotated[
+    str, BeforeValidator(_sha256), WithJsonSchema({"type": "string", "pattern": "^[0-9a-fA-F]{64}$"})
+]
+
+
 def Count(minimum: int, maximum: int) -> Any:
     """A whole number in [minimum, maximum]; "10" is 10, true and 10.5 are not numbers."""
     schema = {"type": "integer", "minimum": minimum, "maximum": maximum}

@@ -31,6 +31,7 @@ from worker.artifacts.store import ArtifactStore, Provenance, store_from_setting
 from worker.errors import ActionError, Permanent, RetryLater, ValidationError
 from worker.mailbox import Directory, Mailbox
 from worker.profiles import get_profile
+from worker.progress import Progress, TaskProgress
 from worker.runs import give_up_reason, record_run
 from worker.settings import get_settings
 
@@ -40,23 +41,46 @@ log = logging.getLogger(__name__)
 @dataclass
 class ActionContext:
     """What an action may use: the mailboxes and directory of its connection profile (worker.mailbox: each
-    operation under the throttling policy, whichever backend the profile names), the artifact store."""
+    operation under the throttling policy, whichever backend the profile names), the artifact store, and
+    what earlier attempts of this task already did (worker.progress)."""
 
     profile: str
     attempt: int  # failed runs so far: spaces out retries of transient failures
     task_id: str
     artifacts: ArtifactStore
+    progress: Progress
 
     def mailbox(self, address: str) -> Mailbox:
-        return Mailbox(self.profile, address, self.attempt)
+        return Mailbox(self.profile, address, self.attempt, self.progress)
 
     def directory(self) -> Directory:
         return Directory(self.profile, self.attempt)
 
-    def save_artifact(self, content: bytes, name: str, content_type: str, mailbox: str, item_id: str) -> dict:
-        """Store evidence with this task's provenance; answers the result's `artifact` description."""
+    def save_artifact(
+        self, content: bytes, name: str, content_type: str, mailbox: str, item_id: str, inline: bool = False
+    ) -> dict:
+        """Store evidence with this task's provenance; answers the result's `artifact` description (with
+        `inline`, the content as base64 `data` when small enough)."""
         provenance = Provenance(name, content_type, mailbox, item_id, self.task_id, self.profile)
-        return self.artifacts.put(content, provenance)
+        return self.artifacts.put(content, provenance, inline=inline)
+
+    def save_attachment(self, attachment: dict, mailbox: str, item_id: str, inline: bool = False) -> dict:
+        """A backend's attachment (its `content` removed) stored as evidence, an attached mail as `.eml`;
+        answers its result entry with the copy's `sha256` and `artifact`."""
+        content = attachment.pop("content")
+        name, content_type = attachment["name"] or "attachment", attachment["content_type"]
+        if attachment["type"] == "item":
+            content_type = "message/rfc822"
+            name += "" if name.lower().endswith(".eml") else ".eml"
+        artifact = self.save_artifact(content, name, content_type, mailbox, item_id, inline)
+        return {**attachment, "sha256": artifact["sha256"], "artifact": artifact}
+
+    def read_artifact(self, sha256: str) -> tuple[dict, bytes] | None:
+        """(its first record, its bytes) for an artifact this task's profile stored, else None: a task reads
+        only what its own profile fetched, as an API key scoped to profiles does."""
+        record = self.artifacts.readable_record(sha256, lambda profile: profile == self.profile)
+        content = self.artifacts.open(sha256) if record is not None else None
+        return None if content is None else (record, b"".join(content.chunks))
 
 
 def validate_arguments(contract: ActionContract, args: tuple, kwargs: dict) -> BaseModel:
@@ -110,8 +134,11 @@ def run_action(
         validated = validate_arguments(contract, args, kwargs)
         mailbox = getattr(validated, "mailbox", None)
         get_profile(validated.connection)
+        progress = TaskProgress(
+            app.backend.client, settings.redis_prefix, task.request.id, settings.result_expires_s
+        )
         ctx = ActionContext(
-            validated.connection, record.failures, task.request.id, store_from_settings()
+            validated.connection, record.failures, task.request.id, store_from_settings(), progress
         )
         return finish("ok", fn(ctx, validated))
     except RetryLater as later:

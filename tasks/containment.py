@@ -16,6 +16,7 @@ from tasks.base import ActionContext, ews_action
 from worker.errors import ActionError, AlreadyGone, Permanent, Transient
 
 RESTORE_SOURCE = "recoverableitemsdeletions"
+REMOVED_ATTACHMENTS = "attachment"  # worker.progress section: copies saved, by attachment id
 
 
 def per_item_data(results: list[ItemResult]) -> dict:
@@ -51,9 +52,10 @@ def move_email(ctx: ActionContext, args: a.MoveEmail) -> dict:
 
 @ews_action(a.ACTIONS["copy_email"])
 def copy_email(ctx: ActionContext, args: a.CopyEmail) -> dict:
-    """Copy into a folder of this mailbox or of `to_mailbox`."""
+    """Copy into a folder of this mailbox or of `to_mailbox`; a message whose Message-ID is there already is
+    not copied again."""
     target = args.to_mailbox or args.mailbox
-    copied = ctx.mailbox(args.mailbox).copy([args.item_id], args.to_folder, target)
+    copied = ctx.mailbox(args.mailbox).copy(args.item_ids, args.to_folder, target)
     return {**per_item_data(copied), "to_mailbox": target}
 
 
@@ -70,9 +72,11 @@ def restore_email(ctx: ActionContext, args: a.RestoreEmail) -> dict:
     destination."""
     mailbox = ctx.mailbox(args.mailbox)
     wanted = args.item_ids
-    if wanted is None:
-        found = mailbox.find(args.query, [RESTORE_SOURCE], MAX_ITEM_IDS)
-        wanted = [m.item_id for m in found.messages]
+    if wanted is None:  # what the first attempt found: a retry's search no longer sees restored items
+        wanted = ctx.progress.once(
+            "restore-query",
+            lambda: [m.item_id for m in mailbox.find(args.query, [RESTORE_SOURCE], MAX_ITEM_IDS).messages],
+        )
     if not wanted:
         error = AlreadyGone("NoMatch", "no item in Recoverable Items matches the query")
         error.data = per_item_data([])
@@ -82,6 +86,25 @@ def restore_email(ctx: ActionContext, args: a.RestoreEmail) -> dict:
 
 @ews_action(a.ACTIONS["delete_attachments"])
 def delete_attachments(ctx: ActionContext, args: a.DeleteAttachments) -> dict:
-    """Strip the chosen (default: all) attachments; the message stays where it is."""
-    removed = ctx.mailbox(args.mailbox).delete_attachments(args.item_id, args.attachment_ids)
-    return {"item_id": args.item_id, "deleted": removed, "count": len(removed)}
+    """Strip the named attachments (or, with `all`, every one); the message stays where it is. Each is
+    copied to the artifact store and recorded (worker.progress) before any is removed, so a retry neither
+    loses a copy nor reports less than was removed."""
+    mailbox = ctx.mailbox(args.mailbox)
+    recorded = ctx.progress.entries(REMOVED_ATTACHMENTS)
+    unrecorded = None if args.all else [i for i in args.attachment_ids if i not in recorded]
+    found = mailbox.attachments(args.item_id, unrecorded) if unrecorded != [] else []
+    copied = {
+        attachment["attachment_id"]: {
+            **ctx.save_attachment(attachment, args.mailbox, args.item_id),
+            "outcome": "deleted",
+        }
+        for attachment in found
+        if attachment["attachment_id"] not in recorded
+    }
+    ctx.progress.record(REMOVED_ATTACHMENTS, copied)
+    removed = {**recorded, **copied}
+    wanted = list(removed) if args.all else args.attachment_ids
+    mailbox.delete_attachments(args.item_id, wanted)
+    deleted = [removed[i] for i in wanted]
+    return {"item_id": args.item_id, "deleted": deleted, "count": len(deleted)}
+

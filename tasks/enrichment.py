@@ -31,7 +31,9 @@ def search_emails(ctx: ActionContext, args: a.SearchEmails) -> dict:
 def download_eml(ctx: ActionContext, args: a.DownloadEml) -> dict:
     eml = ctx.mailbox(args.mailbox).mime(args.item_id)
     name = f"{eml['internet_message_id'] or args.item_id}.eml"
-    artifact = ctx.save_artifact(eml["content"], name, "message/rfc822", args.mailbox, args.item_id)
+    artifact = ctx.save_artifact(
+        eml["content"], name, "message/rfc822", args.mailbox, args.item_id, inline=args.inline
+    )
     return {
         "item_id": args.item_id,
         "subject": eml["subject"],
@@ -44,23 +46,16 @@ def download_eml(ctx: ActionContext, args: a.DownloadEml) -> dict:
 def get_attachments(ctx: ActionContext, args: a.GetAttachments) -> dict:
     """File attachments keep their bytes; item attachments (attached mails) are saved as .eml."""
     found = ctx.mailbox(args.mailbox).attachments(args.item_id, args.attachment_ids)
-    attachments = []
-    for attachment in found:
-        data = attachment.pop("content")
-        name = attachment["name"] or "attachment"
-        content_type = attachment["content_type"]
-        if attachment["type"] == "item":
-            content_type = "message/rfc822"
-            name += "" if name.lower().endswith(".eml") else ".eml"
-        artifact = ctx.save_artifact(data, name, content_type, args.mailbox, args.item_id)
-        attachments.append({**attachment, "sha256": artifact["sha256"], "artifact": artifact})
+    attachments = [ctx.save_attachment(a, args.mailbox, args.item_id, args.inline) for a in found]
     return {"item_id": args.item_id, "attachments": attachments, "count": len(attachments)}
 
 
 @ews_action(a.ACTIONS["get_contacts"])
 def get_contacts(ctx: ActionContext, args: a.GetContacts) -> dict:
-    contacts = ctx.mailbox(args.mailbox).contacts(args.limit)
-    return {"contacts": contacts, "count": len(contacts), "truncated": len(contacts) >= args.limit}
+    """Every contact (up to `limit`, or MAX_CONTACTS), read page by page; `truncated` when more exist."""
+    cap = args.limit or a.MAX_CONTACTS
+    contacts = ctx.mailbox(args.mailbox).contacts(cap + 1, args.all_folders)
+    return {"contacts": contacts[:cap], "count": min(len(contacts), cap), "truncated": len(contacts) > cap}
 
 
 @ews_action(a.ACTIONS["get_out_of_office"])

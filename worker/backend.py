@@ -10,7 +10,12 @@ request) from the backend too.
 
 Per-item results (`ItemResult`) keep one shape: outcome done | already_gone | failed, the new id when the
 item moved, the destination folder's label. Folder labels are comparable across backends (a well-known name,
-or a display-name path below the mailbox root), so a campaign restores a move on either.
+or a display-name path below the mailbox root), so a campaign restores a move on either. A per-item operation
+that stops part-way (a later chunk or item throttled) raises `Interrupted` with the outcomes of the items it
+finished, so the adapter records them (worker.progress) and a retry acts only on the rest.
+
+Sending and replying set a marker the backend can search for (worker.outgoing); the adapter looks for it
+before sending.
 """
 
 from __future__ import annotations
@@ -18,9 +23,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from contract.actions import OutgoingAttachment
 from contract.criteria import SearchCriteria, SearchOrder
 from contract.envelope import FoundMessage, ItemResult, SearchResult
 from worker.errors import ActionError
@@ -28,9 +32,22 @@ from worker.ews import connection
 from worker.profiles import ConnectionProfile, get_profile
 from worker.settings import get_settings
 
+if TYPE_CHECKING:
+    from worker.outgoing import MarkedCopy, NewMessage, Reply
+
 # A process that is not a worker (shell, producer, bench) still gets more than one connection.
 DEFAULT_POOL_SIZE = 4
 SendCheck = Callable[..., None]
+
+
+class Interrupted(Exception):
+    """A per-item operation stopped part-way: `finished` are the outcomes of the items whose requests were
+    answered, `cause` what stopped it (judged by the throttling policy as if raised alone)."""
+
+    def __init__(self, finished: list[ItemResult], cause: BaseException) -> None:
+        super().__init__(f"stopped after {len(finished)} items: {type(cause).__name__}")
+        self.finished = finished
+        self.cause = cause
 
 
 class Backend(Protocol):
@@ -70,35 +87,39 @@ class Backend(Protocol):
     def get_mime(self, mailbox: str, item_id: str) -> dict:
         """{"content": MIME bytes, "subject", "internet_message_id"}."""
         ...
-    def get_attachments(self, mailbox: str, item_id: str, attachment_ids: list[str] | None) -> list[dict]: ...
-    def delete_attachments(
-        self, mailbox: str, item_id: str, attachment_ids: list[str] | None
-    ) -> list[dict]: ...
+    def get_attachments(self, mailbox: str, item_id: str, attachment_ids: list[str] | None) -> list[dict]:
+        """Metadata and `content` bytes of the named (None: all) attachments; NotFound for a missing one."""
+        ...
+    def delete_attachments(self, mailbox: str, item_id: str, attachment_ids: list[str]) -> None:
+        """Remove these attachments (one already gone counts as removed); the message stays."""
+        ...
+
+    # Per-item operations: one ItemResult per id, in order; Interrupted when stopped part-way.
     def delete(self, mailbox: str, item_ids: list[str], delete_type: str) -> list[ItemResult]: ...
     def move(self, mailbox: str, item_ids: list[str], to_folder: str) -> list[ItemResult]: ...
     def copy(
         self, mailbox: str, item_ids: list[str], to_folder: str, to_mailbox: str | None
-    ) -> list[ItemResult]: ...
+    ) -> list[ItemResult]:
+        """A message whose Internet Message-ID is already in the destination folder is not copied again (its
+        copy's id is the new id); the new ids also across mailboxes where the backend can tell them."""
+        ...
     def junk(self, mailbox: str, item_ids: list[str], is_junk: bool, move: bool) -> list[ItemResult]: ...
     def restore(self, mailbox: str, item_ids: list[str], to_folder: str | None) -> list[ItemResult]: ...
-    def send(
-        self,
-        mailbox: str,
-        *,
-        internet_message_id: str,
-        to: list[str],
-        subject: str,
-        body: str,
-        cc: list[str],
-        bcc: list[str],
-        body_type: str,
-        attachments: list[OutgoingAttachment],
-    ) -> dict: ...
-    def reply(
-        self, mailbox: str, item_id: str, body: str, *, reply_all: bool, to: list[str], cc: list[str]
-    ) -> dict: ...
+
+    # Sending: each message carries `marker` (worker.outgoing), which find_marked finds.
+    def find_marked(self, mailbox: str, marker: str) -> list[MarkedCopy]: ...
+    def send(self, mailbox: str, message: NewMessage, marker: str) -> dict:
+        """Send, saving a copy in Sent Items; answers {}."""
+        ...
+    def reply(self, mailbox: str, item_id: str, reply: Reply, marker: str) -> dict:
+        """Reply (the original quoted), saving a copy in Sent Items; answers {"subject", "recipients"}."""
+        ...
+
     def get_out_of_office(self, mailbox: str) -> dict: ...
-    def get_contacts(self, mailbox: str, limit: int) -> list[dict]: ...
+    def get_contacts(self, mailbox: str, limit: int, all_folders: bool) -> list[dict]:
+        """Up to `limit` contacts of the default Contacts folder (and, with `all_folders`, of the contact
+        folders below it), each with its folder's label."""
+        ...
 
     # -- many mailboxes, the directory -----------------------------------------------------------------------
     def find_in_mailboxes(

@@ -2,6 +2,10 @@
 run through the throttling policy (worker.execution), for one mailbox (`Mailbox`) or for the directory and
 many mailboxes at once (`Directory`). Tasks and campaigns use only this module; neither knows which API a
 profile speaks.
+
+Per-item operations resume: the outcomes of items a backend finished are recorded (worker.progress: in Redis
+for a task) before the throttling policy retries, so every retry acts only on the items without an outcome.
+Sending looks for the task's marker before it sends (worker.outgoing.send_once).
 """
 
 from __future__ import annotations
@@ -9,24 +13,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from contract.actions import OutgoingAttachment
 from contract.criteria import SearchCriteria, SearchOrder
 from contract.envelope import FoundMessage, ItemResult, SearchResult
-from worker.backend import Backend, backend_for
+from worker.backend import Backend, Interrupted, backend_for
 from worker.errors import ActionError, Permanent
 from worker.execution import call_backend, call_for_each
+from worker.outgoing import NewMessage, Reply, send_once
+from worker.progress import MemoryProgress, Progress
 
 T = TypeVar("T")
 
 
 class Mailbox:
     """One target mailbox through one connection profile. `attempt` (the task's failed runs) spaces out the
-    retries of transient failures."""
+    retries of transient failures; `progress` is what the task already did (default: this call's own)."""
 
-    def __init__(self, profile: str, address: str, attempt: int = 0) -> None:
+    def __init__(
+        self, profile: str, address: str, attempt: int = 0, progress: Progress | None = None
+    ) -> None:
         self.profile = profile
         self.address = address
         self.attempt = attempt
+        self.progress = progress or MemoryProgress()
 
     @property
     def backend(self) -> Backend:
@@ -64,56 +72,74 @@ class Mailbox:
     def attachments(self, item_id: str, attachment_ids: list[str] | None = None) -> list[dict]:
         return self._run(self.backend.get_attachments, item_id, attachment_ids)
 
-    def delete_attachments(self, item_id: str, attachment_ids: list[str] | None = None) -> list[dict]:
-        return self._run(self.backend.delete_attachments, item_id, attachment_ids)
+    def delete_attachments(self, item_id: str, attachment_ids: list[str]) -> None:
+        self._run(self.backend.delete_attachments, item_id, attachment_ids)
+
+    def _per_item(
+        self, operation: Callable[..., list[ItemResult]], item_ids: list[str], *args
+    ) -> list[ItemResult]:
+        """Run a per-item operation on the items without a recorded outcome, recording outcomes as the backend
+        finishes them (also when a later chunk or item stops it), so a retry resumes where it stopped."""
+        final: dict[str, ItemResult] = {}
+        latest: dict[str, ItemResult] = {}
+
+        def keep(results: list[ItemResult]) -> None:
+            latest.update((r.item_id, r) for r in results if r.item_id is not None)
+            self.progress.record_items(results)
+
+        def resume(address: str) -> None:
+            final.update(self.progress.item_results())
+            pending = [i for i in item_ids if i not in final]
+            if not pending:
+                return
+            try:
+                keep(operation(address, pending, *args))
+            except Interrupted as stop:
+                keep(stop.finished)
+                raise stop.cause from None
+
+        self._run(resume)
+        final.update(self.progress.item_results())
+        return [final.get(i) or latest[i] for i in item_ids]
 
     def delete(self, item_ids: list[str], delete_type: str = "soft") -> list[ItemResult]:
-        return self._run(self.backend.delete, item_ids, delete_type)
+        return self._per_item(self.backend.delete, item_ids, delete_type)
 
     def move(self, item_ids: list[str], to_folder: str) -> list[ItemResult]:
-        return self._run(self.backend.move, item_ids, to_folder)
+        return self._per_item(self.backend.move, item_ids, to_folder)
 
     def copy(self, item_ids: list[str], to_folder: str, to_mailbox: str | None = None) -> list[ItemResult]:
-        return self._run(self.backend.copy, item_ids, to_folder, to_mailbox)
+        return self._per_item(self.backend.copy, item_ids, to_folder, to_mailbox)
 
     def junk(self, item_ids: list[str], is_junk: bool = True, move: bool = True) -> list[ItemResult]:
-        return self._run(self.backend.junk, item_ids, is_junk, move)
+        return self._per_item(self.backend.junk, item_ids, is_junk, move)
 
     def restore(self, item_ids: list[str], to_folder: str | None = None) -> list[ItemResult]:
-        return self._run(self.backend.restore, item_ids, to_folder)
+        return self._per_item(self.backend.restore, item_ids, to_folder)
 
-    def send(
-        self,
-        *,
-        internet_message_id: str,
-        to: list[str],
-        subject: str,
-        body: str,
-        cc: list[str],
-        bcc: list[str],
-        body_type: str,
-        attachments: list[OutgoingAttachment],
-    ) -> dict:
+    def send(self, message: NewMessage, marker: str) -> dict:
+        """Send unless a message with `marker` was sent already (worker.outgoing)."""
+        backend = self.backend
         return self._run(
-            self.backend.send,
-            internet_message_id=internet_message_id,
-            to=to,
-            subject=subject,
-            body=body,
-            cc=cc,
-            bcc=bcc,
-            body_type=body_type,
-            attachments=attachments,
+            lambda address: send_once(
+                backend, address, marker, lambda: backend.send(address, message, marker)
+            )
         )
 
-    def reply(self, item_id: str, body: str, *, reply_all: bool, to: list[str], cc: list[str]) -> dict:
-        return self._run(self.backend.reply, item_id, body, reply_all=reply_all, to=to, cc=cc)
+    def reply(self, item_id: str, reply: Reply, marker: str) -> dict:
+        """Reply unless a message with `marker` was sent already (worker.outgoing)."""
+        backend = self.backend
+        return self._run(
+            lambda address: send_once(
+                backend, address, marker, lambda: backend.reply(address, item_id, reply, marker)
+            )
+        )
 
     def out_of_office(self) -> dict:
         return self._run(self.backend.get_out_of_office)
 
-    def contacts(self, limit: int) -> list[dict]:
-        return self._run(self.backend.get_contacts, limit)
+    def contacts(self, limit: int, all_folders: bool = False) -> list[dict]:
+        return self._run(self.backend.get_contacts, limit, all_folders)
 
 
 class Directory:

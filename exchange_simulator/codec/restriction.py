@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from exchange_simulator.codec import extended
 from exchange_simulator.codec.soap import NS_T, schema_fault
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import query
@@ -36,17 +37,20 @@ def parse_restriction(element: etree._Element) -> query.Node:
     return _expression(children[0])
 
 
-def _field_uri(element: etree._Element) -> str:
+def _field_uri(element: etree._Element) -> query.Field:
+    """The property an expression tests: a FieldURI or IndexedFieldURI, or an extended property (searched on
+    the value a client set, or on the one the store computes)."""
     path = next((c for c in element if isinstance(c.tag, str)), None)
     if path is None:
         raise schema_fault(f"The element '{etree.QName(element).localname}' is missing a property path.")
     local = etree.QName(path).localname
+    if local == "ExtendedFieldURI":
+        parsed = extended.parse_path(path)
+        return query.ExtendedField(parsed.key, parsed.property_type)
     if local == "FieldURI":
         uri = path.get("FieldURI", "")
-    elif local == "IndexedFieldURI":
-        uri = f"{path.get('FieldURI', '')}:{path.get('FieldIndex', '')}"
     else:
-        uri = f"Extended:{path.get('PropertyTag') or path.get('PropertyName') or path.get('PropertyId')}"
+        uri = f"{path.get('FieldURI', '')}:{path.get('FieldIndex', '')}"
     query.check_field(uri)
     return uri
 

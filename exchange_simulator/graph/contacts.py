@@ -1,6 +1,8 @@
-"""Personal contacts: the default Contacts folder's contacts, one contact, the contact folders below it and
-their contacts (user-list-contacts.md, contact-get.md, user-list-contactfolders.md,
-contactfolder-list-contacts.md). Pages of 10 by default with `$top` and `$skip`, as messages page.
+"""Personal contacts: the default Contacts folder's contacts, one contact, the contact folders below it, their
+child folders and their contacts (user-list-contacts.md, contact-get.md, user-list-contactfolders.md,
+contactfolder-list-childfolders.md, contactfolder-list-contacts.md). `contactFolders` lists the folders
+directly below the default Contacts folder, `childFolders` those directly below the one named. Pages of 10 by
+default with `$top` and `$skip`, as messages page.
 """
 
 from __future__ import annotations
@@ -56,14 +58,23 @@ def get_contact(ctx: GraphContext) -> GraphResponse:
 
 @route("GET", "users/{user}/contactFolders", operation="ListContactFolders", roles=CONTACTS_READ)
 def list_contact_folders(ctx: GraphContext) -> GraphResponse:
-    folders = [f for f in _contacts_folder(ctx).walk()[1:] if f.folder_class == "IPF.Contact"]
-    return GraphResponse(
-        200,
-        {
-            "@odata.context": ctx.user_context("contactFolders"),
-            "value": [codec.render_folder(f) for f in folders],
-        },
-    )
+    return _folders(_contacts_folder(ctx), ctx.user_context("contactFolders"))
+
+
+@route(
+    "GET",
+    "users/{user}/contactFolders/{contactFolder}/childFolders",
+    operation="ListContactFolders",
+    roles=CONTACTS_READ,
+)
+def list_child_folders(ctx: GraphContext) -> GraphResponse:
+    where = f"contactFolders('{ctx.params['contactFolder']}')/childFolders"
+    return _folders(_contact_folder(ctx), ctx.user_context(where))
+
+
+def _folders(parent: Folder, context: str) -> GraphResponse:
+    folders = [f for f in parent.children if f.folder_class == "IPF.Contact"]
+    return GraphResponse(200, {"@odata.context": context, "value": [codec.render_folder(f) for f in folders]})
 
 
 def _page(ctx: GraphContext, folder: Folder, where: str) -> GraphResponse:

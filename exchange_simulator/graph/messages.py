@@ -38,6 +38,7 @@ from exchange_simulator.graph.router import MAIL_READ, MAIL_WRITE, route
 from exchange_simulator.store import finding, mime, mutations, sending
 from exchange_simulator.store.finding import SortKey
 from exchange_simulator.store.model import Folder, Item
+from exchange_simulator.store.properties import internet_header_key
 from exchange_simulator.store.query import matches, parse_aqs
 
 DEFAULT_PAGE, MAX_PAGE, MAX_SEARCH_RESULTS = 10, 1000, 1000
@@ -213,9 +214,8 @@ def mime_or_json(ctx: GraphContext, *, json_member: str | None = None) -> Item:
         if not isinstance(document, dict):
             raise GraphError(400, "ErrorInvalidParameter", f"The parameter '{json_member}' is required.")
     item, _ = codec.parse(document, creating=True)
-    headers = codec.custom_headers(document)
-    if headers:
-        item.mime = mime.build_mime(item, headers)
+    for name, value in codec.custom_headers(document):
+        item.extended[internet_header_key(name)] = ("String", value)
     return item
 
 
@@ -237,7 +237,7 @@ def mime_item(body: bytes) -> Item:
 def update_message(ctx: GraphContext) -> GraphResponse:
     item = target(ctx)
     source, fields = codec.parse(read_json(ctx.request.body), creating=False)
-    mutations.update_item(ctx.store, item, [(uri, source) for uri in fields])
+    mutations.update_item(ctx.store, item, [(uri, source) for uri in fields], list(source.extended.items()))
     return render_one(ctx, item)
 
 

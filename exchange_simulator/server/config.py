@@ -105,6 +105,10 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
         if value is None or (isinstance(value, int) and not isinstance(value, bool)):
             return value
         raise ValueError(f"setting {name!r} must be an integer or null, got {value!r}")
+    if isinstance(current, str):
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"setting {name!r} must be a string, got {value!r}")
     if isinstance(current, bool):
         if isinstance(value, bool):
             return value

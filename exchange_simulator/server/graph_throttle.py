@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exchange_simulator.server.throttle import ThrottleSettings, share
+from exchange_simulator.server.throttle import OperationTrigger, ThrottleSettings, share
 
 
 @dataclass(frozen=True)
@@ -55,18 +55,21 @@ class GraphThrottle:
         self._lock = threading.Lock()
         self._budgets: dict[tuple[str, str], _Budget] = {}
         self._requests = 0
+        self._trigger = OperationTrigger()
 
     def reset(self) -> None:
         with self._lock:
             self._budgets.clear()
             self._requests = 0
+            self._trigger.reset()
 
-    def admit(self, app_id: str, mailbox: str | None) -> GraphAdmission:
+    def admit(self, app_id: str, mailbox: str | None, operation: str = "") -> GraphAdmission:
         """Judge one request; `mailbox` None for a directory request (no Outlook limits)."""
         settings = self.settings
         with self._lock:
             self._requests += 1
             storm = settings.storm_every_nth and self._requests % settings.storm_every_nth == 0
+            storm = storm or self._trigger.fires(settings, operation)
             if storm or (settings.storm_fraction and share(mailbox or app_id) < settings.storm_fraction):
                 return GraphAdmission(
                     "RequestRate", max(1, math.ceil(settings.storm_backoff_ms / 1000)), "storm"

@@ -42,6 +42,10 @@ class ThrottleSettings:
     storm_fraction: float = 0.0  # share of budgets (chosen by a stable hash) that are always busy
     storm_backoff_ms: int = 2_000  # the hint given by storm answers
     busy_as_response_message: bool = False  # ErrorServerBusy as an HTTP 200 error message, not a 500 fault
+    # The `busy_operation_nth` request of the operation `busy_operation` (as /_sim/requests names it, EWS or
+    # Graph, counted from when these are set) is answered busy, once: "throttle the second chunk".
+    busy_operation: str = ""
+    busy_operation_nth: int = 0
     overloaded: bool = False  # answer every EWS and Graph request HTTP 503, as a queuing IIS does
     retry_after_s: int = 30  # the Retry-After header of overload answers
     # Graph (Outlook resources), per app and mailbox: requests in flight, and a request budget per window.
@@ -65,6 +69,8 @@ class ThrottleSettings:
             raise ValueError("graph_max_concurrent and graph_request_limit must be >= 1, the window positive")
         if self.graph_concurrency_retry_after_s < 0:
             raise ValueError("graph_concurrency_retry_after_s must be >= 0")
+        if self.busy_operation_nth < 0:
+            raise ValueError("busy_operation_nth must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,27 @@ class Admission:
 
 
 ADMITTED = Admission()
+
+
+class OperationTrigger:
+    """Counts the requests of the operation `busy_operation` names since it was set (or the throttle was
+    reset) and fires on the `busy_operation_nth` one. Called under its throttle's lock."""
+
+    def __init__(self) -> None:
+        self._spec: tuple[str, int] = ("", 0)
+        self._seen = 0
+
+    def reset(self) -> None:
+        self._spec, self._seen = ("", 0), 0
+
+    def fires(self, settings: ThrottleSettings, operation: str) -> bool:
+        spec = (settings.busy_operation, settings.busy_operation_nth)
+        if spec != self._spec:
+            self._spec, self._seen = spec, 0
+        if not spec[0] or operation != spec[0]:
+            return False
+        self._seen += 1
+        return self._seen == spec[1]
 
 
 @dataclass
@@ -103,13 +130,15 @@ class Throttle:
         self._lock = threading.Lock()
         self._budgets: dict[str, _Budget] = {}
         self._requests = 0
+        self._trigger = OperationTrigger()
 
     def reset(self) -> None:
         with self._lock:
             self._budgets.clear()
             self._requests = 0
+            self._trigger.reset()
 
-    def admit(self, key: str) -> Admission:
+    def admit(self, key: str, operation: str = "") -> Admission:
         settings = self.settings
         now = self._clock()
         with self._lock:
@@ -123,7 +152,8 @@ class Throttle:
                 return self._busy(budget, now, hint, "penalty", penalised=True)
             if budget.in_flight >= settings.max_concurrent:
                 return Admission("ErrorExceededConnectionCount", 0, reason="concurrency")
-            if settings.storm_every_nth and self._requests % settings.storm_every_nth == 0:
+            storm = settings.storm_every_nth and self._requests % settings.storm_every_nth == 0
+            if storm or self._trigger.fires(settings, operation):
                 return self._busy(budget, now, settings.storm_backoff_ms, "storm")
             if settings.storm_fraction and share(key) < settings.storm_fraction:
                 return self._busy(budget, now, settings.storm_backoff_ms, "storm")

@@ -19,6 +19,7 @@ from email.utils import format_datetime, getaddresses, make_msgid, parsedate_to_
 from html.parser import HTMLParser
 
 from exchange_simulator.store.model import Attachment, EmailAddress, Item
+from exchange_simulator.store.properties import internet_headers
 
 _POLICY = policy.SMTP.clone(max_line_length=998)
 # Headers written from the item's fields; any other header of the original MIME is kept as it was.
@@ -61,13 +62,17 @@ def new_message_id(domain: str) -> str:
 
 # ---- building ----------------------------------------------------------------------------------------------
 def build_mime(item: Item, keep_headers: list[tuple[str, str]] | None = None) -> bytes:
-    """The item as RFC 5322; `keep_headers` (unmodelled ones) go first, where transport puts them."""
+    """The item as RFC 5322; `keep_headers` (unmodelled ones) go first, where transport puts them, then the
+    Internet headers a client set as PS_INTERNET_HEADERS properties (replacing kept ones of that name)."""
     return _build_message(item, keep_headers or []).as_bytes(policy=_POLICY)
 
 
 def _build_message(item: Item, keep_headers: list[tuple[str, str]]) -> EmailMessage:
     message = EmailMessage(policy=_POLICY)
     for name, value in keep_headers:
+        message[name] = value
+    for name, value in internet_headers(item):
+        del message[name]
         message[name] = value
     if item.from_ is not None:
         message["From"] = _format(item.from_)

@@ -31,6 +31,7 @@ from exchange_simulator.store.model import (
     Store,
     utcnow,
 )
+from exchange_simulator.store.properties import INTERNET_HEADERS
 
 DELETE_TYPES = ("HardDelete", "SoftDelete", "MoveToDeletedItems")
 CONFLICT_RESOLUTIONS = ("NeverOverwrite", "AutoResolve", "AlwaysOverwrite")
@@ -305,8 +306,8 @@ def update_item(
     the request; DeleteItemField (source None) resets it to its empty value. Raises EwsError for a property
     Exchange would not let a client change. The MIME is rewritten when a property it carries changed.
     Extended property changes are (key, value): a value sets the property, None deletes it (deleting one
-    that is not set is no error, as in Exchange). They are allowed on sent messages too, and the MIME does
-    not carry them.
+    that is not set is no error, as in Exchange). They are allowed on sent messages too; the MIME carries only
+    the Internet headers among them (PS_INTERNET_HEADERS).
     """
     with store.lock:
         changes = [(uri, source) for uri, source in changes if uri not in _UNMODELLED]
@@ -326,7 +327,8 @@ def update_item(
                 item.extended.pop(key, None)
             else:
                 item.extended[key] = value
-        if item.mime and any(uri not in _NOT_IN_MIME for uri, _ in changes):
+        headers_changed = any(key.property_set == INTERNET_HEADERS for key, _ in extended_changes)
+        if item.mime and (headers_changed or any(uri not in _NOT_IN_MIME for uri, _ in changes)):
             mime.refresh_mime(item)
         store.touch(item)
         names = [uri for uri, _ in changes] + [_extended_name(key) for key, _ in extended_changes]

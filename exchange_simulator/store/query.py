@@ -20,20 +20,32 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from exchange_simulator.errors import EwsError
-from exchange_simulator.store.model import EmailAddress, Item
+from exchange_simulator.store.model import EmailAddress, Item, PropertyKey
+from exchange_simulator.store.properties import computed_value
 
 
 # ---- the AST ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class ExtendedField:
+    """An extended MAPI property named by an ExtendedFieldURI: set by a client, or computed by the store."""
+
+    key: PropertyKey
+    property_type: str
+
+
+Field = str | ExtendedField  # a FieldURI such as "item:Subject", or an extended property
+
+
+@dataclass(frozen=True)
 class Compare:
     op: str  # IsEqualTo | IsNotEqualTo | IsGreaterThan(OrEqualTo) | IsLessThan(OrEqualTo)
-    field: str  # a FieldURI such as "item:Subject"
+    field: Field
     value: object  # already converted to the field's type
 
 
 @dataclass(frozen=True)
 class Contains:
-    field: str
+    field: Field
     value: str
     mode: str = "Substring"  # FullString | Prefixed | Substring | PrefixOnWords | ExactPhrase
     ignore_case: bool = True
@@ -41,7 +53,7 @@ class Contains:
 
 @dataclass(frozen=True)
 class Exists:
-    field: str
+    field: Field
 
 
 @dataclass(frozen=True)
@@ -117,12 +129,43 @@ def conversation_topic(subject: str) -> str:
     return _PREFIXES.sub("", subject)
 
 
-def field_value(field_uri: str, item: Item) -> object:
-    return FIELDS[field_uri][1](item)
+# Extended property types and the value types their values compare as (others compare as text).
+_EXTENDED_TYPES: dict[str, type] = {
+    "Short": int, "Integer": int, "Long": int, "Boolean": bool, "SystemTime": datetime,
+}
 
 
-def check_field(field_uri: str) -> None:
+def _field_type(field: Field) -> type:
+    if isinstance(field, ExtendedField):
+        return _EXTENDED_TYPES.get(field.property_type.removesuffix("Array"), str)
+    return FIELDS[field][0]
+
+
+def _extended_value(field: ExtendedField, item: Item) -> object:
+    """The property's value in its comparison type: the stored one when it was set with this PropertyType,
+    else the store's computed one (by tag); None when the item has neither."""
+    stored = item.extended.get(field.key)
+    if stored is not None and stored[0] == field.property_type:
+        raw: object = list(stored[1]) if isinstance(stored[1], tuple) else stored[1]
+    else:
+        raw = computed_value(item, field.key.tag) if field.key.tag is not None else None
+    if raw is None:
+        return None
+    kind = _field_type(field)
+    convert = (lambda text: convert_constant(field, text)) if kind is not str else str
+    return [convert(v) for v in raw] if isinstance(raw, list) else convert(raw)
+
+
+def field_value(field: Field, item: Item) -> object:
+    if isinstance(field, ExtendedField):
+        return _extended_value(field, item)
+    return FIELDS[field][1](item)
+
+
+def check_field(field_uri: Field) -> None:
     """Exchange answers ErrorUnsupportedPathForQuery for a property it cannot search."""
+    if isinstance(field_uri, ExtendedField):
+        return
     if field_uri not in FIELDS:
         raise EwsError(
             "ErrorUnsupportedPathForQuery",
@@ -131,9 +174,9 @@ def check_field(field_uri: str) -> None:
         )
 
 
-def convert_constant(field_uri: str, text: str) -> object:
+def convert_constant(field_uri: Field, text: str) -> object:
     """A Constant's Value in the field's type; a value of the wrong form is ErrorInvalidValueForProperty."""
-    kind = FIELDS[field_uri][0]
+    kind = _field_type(field_uri)
     try:
         if kind is bool:
             lowered = text.strip().lower()
@@ -148,7 +191,9 @@ def convert_constant(field_uri: str, text: str) -> object:
         raise EwsError(
             "ErrorInvalidValueForProperty",
             "The value is invalid for property.",
-            values={"FieldURI": field_uri, "Value": text},
+            values={"Value": text}
+            if isinstance(field_uri, ExtendedField)
+            else {"FieldURI": field_uri, "Value": text},
         ) from None
     return text
 

@@ -159,7 +159,7 @@ def test_delete_attachments_keeps_the_message(worker, fresh_simulator):
     files = [Attachment(id="", name=name, content_type="text/plain", content=b"x") for name in ("a", "b")]
     item = put(store, ALICE, "inbox", message("Report", attachments=files))
     (item_id,) = ids_of(worker, item.internet_message_id)
-    result = run(worker, "delete_attachments", mailbox=ALICE, item_id=item_id)
+    result = run(worker, "delete_attachments", mailbox=ALICE, item_id=item_id, all=True)
     assert result["status"] == "ok", result["error"]
     assert sorted(a["name"] for a in result["data"]["deleted"]) == ["a", "b"]
     (copy,) = [i for i in store.all_items() if i.internet_message_id == item.internet_message_id]

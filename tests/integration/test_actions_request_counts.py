@@ -81,10 +81,22 @@ def test_ews_requests_per_action(celery_worker_process, seeded):
     assert restored["status"] == "ok" and restored["data"]["items"][0]["folder"] == "Inbox"
     assert log.since_last() == Counter(GetItem=1, FindFolder=1, MoveItem=1)
 
+    back = restored["data"]["items"][0]["new_item_id"]  # EWS ids change when items move
+    copied = run(worker, "copy_email", mailbox=ALICE, item_ids=[back], to_folder="deleteditems")
+    assert copied["status"] == "ok", copied["error"]
+    # the Message-IDs, the copies already there (none), the copy
+    assert log.since_last() == Counter(GetItem=1, FindItem=1, CopyItem=1)
+
     soc = RequestLog(sim, SOC_MAILBOX)
     sent = run(worker, "send_email", mailbox=SOC_MAILBOX, to=["bob@contoso.example"], subject="s", body="b")
     assert sent["status"] == "ok", sent["error"]
-    assert soc.since_last() == Counter(FindItem=1, CreateItem=1)
+    assert soc.since_last() == Counter(FindItem=1, CreateItem=1)  # the marker looked for first
+
+    report = item_id(worker, put(sim.store, SOC_MAILBOX, "inbox", message("Suspicious mail")))
+    replied = run(worker, "reply_to_email", mailbox=SOC_MAILBOX, item_id=report, body="b")
+    assert replied["status"] == "ok", replied["error"]
+    # the marker, the original, the draft, then marked and sent in one UpdateItem
+    assert soc.since_last() == Counter(FindItem=1, GetItem=1, CreateItem=1, UpdateItem=1)
 
 
 def test_graph_requests_per_action(graph_worker_process, seeded):
@@ -125,16 +137,17 @@ def test_graph_requests_per_action(graph_worker_process, seeded):
     assert restored["status"] == "ok" and restored["data"]["items"][0]["folder"] == "Inbox"
     assert log.since_last() == Counter(GetMessage=1, TranslateExchangeIds=1, ListMailFolders=1, MoveMessage=1)
 
-    copied = run(worker, "copy_email", mailbox=ALICE, item_id=inbox["item_id"], to_folder="junkemail")
+    copied = run(worker, "copy_email", mailbox=ALICE, item_ids=[inbox["item_id"]], to_folder="deleteditems")
     assert copied["status"] == "ok", copied["error"]
     assert log.since_last() == Counter(GetMessage=1, ListMessages=1, CopyMessage=1)  # copies there before
 
     soc = RequestLog(sim, SOC_MAILBOX)
     sent = run(worker, "send_email", mailbox=SOC_MAILBOX, to=["bob@contoso.example"], subject="s", body="b")
     assert sent["status"] == "ok", sent["error"]
-    assert soc.since_last() == Counter(ListMessages=2, SendMail=1)  # Sent Items and Outbox checked first
+    assert soc.since_last() == Counter(ListMessages=1, SendMail=1)  # the marker looked for first
 
     report = item_id(worker, put(sim.store, SOC_MAILBOX, "inbox", message("Suspicious mail")))
     replied = run(worker, "reply_to_email", mailbox=SOC_MAILBOX, item_id=report, body="b")
     assert replied["status"] == "ok", replied["error"]
-    assert soc.since_last() == Counter(CreateReply=1, SendDraft=1)
+    # the marker, the draft, the marker set on it, the send
+    assert soc.since_last() == Counter(ListMessages=1, CreateReply=1, UpdateMessage=1, SendDraft=1)

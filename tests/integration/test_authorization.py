@@ -121,7 +121,7 @@ def test_a_responder_may_soft_delete_but_a_hard_delete_needs_an_approver(api, or
         hard = {"mailbox": ALICE, "item_ids": [projects.id], "delete_type": "hard"}
         assert approver.run_action("delete_email", hard, wait=60)["result"]["status"] == "ok"
         with pytest.raises(PermissionDenied):
-            responder.run_action("delete_attachments", {"mailbox": BOB, "item_id": inbox.id})
+            responder.run_action("delete_attachments", {"mailbox": BOB, "item_id": inbox.id, "all": True})
     # the soft-deleted copy is recoverable, the hard-deleted one gone from every folder
     assert where(sim, phish) == Counter({(ALICE, "Recoverable Items/Deletions"): 1, (BOB, "Inbox"): 1})
 

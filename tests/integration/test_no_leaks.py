@@ -75,7 +75,7 @@ def every_action(worker, mid: str) -> dict[str, dict]:
                              to_folder="Inbox/Quarantine")
     done["junk_email"] = run(worker, "junk_email", mailbox=ALICE, item_ids=[live_id(worker, mid)])
     done["delete_attachments"] = run(worker, "delete_attachments", mailbox=ALICE,
-                                     item_id=live_id(worker, mid))
+                                     item_id=live_id(worker, mid), all=True)
     done["delete_email"] = run(worker, "delete_email", mailbox=ALICE, item_ids=[live_id(worker, mid)])
     done["restore_email"] = run(worker, "restore_email", mailbox=ALICE,
                                 query={"internet_message_id": mid}, to_folder="Inbox")

@@ -274,7 +274,7 @@ def test_recoverable_actions_need_a_responder_and_irreversible_ones_an_approver(
     assert role("delete_email", item_ids=["A"]) == Role.responder
     assert role("delete_email", item_ids=["A"], delete_type="trash") == Role.responder
     assert role("delete_email", item_ids=["A"], delete_type="hard") == Role.approver
-    assert role("delete_attachments", item_id="A") == Role.approver
+    assert role("delete_attachments", item_id="A", all=True) == Role.approver
     for name, kwargs in (
         ("junk_email", {"item_ids": ["A"]}),
         ("move_email", {"item_ids": ["A"], "to_folder": "Inbox/Q"}),

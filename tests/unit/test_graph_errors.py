@@ -8,7 +8,7 @@ import requests
 
 from worker.errors import AlreadyGone, AuthError, NotFound, Permanent, Throttled, TooManyInFlight, Transient
 from worker.graph.client import GraphError, mailbox_of, query, retry_after_s, user_path
-from worker.graph.errors import classify, is_ambiguous
+from worker.graph.errors import classify
 from worker.graph.items import _translatable
 from worker.oauth import TokenRequestFailed
 
@@ -68,21 +68,6 @@ def test_a_missing_item_is_already_gone_for_a_removal():
 
 def test_messages_are_bounded():
     assert len(classify(answer(400, "BadRequest", "x" * 1000)).message) <= 300
-
-
-@pytest.mark.parametrize(
-    ("error", "ambiguous"),
-    [
-        (httpx.ReadTimeout("lost"), True),
-        (httpx.RemoteProtocolError("closed"), True),
-        (httpx.ConnectError("refused"), False),
-        (answer(504, "UnknownError"), True),
-        (answer(429, "ApplicationThrottled", "", "1"), False),
-        (answer(404, "ErrorItemNotFound"), False),
-    ],
-)
-def test_which_failures_leave_a_request_ambiguous(error, ambiguous):
-    assert is_ambiguous(error) is ambiguous
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ Every GetItem names its fields, so MIME is fetched only when asked for.
 from __future__ import annotations
 
 from exchangelib.attachments import AttachmentId, FileAttachment
-from exchangelib.errors import ErrorItemNotFound
+from exchangelib.errors import ErrorInvalidAttachmentId, ErrorItemNotFound
 from exchangelib.services import DeleteAttachment, GetAttachment
 
 from worker.errors import NotFound
@@ -88,17 +88,12 @@ def get_attachments(account, item_id: str, attachment_ids: list[str] | None = No
     return results
 
 
-def delete_attachments(account, item_id: str, attachment_ids: list[str] | None = None) -> list[dict]:
-    """Remove the chosen (default: all) attachments in one DeleteAttachment request; the item itself stays."""
-    selected = _select(list_attachments(account, item_id), attachment_ids, account, item_id)
-    if not selected:
-        return []
-    results = DeleteAttachment(account=account).call(
-        items=[AttachmentId(id=a.attachment_id.id) for a in selected]
-    )
-    removed = []
-    for attachment, result in zip(selected, results, strict=True):
-        if isinstance(result, Exception):
+def delete_attachments(account, item_id: str, attachment_ids: list[str]) -> None:
+    """Remove these attachments in one DeleteAttachment request; the item itself stays. An id Exchange no
+    longer finds (ErrorInvalidAttachmentId: removed by an earlier attempt) counts as removed."""
+    if not attachment_ids:
+        return
+    results = DeleteAttachment(account=account).call(items=[AttachmentId(id=i) for i in attachment_ids])
+    for result in results:
+        if isinstance(result, Exception) and not isinstance(result, ErrorInvalidAttachmentId):
             raise result
-        removed.append({**_metadata(attachment), "outcome": "deleted"})
-    return removed

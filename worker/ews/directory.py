@@ -11,20 +11,34 @@ from exchangelib.services import GetSearchableMailboxes, GetUserOofSettings
 from worker.errors import AuthError, Permanent
 from worker.ews.connection import configuration_for
 from worker.ews.errors import classify
-from worker.ews.folders import well_known_folder
+from worker.ews.folders import FolderTree, well_known_folder
 from worker.ews.search import find_items, iso
 
-CONTACT_FIELDS = ("display_name", "email_addresses", "company_name", "job_title", "phone_numbers")
+CONTACTS = "contacts"
+CONTACT_FIELDS = (
+    "display_name", "email_addresses", "company_name", "job_title", "phone_numbers", "parent_folder_id"
+)
 CONTACT_PATHS = tuple(FieldPath(field=Contact.get_field_by_fieldname(f)) for f in CONTACT_FIELDS)
+CONTACTS_PAGE = 1000  # FindItem's largest page
 
 
-def get_contacts(account, limit: int) -> list[dict]:
-    folders = [well_known_folder(account, "contacts")]
-    found = find_items(account, folders, Q(), CONTACT_PATHS, min(limit, 100), max_items=limit)
+def get_contacts(account, limit: int, all_folders: bool = False) -> list[dict]:
+    """Up to `limit` contacts of the Contacts folder (labelled `contacts`) and, with `all_folders`, of the
+    contact folders below it (one FindFolder; labelled by path, `contacts/Vendors`), read page by page with
+    one FindItem over all of them."""
+    base = well_known_folder(account, CONTACTS)
+    folders, labels = [base], {}
+    if all_folders:
+        below = FolderTree.load(account, base, CONTACTS).nodes
+        nodes = [n for n in below if (n.folder_class or "").lower().startswith("ipf.contact")]
+        folders += [n.folder for n in nodes]
+        labels = {n.folder.id: n.path for n in nodes}
+    found = find_items(account, folders, Q(), CONTACT_PATHS, min(limit, CONTACTS_PAGE), max_items=limit)
     contacts = []
     for item in found:
         if not isinstance(item, Contact):
             continue  # distribution lists share the folder
+        parent = item.parent_folder_id.id if item.parent_folder_id else None
         contacts.append(
             {
                 "item_id": item.id,
@@ -37,6 +51,7 @@ def get_contacts(account, limit: int) -> list[dict]:
                     for p in item.phone_numbers or ()
                     if p.phone_number
                 ],
+                "folder": labels.get(parent, CONTACTS),
             }
         )
     return contacts

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
-from contract.actions import OutgoingAttachment
 from contract.criteria import SearchCriteria, SearchOrder
 from contract.envelope import FoundMessage, ItemResult, SearchResult
 from worker.backend import SendCheck
@@ -13,6 +12,7 @@ from worker.errors import ActionError
 from worker.graph import content, directory, items, mail, search
 from worker.graph.client import GraphClient, checked_before_each_send
 from worker.graph.errors import classify
+from worker.outgoing import MarkedCopy, NewMessage, Reply
 from worker.profiles import ConnectionProfile
 
 
@@ -56,8 +56,8 @@ class GraphBackend:
     def get_attachments(self, mailbox: str, item_id: str, attachment_ids: list[str] | None) -> list[dict]:
         return content.get_attachments(self.client, mailbox, item_id, attachment_ids)
 
-    def delete_attachments(self, mailbox: str, item_id: str, attachment_ids: list[str] | None) -> list[dict]:
-        return content.delete_attachments(self.client, mailbox, item_id, attachment_ids)
+    def delete_attachments(self, mailbox: str, item_id: str, attachment_ids: list[str]) -> None:
+        content.delete_attachments(self.client, mailbox, item_id, attachment_ids)
 
     def delete(self, mailbox: str, item_ids: list[str], delete_type: str) -> list[ItemResult]:
         return items.delete_items(self.client, mailbox, item_ids, delete_type)
@@ -76,42 +76,20 @@ class GraphBackend:
     def restore(self, mailbox: str, item_ids: list[str], to_folder: str | None) -> list[ItemResult]:
         return items.restore_items(self.client, mailbox, item_ids, to_folder)
 
-    def send(
-        self,
-        mailbox: str,
-        *,
-        internet_message_id: str,
-        to: list[str],
-        subject: str,
-        body: str,
-        cc: list[str],
-        bcc: list[str],
-        body_type: str,
-        attachments: list[OutgoingAttachment],
-    ) -> dict:
-        return mail.send_email(
-            self.client,
-            mailbox,
-            internet_message_id=internet_message_id,
-            to=to,
-            subject=subject,
-            body=body,
-            cc=cc,
-            bcc=bcc,
-            body_type=body_type,
-            attachments=attachments,
-        )
+    def find_marked(self, mailbox: str, marker: str) -> list[MarkedCopy]:
+        return mail.find_marked(self.client, mailbox, marker)
 
-    def reply(
-        self, mailbox: str, item_id: str, body: str, *, reply_all: bool, to: list[str], cc: list[str]
-    ) -> dict:
-        return mail.reply_to_email(self.client, mailbox, item_id, body, reply_all=reply_all, to=to, cc=cc)
+    def send(self, mailbox: str, message: NewMessage, marker: str) -> dict:
+        return mail.send_email(self.client, mailbox, message, marker)
+
+    def reply(self, mailbox: str, item_id: str, reply: Reply, marker: str) -> dict:
+        return mail.reply_to_email(self.client, mailbox, item_id, reply, marker)
 
     def get_out_of_office(self, mailbox: str) -> dict:
         return directory.get_out_of_office(self.client, mailbox)
 
-    def get_contacts(self, mailbox: str, limit: int) -> list[dict]:
-        return directory.get_contacts(self.client, mailbox, limit)
+    def get_contacts(self, mailbox: str, limit: int, all_folders: bool) -> list[dict]:
+        return directory.get_contacts(self.client, mailbox, limit, all_folders)
 
     def find_in_mailboxes(
         self, mailboxes: list[str], criteria: SearchCriteria, folders: list[str] | None, limit: int

@@ -21,7 +21,7 @@ TYPES = {
 }
 
 
-def _not_found(error: GraphError, mailbox: str, item_id: str) -> Exception:
+def item_missing(error: GraphError, mailbox: str, item_id: str) -> Exception:
     if error.code == "ErrorItemNotFound":
         return NotFound("ErrorItemNotFound", f"item {item_id!r} does not exist in mailbox {mailbox}")
     return error
@@ -32,7 +32,7 @@ def download_eml(client: GraphClient, mailbox: str, item_id: str) -> dict:
     try:
         content = client.send("GET", client.url(user_path(mailbox, "messages", item_id, "$value"))).content
     except GraphError as error:
-        raise _not_found(error, mailbox, item_id) from error
+        raise item_missing(error, mailbox, item_id) from error
     headers = BytesHeaderParser(policy=default_policy).parsebytes(content)
     subject, message_id = headers.get("Subject"), headers.get("Message-ID")
     return {
@@ -58,7 +58,7 @@ def list_attachments(client: GraphClient, mailbox: str, item_id: str) -> list[di
     try:
         return list(client.pages(user_path(mailbox, "messages", item_id, "attachments")))
     except GraphError as error:
-        raise _not_found(error, mailbox, item_id) from error
+        raise item_missing(error, mailbox, item_id) from error
 
 
 def _select(
@@ -93,19 +93,13 @@ def get_attachments(
     return [{**_metadata(a), "content": _content(client, mailbox, item_id, a)} for a in selected]
 
 
-def delete_attachments(
-    client: GraphClient, mailbox: str, item_id: str, attachment_ids: list[str] | None = None
-) -> list[dict]:
-    """Remove the chosen (default: all) attachments, one DELETE each; the item itself stays. An attachment
-    already gone (a retried call) counts as deleted."""
-    selected = _select(list_attachments(client, mailbox, item_id), attachment_ids, mailbox, item_id)
-    removed = []
-    for attachment in selected:
-        path = user_path(mailbox, "messages", item_id, "attachments", attachment["id"])
+def delete_attachments(client: GraphClient, mailbox: str, item_id: str, attachment_ids: list[str]) -> None:
+    """Remove these attachments, one DELETE each; the item itself stays. An attachment already gone (removed
+    by an earlier attempt) counts as removed."""
+    for attachment_id in attachment_ids:
+        path = user_path(mailbox, "messages", item_id, "attachments", attachment_id)
         try:
             client.send("DELETE", client.url(path))
         except GraphError as error:
             if error.code != "ErrorItemNotFound":
                 raise
-        removed.append({**_metadata(attachment), "outcome": "deleted"})
-    return removed

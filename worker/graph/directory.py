@@ -17,6 +17,7 @@ from worker.errors import Permanent
 from worker.graph.client import EVENTUAL, GraphClient, odata_string, user_path
 
 PAGE = 999  # the directory's largest $top
+CONTACTS = "contacts"
 CONTACT_FIELDS = "displayName,emailAddresses,companyName,jobTitle,businessPhones,homePhones,mobilePhone"
 OOF_STATES = {"disabled": "Disabled", "alwaysEnabled": "Enabled", "scheduled": "Scheduled"}
 AUDIENCES = {"none": "None", "contactsOnly": "Known", "all": "All"}
@@ -35,24 +36,45 @@ def _phones(contact: dict) -> list[dict]:
     return numbers
 
 
-def get_contacts(client: GraphClient, mailbox: str, limit: int) -> list[dict]:
+def _contact_folders(client: GraphClient, mailbox: str) -> list[tuple[str, str]]:
+    """(listing path, label) of every contact folder below the default one: `contactFolders` lists the
+    folders directly below it, `childFolders` those below each (one request per folder)."""
+    found: list[tuple[str, str]] = []
+    pending = [(user_path(mailbox, "contactFolders"), CONTACTS)]
+    while pending:
+        listing, parent = pending.pop(0)
+        for folder in client.pages(listing, {"$select": "id,displayName", "$top": PAGE}):
+            label = f"{parent}/{folder.get('displayName') or ''}"
+            found.append((user_path(mailbox, "contactFolders", folder["id"], "contacts"), label))
+            pending.append((user_path(mailbox, "contactFolders", folder["id"], "childFolders"), label))
+    return found
+
+
+def get_contacts(client: GraphClient, mailbox: str, limit: int, all_folders: bool = False) -> list[dict]:
+    """Up to `limit` contacts of the default Contacts folder (`contacts`) and, with `all_folders`, of the
+    contact folders below it (labelled by path, `contacts/Vendors`), page after page."""
+    sources = [(user_path(mailbox, "contacts"), CONTACTS)]
+    if all_folders:
+        sources += _contact_folders(client, mailbox)
     params = {"$select": CONTACT_FIELDS, "$top": min(limit, 1000)}
-    contacts = []
-    for contact in client.pages(user_path(mailbox, "contacts"), params):
-        contacts.append(
-            {
-                "item_id": contact["id"],
-                "display_name": contact.get("displayName"),
-                "email_addresses": [
-                    e["address"] for e in contact.get("emailAddresses") or () if e.get("address")
-                ],
-                "company_name": contact.get("companyName"),
-                "job_title": contact.get("jobTitle"),
-                "phone_numbers": _phones(contact),
-            }
-        )
-        if len(contacts) >= limit:
-            break
+    contacts: list[dict] = []
+    for listing, label in sources:
+        for contact in client.pages(listing, params):
+            contacts.append(
+                {
+                    "item_id": contact["id"],
+                    "display_name": contact.get("displayName"),
+                    "email_addresses": [
+                        e["address"] for e in contact.get("emailAddresses") or () if e.get("address")
+                    ],
+                    "company_name": contact.get("companyName"),
+                    "job_title": contact.get("jobTitle"),
+                    "phone_numbers": _phones(contact),
+                    "folder": label,
+                }
+            )
+            if len(contacts) >= limit:
+                return contacts
     return contacts
 
 

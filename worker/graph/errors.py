@@ -40,8 +40,6 @@ SAME_AS_EWS = {
     "InvalidAuthenticationToken": "Unauthorized",
 }
 ITEM_MISSING = ("ErrorItemNotFound",)
-# Failures after which the server may or may not have done what a request asked.
-_AMBIGUOUS_TRANSPORT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.RemoteProtocolError)
 
 
 def _cut(text: str) -> str:
@@ -96,11 +94,3 @@ def classify(exc: BaseException, *, item_missing_is_done: bool = False) -> Actio
         return Transient(type(exc).__name__, _cut(str(exc)) or "the connection to the authority failed")
     # Its text is not vetted (it may quote a request): the type and a fixed text only, as worker.ews.errors.
     return Permanent("InternalError", f"{type(exc).__name__} (see the worker log)")
-
-
-def is_ambiguous(exc: BaseException) -> bool:
-    """True when a request may have been carried out although no success came back: the connection broke
-    after it was sent, or the service failed with a 5xx. A 429, a refused connection or a 4xx are not."""
-    if isinstance(exc, GraphError):
-        return exc.status >= 500
-    return isinstance(exc, _AMBIGUOUS_TRANSPORT)

@@ -10,8 +10,10 @@ worker.ews.items.
   `translateExchangeIds`; else the Inbox, or `to_folder` for all.
 Ids are immutable (`Prefer: IdType="ImmutableId"`), so a move keeps the id and repeating one is harmless. A
 removal first reads where each item is (one GET each): an item already where the removal would put it (in
-Recoverable Items for soft and trash, in Purges for hard) is "already_gone", as EWS reports it. A copy is
-not idempotent: after an ambiguous failure the destination is checked before anything is sent again.
+Recoverable Items for soft and trash, in Purges for hard) is "already_gone", as EWS reports it. A copy
+first looks in the destination folder for the item's Internet Message-ID: one already there is not copied
+again. Each item is one request (or a few): a throttled or failed one stops the call with Interrupted, which
+carries the outcomes of the items before it.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import base64
 from collections.abc import Callable
 
 from contract.envelope import ErrorInfo, ItemResult
+from worker.backend import Interrupted
 from worker.errors import AuthError, Permanent
 from worker.graph.client import GraphClient, GraphError, odata_string, user_path
-from worker.graph.errors import classify, is_ambiguous
+from worker.graph.errors import classify
 from worker.graph.folders import Folders
 
 DELETE_DESTINATIONS = {"soft": "recoverableitemsdeletions", "trash": "deleteditems"}
@@ -45,15 +48,29 @@ def outcome(item_id: str, result: dict | BaseException | None, folder: str | Non
     return ItemResult(item_id=item_id, outcome="done", new_item_id=new_id, folder=folder)
 
 
-def _each(item_ids: list[str], act: Callable[[str], dict | None], folder: str | None) -> list[ItemResult]:
-    results = []
+def _each(item_ids: list[str], act: Callable[[str], ItemResult]) -> list[ItemResult]:
+    """`act` on each item in turn; one that raises (throttled, a failure about the whole call) stops the
+    call with Interrupted carrying the outcomes before it."""
+    results: list[ItemResult] = []
     for item_id in item_ids:
+        try:
+            results.append(act(item_id))
+        except Exception as exc:
+            raise Interrupted(results, exc) from exc
+    return results
+
+
+def _answered(act: Callable[[str], dict | None], folder: str | None) -> Callable[[str], ItemResult]:
+    """The item's outcome from `act`'s answer (or from the GraphError it raised)."""
+
+    def one(item_id: str) -> ItemResult:
         try:
             answer: dict | BaseException | None = act(item_id)
         except GraphError as exc:
             answer = exc
-        results.append(outcome(item_id, answer, folder))
-    return results
+        return outcome(item_id, answer, folder)
+
+    return one
 
 
 def _move(client: GraphClient, mailbox: str, destination: str) -> Callable[[str], dict]:
@@ -93,12 +110,12 @@ def delete_items(
         client.post(user_path(mailbox, "messages", item_id, "permanentDelete"))
         return None
 
-    return _each(item_ids, delete, folder)
+    return _each(item_ids, _answered(delete, folder))
 
 
 def move_items(client: GraphClient, mailbox: str, item_ids: list[str], to_folder: str) -> list[ItemResult]:
     destination, label = Folders(client, mailbox).resolve(to_folder)
-    return _each(item_ids, _move(client, mailbox, destination), label)
+    return _each(item_ids, _answered(_move(client, mailbox, destination), label))
 
 
 def junk_items(
@@ -112,30 +129,30 @@ def junk_items(
             "junk_email with move=false has nothing to do on the graph backend",
         )
     folder = "junkemail" if is_junk else "inbox"
-    return _each(item_ids, _move(client, mailbox, folder), folder)
+    return _each(item_ids, _answered(_move(client, mailbox, folder), folder))
 
 
 def copy_items(
     client: GraphClient, mailbox: str, item_ids: list[str], to_folder: str, to_mailbox: str | None = None
 ) -> list[ItemResult]:
     """Copy within the mailbox (`copy`) or into `to_mailbox` (its MIME, created in the folder; Graph creates
-    messages as drafts). After an ambiguous failure the destination is searched for a copy that was not there
-    before, so a retry never copies twice."""
+    messages as drafts), unless a message with its Message-ID is in the folder already."""
     target = to_mailbox or mailbox
     destination, label = Folders(client, target).resolve(to_folder)
-    results = []
-    for item_id in item_ids:
+
+    def copy_one(item_id: str) -> ItemResult:
         try:
-            results.append(_copy_one(client, mailbox, item_id, target, destination, label))
+            return _copy_one(client, mailbox, item_id, target, destination, label)
         except GraphError as exc:
-            results.append(outcome(item_id, exc))
-    return results
+            return outcome(item_id, exc)
+
+    return _each(item_ids, copy_one)
 
 
-def _copies(client: GraphClient, mailbox: str, folder: str, message_id: str) -> set[str]:
+def _copies(client: GraphClient, mailbox: str, folder: str, message_id: str) -> list[str]:
     listing = user_path(mailbox, "mailFolders", folder, "messages")
     params = {"$filter": f"internetMessageId eq {odata_string(message_id)}", "$select": "id", "$top": 1000}
-    return {row["id"] for row in client.pages(listing, params)}
+    return [row["id"] for row in client.pages(listing, params)]
 
 
 def _copy_one(
@@ -143,25 +160,19 @@ def _copy_one(
 ) -> ItemResult:
     source = user_path(mailbox, "messages", item_id)
     message_id = client.get(source, {"$select": "internetMessageId"}).get("internetMessageId") or ""
-    before = _copies(client, target, destination, message_id) if message_id else set()
-    try:
-        if target == mailbox:
-            created = client.post(f"{source}/copy", {"destinationId": destination}).json()
-        else:
-            mime = client.send("GET", client.url(f"{source}/$value")).content
-            created = client.send(
-                "POST",
-                client.url(user_path(target, "mailFolders", destination, "messages")),
-                content=base64.b64encode(mime),
-                headers={"Content-Type": "text/plain"},
-            ).json()
-    except Exception as exc:
-        if not (message_id and is_ambiguous(exc)):
-            raise
-        landed = _copies(client, target, destination, message_id) - before
-        if not landed:
-            raise
-        created = {"id": sorted(landed)[0]}
+    present = _copies(client, target, destination, message_id) if message_id else []
+    if present:
+        return outcome(item_id, {"id": present[0]}, label)
+    if target == mailbox:
+        created = client.post(f"{source}/copy", {"destinationId": destination}).json()
+    else:
+        mime = client.send("GET", client.url(f"{source}/$value")).content
+        created = client.send(
+            "POST",
+            client.url(user_path(target, "mailFolders", destination, "messages")),
+            content=base64.b64encode(mime),
+            headers={"Content-Type": "text/plain"},
+        ).json()
     return outcome(item_id, created, label)
 
 
@@ -172,7 +183,7 @@ def restore_items(
     folders = Folders(client, mailbox)
     if to_folder is not None:
         destination, label = folders.resolve(to_folder)
-        return _each(item_ids, _move(client, mailbox, destination), label)
+        return _each(item_ids, _answered(_move(client, mailbox, destination), label))
     origins: dict[str, str | None] = {}
     results: dict[str, ItemResult] = {}
     for item_id in item_ids:
@@ -181,11 +192,18 @@ def restore_items(
         except GraphError as exc:
             results[item_id] = outcome(item_id, exc)
     folder_ids = _folder_ids(client, mailbox, {e for e in origins.values() if e})
-    for item_id, entry_id in origins.items():
-        folder_id = folder_ids.get(entry_id or "")
+
+    def restore(item_id: str) -> ItemResult:
+        folder_id = folder_ids.get(origins[item_id] or "")
         label = folders.path(folder_id) if folder_id else None
         destination, label = (folder_id, label) if label else (RESTORE_FALLBACK, RESTORE_FALLBACK)
-        [results[item_id]] = _each([item_id], _move(client, mailbox, destination), label)
+        return _answered(_move(client, mailbox, destination), label)(item_id)
+
+    try:
+        restored = _each(list(origins), restore)
+    except Interrupted as stop:
+        raise Interrupted([*results.values(), *stop.finished], stop.cause) from stop.cause
+    results.update((r.item_id, r) for r in restored)
     return [results[i] for i in item_ids]
 
 

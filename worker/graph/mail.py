@@ -1,124 +1,113 @@
-"""Sending on Graph: new messages and replies, never sent twice by a retry.
+"""Sending on Graph: new messages and replies, each carrying the task's marker (worker.outgoing).
 
-A new message carries the Internet Message-ID the caller chose (from the task id); every attempt first looks
-for it in Sent Items and the Outbox and does not send again if it is there, as worker.ews.mail does. A
-`sendMail` whose answer is lost (timeout, 5xx) is judged the same way before the error is raised.
-
-A reply is a draft (`createReply`/`createReplyAll`, our text above the quoted original as Graph writes
-it), its recipients replaced if asked, then `send`. When the send's answer is lost, the draft tells what
-happened: still a draft, it was not sent and is sent again; gone, it was.
+A new message is one `sendMail` whose message carries the marker in `singleValueExtendedProperties` (and the
+caller's Internet Message-ID). A reply is a draft (`createReply`/`createReplyAll`: Graph quotes the original;
+a text body goes in as the `comment`), then one PATCH (singlevaluelegacyextendedproperty-post-
+singlevalueextendedproperties.md: an extended property on an existing message) sets the marker and whatever
+the caller chose (an HTML body above the quoted original, subject, recipients, Bcc), then each attachment is
+added (message-post-attachments.md, up to 3 MB each) and the draft is sent. The marker is found with one
+listing of the mailbox's messages filtered on it (every mail folder, Sent Items, Outbox and Drafts
+included).
 """
 
 from __future__ import annotations
 
 import base64
+import re
+from html import escape
 
-from contract.actions import OutgoingAttachment
 from worker.graph.client import GraphClient, GraphError, odata_string, user_path
-from worker.graph.errors import is_ambiguous
+from worker.graph.content import item_missing
 from worker.graph.query import addresses_of
+from worker.outgoing import INTERNET_HEADERS, MARKER_HEADER, Attachment, MarkedCopy, NewMessage, Reply
 
-SENT_FOLDERS = ("sentitems", "outbox")
+MARKER_ID = f"String {{{INTERNET_HEADERS}}} Name {MARKER_HEADER}"
+_BODY_START = re.compile(r"<body[^>]*>", re.IGNORECASE)
 
 
 def _recipients(addresses: list[str] | None) -> list[dict]:
     return [{"emailAddress": {"address": address}} for address in addresses or ()]
 
 
-def already_sent(client: GraphClient, mailbox: str, internet_message_id: str) -> bool:
-    """True when a message with this Message-ID sits in Sent Items or the Outbox (one listing each)."""
+def _marker(marker: str) -> list[dict]:
+    return [{"id": MARKER_ID, "value": marker}]
+
+
+def _file(attachment: Attachment) -> dict:
+    return {
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "name": attachment.name,
+        "contentType": attachment.content_type,
+        "contentBytes": base64.b64encode(attachment.content).decode(),
+    }
+
+
+def find_marked(client: GraphClient, mailbox: str, marker: str) -> list[MarkedCopy]:
+    """Messages with the marker anywhere in the mailbox's mail folders (one listing)."""
+    matches = f"ep/id eq {odata_string(MARKER_ID)} and ep/value eq {odata_string(marker)}"
     params = {
-        "$filter": f"internetMessageId eq {odata_string(internet_message_id)}",
-        "$select": "internetMessageId",
+        "$filter": f"singleValueExtendedProperties/Any(ep: {matches})",
+        "$select": "isDraft,subject,toRecipients,ccRecipients",
         "$top": 10,
     }
-    for folder in SENT_FOLDERS:
-        rows = client.get(user_path(mailbox, "mailFolders", folder, "messages"), params).get("value", ())
-        if any(row.get("internetMessageId") == internet_message_id for row in rows):
-            return True
-    return False
+    rows = client.get(user_path(mailbox, "messages"), params).get("value", ())
+    return [
+        MarkedCopy(
+            row["id"],
+            bool(row.get("isDraft")),
+            row.get("subject"),
+            addresses_of((row.get("toRecipients") or []) + (row.get("ccRecipients") or [])),
+        )
+        for row in rows
+    ]
 
 
-def send_email(
-    client: GraphClient,
-    mailbox: str,
-    *,
-    internet_message_id: str,
-    to: list[str],
-    subject: str,
-    body: str,
-    cc: list[str] | None = None,
-    bcc: list[str] | None = None,
-    body_type: str = "html",
-    attachments: list[OutgoingAttachment] | tuple = (),
-) -> dict:
-    """sendMail (saved to Sent Items) unless a previous attempt already sent it."""
-    if already_sent(client, mailbox, internet_message_id):
-        return {"internet_message_id": internet_message_id, "sent": False, "already_sent": True}
-    message = {
-        "subject": subject,
-        "body": {"contentType": "HTML" if body_type == "html" else "Text", "content": body},
-        "toRecipients": _recipients(to),
-        "ccRecipients": _recipients(cc),
-        "bccRecipients": _recipients(bcc),
-        "internetMessageId": internet_message_id,
-        "attachments": [
-            {
-                "@odata.type": "#microsoft.graph.fileAttachment",
-                "name": attachment.name,
-                "contentType": attachment.content_type,
-                "contentBytes": base64.b64encode(attachment.content).decode(),
-            }
-            for attachment in attachments
-        ],
+def send_email(client: GraphClient, mailbox: str, message: NewMessage, marker: str) -> dict:
+    """sendMail, saving a copy in Sent Items."""
+    document = {
+        "subject": message.subject,
+        "body": {"contentType": "HTML" if message.body_type == "html" else "Text", "content": message.body},
+        "toRecipients": _recipients(message.to),
+        "ccRecipients": _recipients(message.cc),
+        "bccRecipients": _recipients(message.bcc),
+        "replyTo": _recipients(message.reply_to),
+        "importance": message.importance.lower(),
+        "internetMessageId": message.internet_message_id,
+        "singleValueExtendedProperties": _marker(marker),
+        "attachments": [_file(attachment) for attachment in message.attachments],
     }
+    client.post(user_path(mailbox, "sendMail"), {"message": document, "saveToSentItems": True})
+    return {}
+
+
+def _above(html: str, quoted: dict) -> str:
+    """`html` above the draft's quoted original (inside its <body> when it has one)."""
+    content = quoted.get("content") or ""
+    if (quoted.get("contentType") or "").lower() != "html":
+        content = f"<pre>{escape(content)}</pre>"
+    start = _BODY_START.search(content)
+    return content[: start.end()] + html + content[start.end() :] if start else html + content
+
+
+def reply_to_email(client: GraphClient, mailbox: str, item_id: str, reply: Reply, marker: str) -> dict:
+    """Reply (or reply all) to the item, the original quoted below the body; saved to Sent Items."""
+    action = "createReplyAll" if reply.reply_all else "createReply"
+    comment = {"comment": reply.body} if reply.body_type == "text" else None
     try:
-        client.post(user_path(mailbox, "sendMail"), {"message": message, "saveToSentItems": True})
-    except Exception as exc:
-        if not (is_ambiguous(exc) and already_sent(client, mailbox, internet_message_id)):
-            raise
-    return {"internet_message_id": internet_message_id, "sent": True, "already_sent": False}
-
-
-def reply_to_email(
-    client: GraphClient,
-    mailbox: str,
-    item_id: str,
-    body: str,
-    *,
-    reply_all: bool = False,
-    to: list[str] | None = None,
-    cc: list[str] | None = None,
-) -> dict:
-    """Reply (or reply all) to the item, the original quoted below `body`; `to`/`cc` replace the recipients
-    Graph would pick. Saved to Sent Items."""
-    action = "createReplyAll" if reply_all else "createReply"
-    draft = client.post(user_path(mailbox, "messages", item_id, action), {"comment": body}).json()
+        draft = client.post(user_path(mailbox, "messages", item_id, action), comment).json()
+    except GraphError as error:
+        raise item_missing(error, mailbox, item_id) from None
+    changes: dict = {"singleValueExtendedProperties": _marker(marker)}
+    if reply.body_type == "html":
+        changes["body"] = {"contentType": "HTML", "content": _above(reply.body, draft.get("body") or {})}
+    if reply.subject:
+        changes["subject"] = reply.subject
+    replaced = {"toRecipients": reply.to, "ccRecipients": reply.cc, "bccRecipients": reply.bcc}
+    changes.update((name, _recipients(addresses)) for name, addresses in replaced.items() if addresses)
     draft_path = user_path(mailbox, "messages", draft["id"])
-    changes = {}
-    if to:
-        changes["toRecipients"] = _recipients(to)
-    if cc:
-        changes["ccRecipients"] = _recipients(cc)
-    if changes:
-        draft = client.send("PATCH", client.url(draft_path), body=changes).json()
-    _send_draft(client, draft_path)
+    draft = client.send("PATCH", client.url(draft_path), body=changes).json()
+    for attachment in reply.attachments:
+        client.post(f"{draft_path}/attachments", _file(attachment))
+    client.post(f"{draft_path}/send")
     recipients = addresses_of((draft.get("toRecipients") or []) + (draft.get("ccRecipients") or []))
-    return {"replied_to": item_id, "subject": draft.get("subject"), "recipients": recipients}
-
-
-def _send_draft(client: GraphClient, draft_path: str) -> None:
-    try:
-        client.post(f"{draft_path}/send")
-    except Exception as exc:
-        if not is_ambiguous(exc):
-            raise
-        try:
-            still_draft = client.get(draft_path, {"$select": "isDraft"}).get("isDraft", False)
-        except GraphError as gone:
-            if gone.code != "ErrorItemNotFound":
-                raise exc from gone
-            return
-        if not still_draft:
-            return
-        client.post(f"{draft_path}/send")
+    return {"subject": draft.get("subject"), "recipients": recipients}

@@ -37,7 +37,7 @@ from exchange_simulator.graph.errors import GraphError, parse_uri_error
 from exchange_simulator.graph.filter import Schema
 from exchange_simulator.graph.request import GraphContext
 from exchange_simulator.store import mime
-from exchange_simulator.store.model import EmailAddress, Item, PropertyKey
+from exchange_simulator.store.model import EmailAddress, ExtendedValue, Item, PropertyKey
 from exchange_simulator.store.properties import (
     ENTRY_ID_TAG,
     LAST_ACTIVE_PARENT_TAG,
@@ -182,6 +182,50 @@ def _key_id(kind: str, key: PropertyKey) -> str:
     return f"{kind} {{{key.property_set}}} Id 0x{key.dispatch_id or 0:x}"
 
 
+# MAPI property types a singleValueLegacyExtendedProperty id may name (extended-properties-overview.md).
+_SINGLE_TYPES = frozenset({
+    "ApplicationTime", "Binary", "Boolean", "CLSID", "Currency", "Double", "Float", "Integer", "Long",
+    "Short", "String", "SystemTime",
+})
+_COMPUTED_TAGS = frozenset(tag for _, tag in _COMPUTED)
+
+
+def _invalid_extended(text: str) -> GraphError:
+    return GraphError(400, "ErrorInvalidProperty", f"The extended property id '{text}' is not valid.")
+
+
+def parse_extended(value: object) -> dict[PropertyKey, ExtendedValue]:
+    """singleValueExtendedProperties a client writes (on a new message or in a PATCH): each `id` one of the
+    formats of extended-properties-overview.md ("{type} {proptag}", "{type} {guid} Name {name}", "{type}
+    {guid} Id {id}") and a string `value`. Properties the store computes cannot be written."""
+    if not isinstance(value, list):
+        raise body_error("The property 'singleValueExtendedProperties' must be a collection.")
+    written: dict[PropertyKey, ExtendedValue] = {}
+    for entry in value:
+        text = entry.get("id") if isinstance(entry, dict) else None
+        data = entry.get("value") if isinstance(entry, dict) else None
+        if not isinstance(text, str) or not isinstance(data, str):
+            raise body_error("A singleValueLegacyExtendedProperty needs a string id and a string value.")
+        tag, named = _TAG_ID.match(text), _NAMED_ID.match(text)
+        if tag:
+            kind, key = tag.group(1), PropertyKey(tag=int(tag.group(2), 16))
+        elif named:
+            kind, guid, form, name = named.groups()
+            key = (
+                PropertyKey(property_set=guid.lower(), dispatch_id=int(name, 16))
+                if form.lower() == "id"
+                else PropertyKey(property_set=guid.lower(), name=name)
+            )
+        else:
+            raise _invalid_extended(text)
+        if kind not in _SINGLE_TYPES or (key.tag is not None and key.tag >= 0x8000):
+            raise _invalid_extended(text)
+        if key.tag in _COMPUTED_TAGS:
+            raise GraphError(400, "ErrorInvalidPropertySet", "The property can not be set.")
+        written[key] = (kind, data)
+    return written
+
+
 def extended_properties(item: Item) -> list[tuple[str, str]]:
     """(id, value) of every single-value extended property the item has: computed ones, then stored ones."""
     found = [(f"{kind} 0x{tag:x}", value) for kind, tag in _COMPUTED if (value := computed_value(item, tag))]
@@ -319,6 +363,8 @@ def parse(document: dict[str, Any], *, creating: bool) -> tuple[Item, list[str]]
         elif name in _UNMODELLED:
             boolean(value, name)
             fields.append(_UNMODELLED[name])
+        elif name == "singleValueExtendedProperties":
+            item.extended.update(parse_extended(value))
         elif name == "internetMessageId" and creating:
             item.internet_message_id = _string(value, name)
         elif name == "internetMessageHeaders" and creating:
