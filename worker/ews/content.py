@@ -88,12 +88,18 @@ def get_attachments(account, item_id: str, attachment_ids: list[str] | None = No
     return results
 
 
+class _DeleteAttachment(DeleteAttachment):
+    """An attachment Exchange no longer finds is answered per attachment, not raised for the request."""
+
+    ERRORS_TO_CATCH_IN_RESPONSE = (*DeleteAttachment.ERRORS_TO_CATCH_IN_RESPONSE, ErrorInvalidAttachmentId)
+
+
 def delete_attachments(account, item_id: str, attachment_ids: list[str]) -> None:
     """Remove these attachments in one DeleteAttachment request; the item itself stays. An id Exchange no
     longer finds (ErrorInvalidAttachmentId: removed by an earlier attempt) counts as removed."""
     if not attachment_ids:
         return
-    results = DeleteAttachment(account=account).call(items=[AttachmentId(id=i) for i in attachment_ids])
+    results = _DeleteAttachment(account=account).call(items=[AttachmentId(id=i) for i in attachment_ids])
     for result in results:
         if isinstance(result, Exception) and not isinstance(result, ErrorInvalidAttachmentId):
             raise result
