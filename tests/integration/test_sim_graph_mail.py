@@ -264,3 +264,14 @@ def test_contacts_page_by_ten(org):
     assert org.get(f"/users/{ALICE}/contactFolders").json()["value"] == []
     one = org.get(f"/users/{ALICE}/contacts/{first['value'][3]['id']}").json()
     assert one["displayName"] == "Contact 03"
+
+
+def test_contact_folders_list_their_children(org, fresh_simulator):
+    store = fresh_simulator.store
+    contacts = store.mailbox(ALICE).folders["contacts"]
+    vendors = store.create_folder(contacts, "Vendors", folder_class="IPF.Contact")
+    store.create_folder(vendors, "Old", folder_class="IPF.Contact")
+    (top,) = org.get(f"/users/{ALICE}/contactFolders").json()["value"]
+    assert top["displayName"] == "Vendors"  # the folders directly below Contacts only
+    children = org.get(f"/users/{ALICE}/contactFolders/{top['id']}/childFolders").json()["value"]
+    assert [c["displayName"] for c in children] == ["Old"] and children[0]["parentFolderId"] == top["id"]

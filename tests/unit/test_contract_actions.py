@@ -304,3 +304,54 @@ def test_allowed_senders_parse_from_the_environment_or_a_list_and_name_a_bad_ent
     with pytest.raises(ValueError, match="entry 2 is not an SMTP address") as raised:
         parse_allowed_senders("soc@contoso.example,secret-looking-text")
     assert "secret-looking-text" not in str(raised.value)
+
+
+# -- issue 11: each action complete --------------------------------------------------------------------------
+def test_copy_takes_a_list_and_the_deprecated_single_id_as_a_list_of_one():
+    listed = valid(a.CopyEmail, item_ids="A,B", to_folder="inbox")
+    single = valid(a.CopyEmail, item_id="A", to_folder="inbox")
+    assert listed.item_ids == ["A", "B"] and single.item_ids == ["A"]
+    assert single.model_dump(mode="json", exclude_unset=True) == {
+        "mailbox": MAILBOX, "item_ids": ["A"], "to_folder": "inbox"
+    }
+    assert rejects(a.CopyEmail, "item_ids", mailbox=MAILBOX, item_id="A", item_ids=["B"], to_folder="inbox")
+    assert rejects(a.CopyEmail, "item_ids", mailbox=MAILBOX, to_folder="inbox") == "Field required"
+    assert a.CopyEmail.model_json_schema()["properties"]["item_id"]["deprecated"] is True
+
+
+def test_delete_attachments_names_them_or_says_all():
+    assert valid(a.DeleteAttachments, item_id="X", attachment_ids="A,B").attachment_ids == ["A", "B"]
+    assert valid(a.DeleteAttachments, item_id="X", all="true").all is True
+    message = rejects(a.DeleteAttachments, "attachment_ids", mailbox=MAILBOX, item_id="X")
+    assert "all: true" in message
+    assert rejects(a.DeleteAttachments, "attachment_ids", mailbox=MAILBOX, item_id="X", all=True,
+                   attachment_ids=["A"]) == "give attachment_ids or all: true, not both"
+
+
+def test_attachments_are_inline_bytes_or_artifacts():
+    sha = "AB" * 32
+    args = valid(a.ReplyToEmail, item_id="X", body="b", attachments=f'[{{"sha256": "{sha}"}}]')
+    assert args.attachments[0].sha256 == sha.lower() and args.attachments[0].name is None
+    inline = {"name": "a.txt", "content_base64": base64.b64encode(b"x").decode()}
+    sent = valid(a.SendEmail, to="x@y.example", subject="s", body="b", attachments=[inline])
+    assert sent.attachments[0].content == b"x"
+    for bad, field in (
+        ([{"sha256": "abc"}], "attachments[0].sha256"),
+        ([{"content_base64": "eA=="}], "attachments[0].name"),
+        ([{**inline, "sha256": sha}], "attachments[0].sha256"),
+        ([{}], "attachments[0].sha256"),
+    ):
+        rejects(a.ReplyToEmail, field, mailbox=MAILBOX, item_id="X", body="b", attachments=bad)
+
+
+def test_form_spellings_of_the_new_arguments():
+    send = valid(a.SendEmail, to="x@y.example", subject="s", body="b", importance=" high ", body_type="TEXT",
+                 reply_to='"Desk, SOC" <soc@contoso.example>')
+    assert (send.importance, send.body_type, send.reply_to) == ("High", "text", ["soc@contoso.example"])
+    assert rejects(a.SendEmail, "importance", mailbox=MAILBOX, to="x@y.example", subject="s", body="b",
+                   importance="urgent") == "expected Low, Normal or High"
+    reply = valid(a.ReplyToEmail, item_id="X", body="b", subject="Case 1", bcc="a@b.example; c@d.example")
+    assert reply.subject == "Case 1" and reply.bcc == ["a@b.example", "c@d.example"]
+    contacts = valid(a.GetContacts, all_folders="true")
+    assert contacts.limit is None and contacts.all_folders is True
+    assert valid(a.DownloadEml, item_id="X", inline="TRUE").inline is True

@@ -18,8 +18,8 @@ from exchange_simulator.graph.codecs import message as message_codec
 from exchange_simulator.graph.errors import GraphError
 from exchange_simulator.graph.request import GraphCaller, GraphContext, GraphRequest, GraphResponse
 from exchange_simulator.server.graph_throttle import GraphThrottle
-from exchange_simulator.server.throttle import ThrottleSettings, share
-from exchange_simulator.store.model import Attachment, EmailAddress, Item, OofSettings, Store
+from exchange_simulator.server.throttle import Throttle, ThrottleSettings, share
+from exchange_simulator.store.model import Attachment, EmailAddress, Item, OofSettings, PropertyKey, Store
 
 CALLER = GraphCaller("app", "tenant", frozenset({"Mail.ReadWrite"}), None)
 
@@ -337,3 +337,42 @@ def test_graph_storms_hit_the_same_mailboxes_as_ews_storms():
             assert answer.retry_after_s == 3
         else:
             throttle.release("app", address)
+
+
+def test_single_value_extended_properties_a_client_writes():
+    marker = "String {00020386-0000-0000-C000-000000000046} Name X-EWS-IR-Task"
+    written = {"singleValueExtendedProperties": [{"id": marker, "value": "t1"}]}
+    item, _ = message_codec.parse(written, creating=False)
+    key = PropertyKey(property_set="00020386-0000-0000-c000-000000000046", name="X-EWS-IR-Task")
+    assert item.extended == {key: ("String", "t1")}
+    assert message_codec.extended_properties(item)[-1] == (
+        "String {00020386-0000-0000-c000-000000000046} Name X-EWS-IR-Task", "t1"
+    )
+    tagged, _ = message_codec.parse(
+        {"singleValueExtendedProperties": [{"id": "String 0x3FFA", "value": "x"}]}, creating=True
+    )
+    assert tagged.extended == {PropertyKey(tag=0x3FFA): ("String", "x")}
+    for bad, code in (
+        ([{"id": "String nonsense", "value": "x"}], "ErrorInvalidProperty"),
+        ([{"id": "Nothing 0x3FFA", "value": "x"}], "ErrorInvalidProperty"),
+        ([{"id": "Integer 0x0E08", "value": "1"}], "ErrorInvalidPropertySet"),  # computed: PR_MESSAGE_SIZE
+        ([{"id": marker}], "RequestBodyRead"),
+        ({"id": marker, "value": "x"}, "RequestBodyRead"),
+    ):
+        with pytest.raises(GraphError) as refused:
+            message_codec.parse({"singleValueExtendedProperties": bad}, creating=False)
+        assert refused.value.code == code, bad
+
+
+def test_the_nth_request_of_a_named_operation_is_throttled_once_on_both_fronts():
+    settings = ThrottleSettings(busy_operation="MoveMessage", busy_operation_nth=2, storm_backoff_ms=3000)
+    throttle = GraphThrottle(settings)
+    answers = [throttle.admit("app", "a@x", operation) for operation in ("MoveMessage", "GetMessage",
+                                                                        "MoveMessage", "MoveMessage")]
+    assert [a.limit for a in answers] == [None, None, "RequestRate", None]
+    assert answers[2].retry_after_s == 3
+    ews = Throttle(ThrottleSettings(busy_operation="MoveItem", busy_operation_nth=1))
+    assert ews.admit("a@x", "MoveItem").code == "ErrorServerBusy"
+    assert ews.admit("a@x", "MoveItem").code == "ErrorServerBusy"  # within the back-off it gave
+    settings.busy_operation_nth = 1  # a new setting counts afresh
+    assert throttle.admit("app", "b@x", "MoveMessage").limit == "RequestRate"

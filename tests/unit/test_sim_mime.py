@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from exchange_simulator.store import mime
 from exchange_simulator.store.model import Attachment, EmailAddress, Item
+from exchange_simulator.store.properties import internet_header_key
 
 
 def sample() -> Item:
@@ -78,3 +79,14 @@ def test_refresh_keeps_unmodelled_headers_and_applies_changes():
     reparsed = mime.apply_mime(Item(), item.mime)
     assert [a.name for a in reparsed.attachments] == ["note.txt"]
     assert reparsed.body.strip() == "body text"
+
+
+def test_internet_header_properties_are_headers_of_the_mime():
+    item = sample()
+    item.extended[internet_header_key("X-EWS-IR-Task")] = ("String", "task-1")
+    item.extended[internet_header_key("X-Count")] = ("Integer", "3")  # not a String: not a header
+    headers = dict(mime.headers(item))
+    assert headers["X-EWS-IR-Task"] == "task-1" and "X-Count" not in headers
+    item.extended[internet_header_key("X-EWS-IR-Task")] = ("String", "task-2")
+    mime.refresh_mime(item)
+    assert [v for k, v in mime.headers(item) if k == "X-EWS-IR-Task"] == ["task-2"]  # replaced, not added

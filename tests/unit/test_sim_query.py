@@ -8,7 +8,8 @@ import pytest
 
 from exchange_simulator.errors import EwsError
 from exchange_simulator.store import query as q
-from exchange_simulator.store.model import Attachment, EmailAddress, Item
+from exchange_simulator.store.model import Attachment, EmailAddress, Item, PropertyKey
+from exchange_simulator.store.properties import INTERNET_HEADERS, MESSAGE_SIZE_TAG
 
 PHISH = Item(
     subject="RE: Action required",
@@ -89,3 +90,17 @@ def test_aqs_rejects_unknown_properties():
     with pytest.raises(EwsError) as err:
         q.parse_aqs("colour:blue")
     assert err.value.code == "ErrorInvalidArgument"
+
+
+def test_extended_properties_are_searched_by_the_value_a_client_set_or_the_store_computes():
+    marker = PropertyKey(property_set=INTERNET_HEADERS, name="X-EWS-IR-Task")
+    marked = Item(subject="Reply", extended={marker: ("String", "task-1")})
+    field = q.ExtendedField(marker, "String")
+    assert q.matches(q.Compare("IsEqualTo", field, "TASK-1"), marked)
+    assert not q.matches(q.Compare("IsEqualTo", field, "task-1"), OTHER)  # not set: no match
+    assert not q.matches(q.Compare("IsEqualTo", q.ExtendedField(marker, "Integer"), 1), marked)  # other type
+    size = q.ExtendedField(PropertyKey(tag=MESSAGE_SIZE_TAG), "Integer")
+    assert q.matches(q.Compare("IsGreaterThan", size, q.convert_constant(size, "0")), OTHER)
+    with pytest.raises(EwsError) as bad_value:
+        q.convert_constant(size, "big")
+    assert bad_value.value.code == "ErrorInvalidValueForProperty"
