@@ -26,7 +26,8 @@ T = TypeVar("T")
 
 class Mailbox:
     """One target mailbox through one connection profile. `attempt` (the task's failed runs) spaces out the
-    retries of transient failures; `progress` is what the task already did (default: this call's own)."""
+    retries of transient failures; `progress` is what the task already did (default: each call keeps its
+    own, so the throttling policy's retries inside that call resume)."""
 
     def __init__(
         self, profile: str, address: str, attempt: int = 0, progress: Progress | None = None
@@ -34,7 +35,7 @@ class Mailbox:
         self.profile = profile
         self.address = address
         self.attempt = attempt
-        self.progress = progress or MemoryProgress()
+        self.progress = progress
 
     @property
     def backend(self) -> Backend:
@@ -80,15 +81,16 @@ class Mailbox:
     ) -> list[ItemResult]:
         """Run a per-item operation on the items without a recorded outcome, recording outcomes as the backend
         finishes them (also when a later chunk or item stops it), so a retry resumes where it stopped."""
+        progress = self.progress or MemoryProgress()
         final: dict[str, ItemResult] = {}
         latest: dict[str, ItemResult] = {}
 
         def keep(results: list[ItemResult]) -> None:
             latest.update((r.item_id, r) for r in results if r.item_id is not None)
-            self.progress.record_items(results)
+            progress.record_items(results)
 
         def resume(address: str) -> None:
-            final.update(self.progress.item_results())
+            final.update(progress.item_results())
             pending = [i for i in item_ids if i not in final]
             if not pending:
                 return
@@ -99,7 +101,7 @@ class Mailbox:
                 raise stop.cause from None
 
         self._run(resume)
-        final.update(self.progress.item_results())
+        final.update(progress.item_results())
         return [final.get(i) or latest[i] for i in item_ids]
 
     def delete(self, item_ids: list[str], delete_type: str = "soft") -> list[ItemResult]:
