@@ -150,7 +150,7 @@ class GraphFront:
             sim.request_log.add("-", "", app, err.status, err.code, api="graph", received=received)
             return self._error_response(err, request)
         operation, mailbox = prepared.route.operation, prepared.mailbox
-        admission = sim.graph_throttle.admit(app, mailbox, operation)
+        admission = sim.graph_throttle.admit(app, mailbox, operation=operation)
         if not admission.admitted:
             sim.request_log.add(
                 operation,

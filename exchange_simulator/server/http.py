@@ -271,7 +271,7 @@ class EwsRequestHandler(BaseHTTPRequestHandler):
             return
         key = soap.budget_key(request, caller)
         received = time.time()
-        admission = sim.throttle.admit(key, request.operation)
+        admission = sim.throttle.admit(key, operation=request.operation)
         if not admission.admitted:
             self._refuse(request, key, caller.principal, admission, received)
             return

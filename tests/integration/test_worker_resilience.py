@@ -211,8 +211,8 @@ def test_a_worker_killed_mid_delete_leaves_the_phish_deleted_exactly_once(
     faults = sim.simulator.faults.settings
 
     def watch(admit):
-        def watched_admit(*key: str):
-            admission = admit(*key)
+        def watched_admit(*key: str, **named: str):
+            admission = admit(*key, **named)
             if key[-1] == mailbox and admission.admitted:
                 seen[mailbox] += 1
                 if seen[mailbox] == removing_request - 1:
