@@ -62,7 +62,7 @@ def dispatch_step(
     if not page:
         store.finish_if_done(campaign_id, phase, phase_end(record, phase))
         return None
-    for mailbox in _eligible(store, record, phase, page):
+    for mailbox in eligible(store, record, phase, page):
         publish(campaign_id, phase, mailbox)
     if store.advance_cursor(campaign_id, generation, cursor, cursor + len(page)):
         return NextStep(cursor + len(page))
@@ -109,7 +109,7 @@ def fail(store: CampaignStore, record: CampaignRecord, phase: str, reason: dict[
         store.append_audit(audit.campaign_entry(record, "failed", "system", reason))
 
 
-def _eligible(store: CampaignStore, record: CampaignRecord, phase: str, page: list[str]) -> list[str]:
+def eligible(store: CampaignStore, record: CampaignRecord, phase: str, page: list[str]) -> list[str]:
     """Mailboxes on this page still needing a task: no outcome yet and, after an approved preview, a match;
     to verify, something acted on (or meant to be)."""
     outcomes = store.outcomes_for(record.id, phase, page)

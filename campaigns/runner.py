@@ -4,14 +4,20 @@ A redelivered or duplicated message is harmless: a recorded outcome makes it a n
 from working on one mailbox at the same time, and recording is HSETNX (first writer wins). A cancelled or
 stopped campaign turns pending messages into no-ops without recording anything, so `resume` can find them.
 A verification that still finds copies is not recorded until its last attempt: the task looks again later.
+Redis errors are never a mailbox's outcome: they reach the task, which retries once Redis is back; an outcome
+already in hand when Redis went away is recorded once it is back (campaigns.outage).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
-from campaigns import audit, mailbox_work
+import redis
+
+from campaigns import audit, mailbox_work, outage
+from campaigns.leases import LeaseKeeper
 from campaigns.lifecycle import EXECUTE, PREVIEW, VERIFY, active_status, phase_end
 from campaigns.mailbox_work import COPIES_REMAINING, VERIFIED, MailboxGateway
 from campaigns.store import CampaignStore
@@ -20,8 +26,6 @@ from worker import task_events
 from worker.errors import ActionError, RetryLater
 
 log = logging.getLogger(__name__)
-LEASE_MS = 5 * 60 * 1000  # longer than one mailbox's work (long waits go back to the queue), far below the
-# visibility timeout; a killed worker's lease ends with it or when `resume` clears it
 
 
 class LeaseBusy(Exception):
@@ -51,42 +55,50 @@ def run_mailbox(
     token: str,
     give_up: Callable[[RetryLater], str | None],
     recheck_in: Callable[[int], float | None],
+    leases: LeaseKeeper,
     attempt: int = 1,
 ) -> str:
     """Returns what happened: recorded, duplicate, inactive or unknown_campaign.
 
     Raises RetryLater (EWS asked us to wait, and `give_up` found no reason to stop), LeaseBusy, or Recheck
-    (verification `attempt` found copies and `recheck_in(attempt)` gave a wait) for the task to retry.
+    (verification `attempt` found copies and `recheck_in(attempt)` gave a wait) for the task to retry, and
+    Redis errors (Redis is away; an outcome in hand was kept for `outage.MAX_WAIT_S`).
     """
     record = store.load(campaign_id)
     if record is None:
         return "unknown_campaign"
     if record.phase != phase or record.status != active_status(record.action, phase):
         return "inactive"
-    wait_ms = store.acquire_lease(campaign_id, phase, mailbox, token, LEASE_MS)
+    wait_ms = store.acquire_lease(campaign_id, phase, mailbox, token, leases.ttl_ms)
     if wait_ms < 0:
         return "duplicate"  # recorded, perhaps by the lease holder before us while we waited for the lease
     if wait_ms:
         raise LeaseBusy(wait_ms / 1000)
     try:
-        outcome, stop = _work(
-            store, record, phase, mailbox, gateway_for(record.spec.connection, mailbox), give_up
-        )
-        if outcome.status == COPIES_REMAINING and (wait_s := recheck_in(attempt)) is not None:
-            raise Recheck(wait_s, attempt + 1)
-        outcome.mailbox, outcome.finished_at = mailbox, audit.iso_now()
-        recorded = store.record(
-            campaign_id,
-            phase,
-            mailbox,
-            outcome,
-            end=phase_end(record, phase),
-            stop_reason=stop,
-            audit_entry=_audit_entry(record, phase, mailbox, outcome),
-            lease_token=token,  # released in the same round trip
-        )
+        with leases.kept(store.lease_key(campaign_id, phase, mailbox), token):
+            outcome, stop = _work(
+                store, record, phase, mailbox, gateway_for(record.spec.connection, mailbox), give_up
+            )
+            if outcome.status == COPIES_REMAINING and (wait_s := recheck_in(attempt)) is not None:
+                raise Recheck(wait_s, attempt + 1)
+            outcome.mailbox, outcome.finished_at = mailbox, audit.iso_now()
+            entry = _audit_entry(record, phase, mailbox, outcome)
+            recorded = outage.retried(  # recording is idempotent (HSETNX, compare-and-delete of the lease)
+                lambda: store.record(
+                    campaign_id,
+                    phase,
+                    mailbox,
+                    outcome,
+                    end=phase_end(record, phase),
+                    stop_reason=stop,
+                    audit_entry=entry,
+                    lease_token=token,  # released in the same round trip
+                ),
+                store.redis,
+            )
     except BaseException:
-        store.release_lease(campaign_id, phase, mailbox, token)
+        with contextlib.suppress(redis.RedisError):  # unrenewed, it ends in a few watchdog intervals
+            store.release_lease(campaign_id, phase, mailbox, token)
         raise
     if recorded:
         task_events.campaign_mailbox_recorded(record, phase, mailbox, outcome)
@@ -117,6 +129,8 @@ def _work(
         return mailbox_work.failed_outcome(exc.cause.code, f"{exc.cause.message} ({reason})"), None
     except ActionError as exc:
         return mailbox_work.failed_outcome(exc.code, exc.message), None
+    except redis.RedisError:
+        raise  # the ledger or the throttle's Redis is away: not this mailbox's failure
     except Exception as exc:  # a bug must not leave the mailbox without an outcome forever
         log.exception("campaign %s: mailbox %s failed unexpectedly", record.id, mailbox)
         # The type only, as ews.* tasks report it: the text of an unclassified exception is not vetted for

@@ -12,9 +12,14 @@ Keys (X = the project prefix, default "ews-ir"), for campaign C and phase P ("pr
   X:campaign:C:out:P         hash   mailbox -> outcome JSON (HSETNX: first writer wins)
   X:campaign:C:cnt:P         hash   counters (total, done, per-status and per-item counts, timings)
   X:campaign:C:retried:P     hash   mailbox -> outcome JSON replaced by retry_failed (kept for undo)
-  X:campaign:C:lease:P:M     string the task currently working on mailbox M (expires)
+  X:campaign:C:lease:P:M     string the task currently working on mailbox M (short, renewed: campaigns.leases)
+  X:campaign:C:retry:P:M     string a retry of mailbox M (M = "dispatcher": of the dispatch chain) is
+                                    scheduled; expires when that retry should have run
   X:campaign:C:notify        hash   transition (status:generation) -> its completion callback's delivery
   X:campaign:C:notify-lease:T string the task delivering transition T's callback right now (expires)
+  X:campaign:C:watch         hash   the watchdog's last view of the campaign's progress (campaigns.watchdog)
+  X:campaign-watched         set    campaigns the watchdog looks after (added when a phase starts)
+  X:campaign-watchdog        string which worker process's watchdog looks this interval (expires)
   X:campaign-idem:K          string campaign id created for idempotency key K (expires)
   X:audit                    stream the audit trail (campaigns.audit)
 
@@ -144,11 +149,12 @@ end
 return 1
 """
 
-# Compare-and-set of status; bumps the dispatch generation so older dispatcher chains stop. KEYS: every key of
-# the campaign, the record first. ARGV[3] > 0: the campaign settles (its keys expire after that many seconds);
-# < 0: it becomes active again (no expiry); 0: neither.
+# Compare-and-set of status; bumps the dispatch generation so older dispatcher chains stop, and has the
+# watchdog look after the campaign again. KEYS: 1 the watched set, 2.. every key of the campaign, the record
+# first. ARGV[3] > 0: the campaign settles (its keys expire after that many seconds); < 0: it becomes active
+# again (no expiry); 0: neither.
 _TRANSITION = """
-local meta = KEYS[1]
+local watched, meta = KEYS[1], KEYS[2]
 local status = redis.call('HGET', meta, 'status')
 if not status then return {-1, ''} end
 local allowed = false
@@ -165,9 +171,10 @@ local generation = redis.call('HGET', meta, 'generation') or '0'
 if ARGV[2] == '1' then
   generation = tostring(redis.call('HINCRBY', meta, 'generation', 1))
   redis.call('HSET', meta, 'cursor', '0')
+  redis.call('SADD', watched, meta)
 end
 local ttl = tonumber(ARGV[3])
-for k = 1, #KEYS do
+for k = 2, #KEYS do
   if ttl > 0 then redis.call('EXPIRE', KEYS[k], ttl) elseif ttl < 0 then redis.call('PERSIST', KEYS[k]) end
 end
 return {1, generation}
@@ -265,6 +272,8 @@ class CampaignStore:
         settings = get_settings()
         self.campaign_retention_s = campaign_retention_s or settings.campaign_retention_s
         self.audit_retention_s = audit_retention_s or settings.audit_retention_s
+        self.watched_key = f"{prefix}:campaign-watched"
+        self._watch_turn_key = f"{prefix}:campaign-watchdog"
         self._record = client.register_script(_RECORD_OUTCOME)
         self._finish = client.register_script(_FINISH)
         self._forget = client.register_script(_FORGET_OUTCOME)
@@ -293,8 +302,14 @@ class CampaignStore:
     def _retried_key(self, campaign_id: str, phase: str) -> str:
         return f"{self.prefix}:{campaign_id}:retried:{phase}"
 
-    def _lease_key(self, campaign_id: str, phase: str, mailbox: str) -> str:
-        return f"{self.prefix}:{campaign_id}:lease:{phase}:{mailbox.lower()}"
+    def lease_key(self, campaign_id: str, phase: str, unit: str) -> str:
+        return f"{self.prefix}:{campaign_id}:lease:{phase}:{unit.lower()}"
+
+    def _retry_key(self, campaign_id: str, phase: str, unit: str) -> str:
+        return f"{self.prefix}:{campaign_id}:retry:{phase}:{unit.lower()}"
+
+    def _watch_key(self, campaign_id: str) -> str:
+        return f"{self.prefix}:{campaign_id}:watch"
 
     def _notify_key(self, campaign_id: str) -> str:
         return f"{self.prefix}:{campaign_id}:notify"
@@ -363,6 +378,7 @@ class CampaignStore:
         pipe.hset(self._counters_key(campaign_id, phase), mapping=counters)
         if extra_meta:
             pipe.hset(self.meta_key(campaign_id), mapping=extra_meta)
+        pipe.sadd(self.watched_key, self.meta_key(campaign_id))
         pipe.execute()
 
     def replace_targets(self, campaign_id: str, phase: str, targets: list[str]) -> None:
@@ -434,7 +450,7 @@ class CampaignStore:
     def acquire_lease(self, campaign_id: str, phase: str, mailbox: str, token: str, ttl_ms: int) -> int:
         """0 when we hold the lease, else the milliseconds left on another task's lease; -1 (and no lease)
         when the mailbox's outcome for this phase is already recorded."""
-        keys = [self._outcomes_key(campaign_id, phase), self._lease_key(campaign_id, phase, mailbox)]
+        keys = [self._outcomes_key(campaign_id, phase), self.lease_key(campaign_id, phase, mailbox)]
         return int(self._acquire_lease(keys=keys, args=[mailbox, token, ttl_ms]))
 
     def clear_leases(self, campaign_id: str, phase: str) -> int:
@@ -443,7 +459,7 @@ class CampaignStore:
         return self.redis.delete(*keys) if keys else 0
 
     def release_lease(self, campaign_id: str, phase: str, mailbox: str, token: str) -> None:
-        self._release(keys=[self._lease_key(campaign_id, phase, mailbox)], args=[token])
+        self._release(keys=[self.lease_key(campaign_id, phase, mailbox)], args=[token])
 
     def _phase_keys(self, campaign_id: str, phase: str, end: PhaseEnd, mailbox: str = "") -> list[str]:
         """The KEYS layout of the scripts that may end a phase (see _PHASE_END)."""
@@ -453,7 +469,7 @@ class CampaignStore:
             self._outcomes_key(campaign_id, phase),
             self._counters_key(campaign_id, phase),
             self.audit_stream,
-            self._lease_key(campaign_id, phase, mailbox),
+            self.lease_key(campaign_id, phase, mailbox),
             self._counters_key(campaign_id, end.next_phase or phase),
             failure_keys[0],
             failure_keys[-1],
@@ -557,7 +573,8 @@ class CampaignStore:
         args: list[Any] = [",".join(allowed), "1" if redispatch else "0", ttl]
         for name, value in encode_fields(fields).items():
             args += [name, value]
-        result, detail = self._transition(keys=self._campaign_keys(campaign_id), args=args)
+        keys = [self.watched_key, *self._campaign_keys(campaign_id)]
+        result, detail = self._transition(keys=keys, args=args)
         detail = detail.decode() if isinstance(detail, bytes) else str(detail)
         if int(result) == 1 and "status" in fields:
             self._moved(campaign_id, fields["status"], int(detail))
@@ -615,6 +632,42 @@ class CampaignStore:
     def deliveries(self, campaign_id: str) -> dict[str, dict[str, Any]]:
         raw = self.redis.hgetall(self._notify_key(campaign_id))
         return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    # -- what the watchdog looks at --------------------------------------------------------------------------
+    def mark_retry(self, campaign_id: str, phase: str, unit: str, wait_s: float) -> None:
+        """A retry of `unit` is scheduled: the watchdog leaves it alone for `wait_s`."""
+        self.redis.set(self._retry_key(campaign_id, phase, unit), "1", px=max(1, int(wait_s * 1000)))
+
+    def retry_scheduled(self, campaign_id: str, phase: str, unit: str) -> bool:
+        return bool(self.redis.exists(self._retry_key(campaign_id, phase, unit)))
+
+    def unattended(self, campaign_id: str, phase: str, units: list[str]) -> list[str]:
+        """Those of `units` nobody holds a lease on and no retry is scheduled for."""
+        pipe = self.redis.pipeline(transaction=False)
+        for unit in units:
+            pipe.exists(self.lease_key(campaign_id, phase, unit), self._retry_key(campaign_id, phase, unit))
+        return [unit for unit, attended in zip(units, pipe.execute(), strict=True) if not attended]
+
+    def claim_watch_turn(self, owner: str, ttl_ms: int) -> bool:
+        """True for the one process whose watchdog looks this interval."""
+        return bool(self.redis.set(self._watch_turn_key, owner, nx=True, px=ttl_ms))
+
+    def watched(self) -> list[str]:
+        """Ids of the campaigns the watchdog looks after."""
+        suffix = len(self.prefix) + 1
+        return sorted(key.decode()[suffix:] for key in self.redis.smembers(self.watched_key))
+
+    def unwatch(self, campaign_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.srem(self.watched_key, self.meta_key(campaign_id))
+        pipe.delete(self._watch_key(campaign_id))
+        pipe.execute()
+
+    def last_seen(self, campaign_id: str) -> dict[str, str]:
+        return {k.decode(): v.decode() for k, v in self.redis.hgetall(self._watch_key(campaign_id)).items()}
+
+    def save_seen(self, campaign_id: str, seen: dict[str, str]) -> None:
+        self.redis.hset(self._watch_key(campaign_id), mapping=seen)
 
 
 def _outcome(raw: bytes | None) -> MailboxOutcome | None:

@@ -12,6 +12,7 @@ import fakeredis
 from campaigns import mailbox_work
 from campaigns.dispatcher import dispatch_step
 from campaigns.followups import follow_ups
+from campaigns.leases import LeaseKeeper
 from campaigns.runner import Recheck, run_mailbox
 from campaigns.service import CampaignService
 from campaigns.store import CampaignStore
@@ -175,6 +176,7 @@ class Harness:
         self.queue: deque[tuple] = deque()
         self.published: list[tuple[str, str, str]] = []
         self.service = CampaignService(self.store, self._enqueue_dispatch, two_person_rule=two_person_rule)
+        self.leases = LeaseKeeper(self.redis, interval_s=60)
 
     def _enqueue_dispatch(self, campaign_id, phase, generation):
         self.queue.append(("dispatch", campaign_id, phase, generation, 0))
@@ -220,6 +222,7 @@ class Harness:
                 give_up=lambda later: "gave up after retries",
                 recheck_in=lambda n: 0.0 if n < self.verify_attempts else None,
                 attempt=attempt,
+                leases=self.leases,
             )
         except Recheck as exc:
             self.verify_checks.append((mailbox, attempt))

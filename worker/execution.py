@@ -11,11 +11,13 @@ closes the gate of the budget it names (the mailbox, or the tenant for tenant-wi
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import redis
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from worker import metrics
@@ -29,6 +31,7 @@ T = TypeVar("T")
 STALE_TOKEN_CODES = ("Unauthorized", "TokenExpired")
 # Poll interval while every concurrency slot of a budget is taken, or another call probes it.
 SLOT_POLL_S = (0.05, 0.25)
+MIN_COUNTDOWN_S = 0.5
 
 
 class FleetBackOff(Throttled):
@@ -42,11 +45,15 @@ def _jitter(back_off_s: float) -> float:
 
 
 def _countdown(error: ActionError, attempt: int, settings: Settings) -> float:
+    """A throttled wait costs its back-off (plus jitter) and no more; a transient failure a short wait that
+    doubles with each earlier failed run of the task (`attempt`; throttled runs are not failures), jittered
+    over its upper half so it is never next to nothing."""
     if isinstance(error, Throttled):
         countdown = error.back_off_s + _jitter(error.back_off_s)
-    else:  # exponential from the task's attempt number, full jitter
-        countdown = random.uniform(0, settings.retry_base_s * 2**attempt)
-    return min(settings.max_countdown_s, max(1.0, countdown))
+    else:
+        ceiling = settings.retry_base_s * 2**attempt
+        countdown = random.uniform(ceiling / 2, ceiling)
+    return min(settings.max_countdown_s, max(MIN_COUNTDOWN_S, countdown))
 
 
 def _gate_closed(wait_s: float) -> FleetBackOff:
@@ -145,6 +152,8 @@ def _attempt(backend: Backend, fn: Callable[[], T], budgets: list[Budget], setti
         recovered = True
         return result
     except Exception as exc:
+        if isinstance(exc, redis.RedisError):
+            raise  # our own Redis (gates, leases) is away, not the server: the task retries once it is back
         error = backend.classify(exc)
         metrics.ews_call_finished(error.code, started)
         recovered = not error.retryable and not isinstance(error, AuthError)
@@ -152,7 +161,8 @@ def _attempt(backend: Backend, fn: Callable[[], T], budgets: list[Budget], setti
             _report_server_throttling(error, budgets)
         raise error from exc
     finally:
-        throttle.release(budgets, token, recovered=recovered)
+        with contextlib.suppress(redis.RedisError):  # the lease expires by itself; an answer in hand must
+            throttle.release(budgets, token, recovered=recovered)  # not be lost to a Redis blip
 
 
 def _worth_waiting_here(settings: Settings) -> Callable[[BaseException], bool]:
@@ -270,6 +280,8 @@ def call_for_each(
             try:
                 with backend.checked_before_each_send(_many_mailbox_check(leases, settings)):
                     answers = fn(list(leases))
+            except redis.RedisError:
+                raise  # our own Redis is away (as in _attempt): no mailbox's failure; the leases expire
             except Exception as exc:  # the whole round failed (e.g. the $batch request itself)
                 answers = dict.fromkeys(leases, exc)
         results.update(_settle(backend, leases, answers))

@@ -48,6 +48,12 @@ def record_run(task_id: str) -> RunRecord:
     return RunRecord(float(first), int(runs), int(failures or 0))
 
 
+def failed_runs(task_id: str) -> int:
+    """Failed runs of the task so far: what spaces out its next retry after a transient failure (throttled
+    runs and redeliveries do not count)."""
+    return int(_client().hget(_key(task_id), "failures") or 0)
+
+
 def record_failure(task_id: str) -> int:
     """Count a failed run against the attempt budget; returns the failures so far."""
     return int(_client().hincrby(_key(task_id), "failures", 1))

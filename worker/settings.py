@@ -65,15 +65,17 @@ class Settings:
     max_countdown_s_configured: float = 600
     # Per task: at most this many failed runs (EWS_IR_MAX_ATTEMPTS; throttled runs are waits, not failures),
     # all retries within this total time (EWS_IR_TASK_DEADLINE).
-    max_attempts: int = 8
+    max_attempts: int = 10
     task_deadline_s: float = 3600
     # Redeliveries after a lost worker before a task is reported failed instead of run again
     # (EWS_IR_MAX_REDELIVERIES).
     max_redeliveries: int = 3
-    # First countdown for transient failures, doubled per attempt with jitter (EWS_IR_RETRY_BASE).
-    retry_base_s: float = 5
-    # Waits up to this long are slept in-process, longer ones go to the queue (EWS_IR_INPROCESS_MAX_WAIT).
-    inprocess_max_wait_s: float = 2
+    # First countdown for transient failures, doubled per failed run with jitter (EWS_IR_RETRY_BASE); with
+    # EWS_IR_MAX_ATTEMPTS, a failure that persists is retried for about ten minutes.
+    retry_base_s: float = 1
+    # Waits up to this long are slept in-process, longer ones go to the queue (EWS_IR_INPROCESS_MAX_WAIT):
+    # a worker slot serves other mailboxes while one waits out a back-off.
+    inprocess_max_wait_s: float = 0.5
     # In-process tries per call before handing the wait back to the queue (EWS_IR_INPROCESS_ATTEMPTS).
     inprocess_attempts: int = 3
     # Calls in flight per target mailbox across the fleet (EWS_IR_MAILBOX_CONCURRENCY); 0 = the backend's
@@ -117,6 +119,9 @@ class Settings:
     # Campaigns are approved by someone other than their requester and destructive ones cannot skip the
     # preview (EWS_IR_TWO_PERSON_RULE: true | false).
     two_person_rule: bool = True
+    # How often the campaign watchdog looks for lost work and campaign leases are renewed
+    # (EWS_IR_WATCHDOG_INTERVAL, seconds); it acts after three intervals without progress.
+    watchdog_interval_s: float = 10
     # A settled campaign (finished, or a preview nobody approved) is deleted this many days after it settled
     # (EWS_IR_CAMPAIGN_RETENTION_DAYS); audit entries older than EWS_IR_AUDIT_RETENTION_DAYS are trimmed.
     campaign_retention_days: float = 90
@@ -210,6 +215,9 @@ def load_settings() -> Settings:
         verify_backoff_s=_env_number("EWS_IR_VERIFY_BACKOFF", Settings.verify_backoff_s),
         webhook_secret=os.environ.get("EWS_IR_WEBHOOK_SECRET", "").strip(),
         webhook_ca_bundle=_env_str("EWS_IR_WEBHOOK_CA_BUNDLE", ""),
+        watchdog_interval_s=_env_number(
+            "EWS_IR_WATCHDOG_INTERVAL", Settings.watchdog_interval_s, minimum=0.1
+        ),
     )
 
 

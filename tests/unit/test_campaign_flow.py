@@ -184,6 +184,7 @@ def test_a_recorded_outcome_is_never_overwritten(harness):
         token="x",
         give_up=lambda later: "gave up after retries",
         recheck_in=lambda attempt: None,
+        leases=harness.leases,
     )
     assert result == "inactive"  # preview is finished
     counters = harness.service.get(created["id"])["counters"]["preview"]

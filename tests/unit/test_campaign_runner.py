@@ -1,6 +1,7 @@
 """One mailbox task delivery: no-ops, leases, EWS back-off and give-up."""
 
 import pytest
+import redis
 
 from campaigns.runner import LeaseBusy, run_mailbox
 from tests.campaign_fakes import FakeExchange, Harness
@@ -41,6 +42,7 @@ def run(harness, campaign_id, gateway_for=None, token="t1", give_up_reason=None)
         give_up=lambda later: give_up_reason,
         gateway_for=gateway_for or harness.exchange.gateway,
         recheck_in=lambda attempt: None,
+        leases=harness.leases,
     )
 
 
@@ -83,3 +85,33 @@ def test_a_bug_is_recorded_as_a_failure_not_a_stuck_mailbox(campaign):
     assert run(harness, campaign_id, gateway_for=lambda *_: Broken()) == "recorded"
     assert harness.store.outcome(campaign_id, "preview", MAILBOX).error.code == "InternalError"
     assert harness.service.get(campaign_id)["status"] == "preview_ready"
+
+
+def test_a_redis_outage_is_not_a_mailbox_outcome(campaign):
+    """The throttle's or the ledger's Redis went away mid-work: the task retries, nothing is recorded."""
+    harness, campaign_id = campaign
+
+    class RedisAway:
+        def find(self, criteria, folders, limit):
+            raise redis.ConnectionError("Connection refused")
+
+    with pytest.raises(redis.ConnectionError):
+        run(harness, campaign_id, gateway_for=lambda *_: RedisAway())
+    assert harness.store.outcome(campaign_id, "preview", MAILBOX) is None
+    assert not harness.redis.keys("*:lease:*"), "the lease is released for the retry"
+
+
+def test_an_outcome_in_hand_is_recorded_once_redis_is_back(campaign, monkeypatch):
+    harness, campaign_id = campaign
+    record = harness.store.record
+    refusals = iter([redis.ConnectionError("Connection reset by peer")])
+
+    def record_after_a_blip(*args, **kwargs):
+        for refusal in refusals:
+            raise refusal
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(harness.store, "record", record_after_a_blip)
+    assert run(harness, campaign_id) == "recorded"
+    assert harness.store.outcome(campaign_id, "preview", MAILBOX).status == "matched"
+    assert [c for c in harness.exchange.calls if c[1] == "find"] == [(MAILBOX, "find")], "searched once"

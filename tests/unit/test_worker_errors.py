@@ -130,10 +130,18 @@ def test_policy_maps_429_with_retry_after():
     assert (raised.value.status_code, raised.value.back_off) == (429, 7.0)
 
 
-def test_policy_maps_503_without_retry_after():
+def test_policy_maps_503_with_retry_after_to_throttling():
     with pytest.raises(policy.HttpThrottled) as raised:
-        policy.CallerRetries().raise_response_errors(response(503))
-    assert raised.value.back_off is None
+        policy.CallerRetries().raise_response_errors(response(503, b"busy", {"Retry-After": "30"}))
+    assert (raised.value.status_code, raised.value.back_off) == (503, 30.0)
+
+
+def test_policy_makes_a_bare_503_transient():
+    """IIS's "Service Unavailable" page without Retry-After fails one request: retried after a short wait,
+    not a tenant-wide default back-off."""
+    with pytest.raises(ews.ErrorInternalServerTransientError):
+        policy.CallerRetries().raise_response_errors(response(503, b"<html>Service Unavailable</html>"))
+    assert isinstance(classify(ews.ErrorInternalServerTransientError("HTTP 503")), Transient)
 
 
 def test_policy_makes_non_soap_5xx_transient():

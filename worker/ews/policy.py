@@ -58,12 +58,15 @@ def back_off_hint_s(text: str | None, msg_xml=None) -> float | None:
 
 
 class CallerRetries(FailFast):
-    """FailFast, plus: 429/503 become HttpThrottled with Retry-After; other non-SOAP 5xx become transient."""
+    """FailFast, plus: 429, and 503 with Retry-After (the front end shedding load), become HttpThrottled;
+    other non-SOAP 5xx, a bare 503 (IIS failing one request) included, become transient: the request is
+    tried again after a short jittered wait instead of halting the tenant for a default back-off."""
 
     def raise_response_errors(self, response):
         status = response.status_code
-        if status in (429, 503):
-            raise HttpThrottled(status, retry_after_s(response.headers))
+        back_off = retry_after_s(response.headers)
+        if status == 429 or (status == 503 and back_off is not None):
+            raise HttpThrottled(status, back_off)
         try:
             return super().raise_response_errors(response)
         except Exception as exc:
