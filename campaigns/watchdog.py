@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from campaigns import audit
+from campaigns import audit, outage
 from campaigns.dispatcher import eligible
 from campaigns.lifecycle import ACTIVE, phase_end
 from campaigns.store import CampaignStore, now_ms
@@ -126,5 +126,7 @@ def run_forever(watchdog: Watchdog, owner: str) -> None:
         try:
             if watchdog.store.claim_watch_turn(owner, int(watchdog.interval_s * 900)):
                 watchdog.look()
+        except outage.UNAVAILABLE as exc:
+            log.warning("campaign watchdog: Redis unavailable (%s), looking again later", type(exc).__name__)
         except Exception:
             log.exception("campaign watchdog: this look failed; the next one tries again")
