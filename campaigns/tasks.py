@@ -29,7 +29,6 @@ from campaigns.lifecycle import task_id
 from campaigns.runner import LeaseBusy, Recheck, run_mailbox
 from campaigns.service import CampaignService, celery_service
 from campaigns.store import CampaignStore
-from contract.campaign import CampaignRecord
 from worker.app import app
 from worker.errors import ActionError, RetryLater
 from worker.mailbox import Directory, Mailbox
@@ -94,6 +93,8 @@ def _retry(
 
 
 def _retry_after_outage(task: Task, campaign_id: str, phase: str, unit: str) -> Exception:
+    """Once Redis answers again (else marking the retry fails too, the task ends unacknowledged or acked
+    without an outcome, and the watchdog puts the mailbox back)."""
     outage.wait_until_back(_store().redis)
     low, high = OUTAGE_RETRY_S
     countdown = random.uniform(low, min(high, low * 2 ** (task.request.retries + 1)))
@@ -167,17 +168,6 @@ def campaign_notify(self: Task, campaign_id: str, transition: str, attempt: int 
 def campaign_dispatch(self: Task, campaign_id: str, phase: str, generation: int, cursor: int) -> None:
     store = _store()
     with app.producer_or_acquire() as producer:
-
-        def publish(campaign: str, task_phase: str, mailbox: str) -> None:
-            campaign_mailbox.apply_async(
-                kwargs={"campaign_id": campaign, "phase": task_phase, "mailbox": mailbox},
-                task_id=task_id(campaign, task_phase, mailbox),
-                queue=QUEUE,
-                ignore_result=True,
-                add_to_parent=False,
-                producer=producer,
-            )
-
         try:
             attempt = failed_runs(self.request.id) if self.request.retries else 0
             step = dispatch_step(
@@ -186,7 +176,7 @@ def campaign_dispatch(self: Task, campaign_id: str, phase: str, generation: int,
                 phase,
                 generation,
                 cursor,
-                publish=publish,
+                publish=functools.partial(_send_mailbox, producer=producer),
                 backlog=_backlog,
                 directory=lambda record: Directory(record.spec.connection, attempt),
             )
@@ -206,19 +196,7 @@ def campaign_dispatch(self: Task, campaign_id: str, phase: str, generation: int,
             raise _retry_after_outage(self, campaign_id, phase, watchdog.DISPATCHER) from None
         if step is not None:  # the cursor moved on: only the next step can carry the chain, so it must go out
             outage.retried(
-                lambda: campaign_dispatch.apply_async(
-                    kwargs={
-                        "campaign_id": campaign_id,
-                        "phase": phase,
-                        "generation": generation,
-                        "cursor": step.cursor,
-                    },
-                    countdown=step.countdown or None,
-                    queue=QUEUE,
-                    ignore_result=True,
-                    add_to_parent=False,
-                    producer=producer,
-                ),
+                lambda: _send_dispatch(campaign_id, phase, generation, step.cursor, step.countdown, producer),
                 store.redis,
             )
 
@@ -238,27 +216,28 @@ def _fail_expansion(store: CampaignStore, campaign_id: str, phase: str, error: A
         )
 
 
-def _resend_dispatch(record: CampaignRecord) -> None:
-    campaign_dispatch.apply_async(
-        kwargs={
-            "campaign_id": record.id,
-            "phase": record.phase,
-            "generation": record.generation,
-            "cursor": record.cursor,
-        },
-        queue=QUEUE,
-        ignore_result=True,
-        add_to_parent=False,
-    )
-
-
-def _reenqueue(campaign_id: str, phase: str, mailbox: str) -> None:
+def _send_mailbox(campaign_id: str, phase: str, mailbox: str, producer: Any = None) -> None:
+    """The mailbox's task, with its deterministic id (a re-published one is recognisably the same work)."""
     campaign_mailbox.apply_async(
         kwargs={"campaign_id": campaign_id, "phase": phase, "mailbox": mailbox},
         task_id=task_id(campaign_id, phase, mailbox),
         queue=QUEUE,
         ignore_result=True,
         add_to_parent=False,
+        producer=producer,
+    )
+
+
+def _send_dispatch(
+    campaign_id: str, phase: str, generation: int, cursor: int, countdown: float = 0, producer: Any = None
+) -> None:
+    campaign_dispatch.apply_async(
+        kwargs={"campaign_id": campaign_id, "phase": phase, "generation": generation, "cursor": cursor},
+        countdown=countdown or None,
+        queue=QUEUE,
+        ignore_result=True,
+        add_to_parent=False,
+        producer=producer,
     )
 
 
@@ -271,8 +250,8 @@ def _start_watchdog(sender: Any = None, **_: Any) -> None:
         _store(),
         get_settings().watchdog_interval_s,
         queued=_backlog,
-        resend_dispatch=_resend_dispatch,
-        reenqueue=_reenqueue,
+        resend_dispatch=lambda r: _send_dispatch(r.id, r.phase, r.generation, r.cursor),
+        reenqueue=_send_mailbox,
     )
     owner = f"{socket.gethostname()}:{os.getpid()}"
     thread = threading.Thread(target=watchdog.run_forever, args=(dog, owner), name="campaign-watchdog")
