@@ -142,8 +142,18 @@ def create_purge(service: CampaignService, org: dict) -> str:
     return service.create(spec, requester=REQUESTER)["id"]
 
 
+def audit_entries(service: CampaignService, campaign_id: str) -> list[dict]:
+    entries, since = [], None
+    while True:
+        page = service.audit(since, 10_000)
+        entries += [e for e in page["items"] if e.get("campaign") == campaign_id]
+        since = page["next_since"]
+        if since is None:
+            return entries
+
+
 def audited(service: CampaignService, campaign_id: str) -> Counter:
-    return Counter(e["event"] for e in service.audit(limit=100_000) if e.get("campaign") == campaign_id)
+    return Counter(e["event"] for e in audit_entries(service, campaign_id))
 
 
 def assert_exactly_once(service: CampaignService, campaign_id: str, org: dict, simulator) -> dict:
@@ -161,10 +171,8 @@ def assert_exactly_once(service: CampaignService, campaign_id: str, org: dict, s
     assert execute["failed"] == 0 and execute["items_failed"] == 0
     assert execute["items_acted"] + execute["items_already_gone"] == len(phished)
     assert sum(len(o.items) for o in outcomes.values()) == len(phished)
-    actions = Counter(
-        e["mailbox"] for e in service.audit(limit=100_000)
-        if e.get("campaign") == campaign_id and e["event"] == "mailbox_action"
-    )
+    entries = audit_entries(service, campaign_id)
+    actions = Counter(e["mailbox"] for e in entries if e["event"] == "mailbox_action")
     assert actions == dict.fromkeys(phished, 1)
 
     copies = simulator.messages(org["phish_internet_message_id"])

@@ -86,7 +86,7 @@ def stall(watchdog, clock) -> None:
 def watchdog_events(harness, campaign_id: str) -> list[tuple[str, dict]]:
     return [
         (e["event"], e["detail"])
-        for e in harness.service.audit()
+        for e in harness.service.audit()["items"]
         if e.get("campaign") == campaign_id and e.get("by") == "watchdog"
     ]
 
