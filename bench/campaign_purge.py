@@ -13,8 +13,15 @@ sample of mailboxes (the first deletes what it finds), scaled to N: `lean` uses 
 functions (2 requests per clean mailbox), `soar` is idiomatic exchangelib as Cortex XSOAR's EWS O365
 integration writes it (12 per clean mailbox here).
 
+With `--faults`, each backend runs the same purge a second time against a hostile simulator (FAULTS: about a
+tenth of requests fail transiently with HTTP 500, 503 or a dropped connection, every ninth is answered
+"busy" with a 1 s back-off), reported beside the healthy run: wall time and its ratio, how long the last
+mailboxes took, whether its counters equal the healthy run's and every planted copy was removed, how many
+requests came inside a back-off window or were penalised, and what the campaign watchdog had to do.
+
     python bench/campaign_purge.py --mailboxes 10000 --latency-ms 50 --workers 2 --threads 16 --sample 0
     python bench/campaign_purge.py --mailboxes 10000 --sample 1000 --sequential-only   # baselines alone
+    python bench/campaign_purge.py --mailboxes 400 --latency-ms 10 --sample 0 --backend ews --faults
 """
 
 from __future__ import annotations
@@ -40,6 +47,23 @@ REPO = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "svc-ir@contoso.example", "bench-password-1"
 BACKENDS = ("ews", "graph")
 ACTIVE = ("searching", "previewing", "executing", "verifying")
+PHASES = ("preview", "execute", "verify")  # the approval starts execute; verify follows by itself
+# The two-person rule: an analyst requests, a lead approves; the lead's restore is approved by a deputy.
+REQUESTER, APPROVER, DEPUTY = "bench-analyst", "bench-lead", "bench-deputy"
+# About a tenth of requests fail transiently; every ninth request that gets through is told to back off.
+FAULTS = {
+    "error_500_rate": 0.04,
+    "error_503_rate": 0.03,
+    "drop_rate": 0.03,
+    "storm_every_nth": 9,
+    "storm_backoff_ms": 1000,
+    "fault_seed": 7,
+}
+HEALTHY = {"error_500_rate": 0.0, "error_503_rate": 0.0, "drop_rate": 0.0, "storm_every_nth": 0}
+# Requests reaching the simulator this soon after a busy answer left it were already on their way (its
+# penalty grace), and its clocks for "received" and "answered" may differ by a few milliseconds.
+IN_FLIGHT_GRACE_S, CLOCK_SLACK_S = 0.05, 0.005
+TAIL_SHARES = (0.5, 0.9, 0.99)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -145,10 +169,17 @@ def run_phase(
 ) -> dict:
     """Until `phase` ends: the campaign settles or moves on to its next phase (execute -> verify)."""
     first_result = None
+    share_done_at: dict[str, float] = {}  # how long the last mailboxes (the tail) took
     while True:
         state = service.get(campaign_id)
-        if first_result is None and state["counters"].get(phase, {}).get("done"):
-            first_result = round(time.monotonic() - meter.start, 2)
+        elapsed = round(time.monotonic() - meter.start, 2)
+        counters = state["counters"].get(phase, {})
+        if first_result is None and counters.get("done"):
+            first_result = elapsed
+        total = counters.get("total")
+        for share in TAIL_SHARES:
+            if total and counters.get("done", 0) >= share * total:
+                share_done_at.setdefault(f"{share:.0%}", elapsed)
         if state["status"] not in ACTIVE or state["phase"] != phase:
             break
         time.sleep(0.05)
@@ -160,6 +191,7 @@ def run_phase(
         mailboxes=done,
         mailboxes_per_s=round(done / result["wall_s"], 1) if result["wall_s"] else None,
         time_to_first_result_s=first_result,
+        share_done_at_s=share_done_at,
         lower_bound_s=round(result["requests"] * latency_s / concurrency, 2),
         counters=counters,
     )
@@ -260,19 +292,46 @@ def run_sequential(style: str, mailboxes: list[str], phish: str, sim: dict, http
 
 def run_campaign(app, args: argparse.Namespace, redis_url: str, service_pids: dict, sim: dict, http) -> dict:
     """Preview, approve (execute, then verify) and restore (putting the mail back for what runs next): one
-    backend's report. Two principals, as the two-person rule wants: an analyst requests, a lead approves; the
-    lead's restore is approved by a deputy."""
+    backend's report; with `--faults`, the same again under FAULTS (the restore runs healthy)."""
     import redis
 
     from campaigns.service import celery_service
 
     service = celery_service(redis.Redis.from_url(redis_url), "ews-ir", app)
     mailboxes = http.get(f"{sim['control_url']}/mailboxes", timeout=60).json()["mailboxes"]
+    latency_s, in_flight = args.latency_ms / 1000, args.workers * args.threads
 
     def sim_stats() -> dict:
         return http.get(f"{sim['control_url']}/stats", timeout=60).json()
 
-    latency_s, in_flight = args.latency_ms / 1000, args.workers * args.threads
+    def phase(campaign_id: str, name: str) -> dict:
+        return run_phase(service, campaign_id, name, Meter(sim_stats, service_pids), latency_s, in_flight)
+
+    report, campaign_id = purge(service, mailboxes, sim, http, phase, latency_s / in_flight)
+    report.update(restore(service, campaign_id, phase))
+    if args.faults:
+        configure(http, sim, FAULTS)
+        started = time.time()
+        try:
+            faulted, campaign_id = purge(service, mailboxes, sim, http, phase, latency_s / in_flight)
+        finally:
+            configure(http, sim, HEALTHY)
+        faulted.update(request_log_check(http, sim, started))
+        faulted.update(restore(service, campaign_id, phase))
+        faulted["faults"] = FAULTS
+        faulted["vs_healthy"] = round(faulted["campaign_wall_s"] / report["campaign_wall_s"], 2)
+        faulted["same_counters_as_healthy"] = all(
+            faulted[name]["counters"] == report[name]["counters"] for name in PHASES
+        )
+        report["faulted"] = faulted
+    return report
+
+
+def purge(
+    service, mailboxes: list[str], sim: dict, http, phase, seconds_per_request: float
+) -> tuple[dict, str]:
+    """One purge campaign, previewed, approved by a second person: its numbers, the ground truth after it
+    and what the watchdog had to do; and its id."""
     report: dict = {}
     started = time.perf_counter()
     campaign = service.create(
@@ -282,35 +341,85 @@ def run_campaign(app, args: argparse.Namespace, redis_url: str, service_pids: di
             "match": {"internet_message_id": sim["phish_internet_message_id"]},
             "options": {"max_mailboxes": len(mailboxes)},
         },
-        requester="bench-analyst",
+        requester=REQUESTER,
     )
     report["create_call_s"] = round(time.perf_counter() - started, 3)
-    phases = ("preview", "execute", "verify")
-    for phase in phases:
-        meter = Meter(sim_stats, service_pids)
-        if phase == "execute":
-            service.approve(campaign["id"], approver="bench-lead")
-        report[phase] = run_phase(service, campaign["id"], phase, meter, latency_s, in_flight)
-    total_wall = sum(report[phase]["wall_s"] for phase in phases)
-    requests_total = sum(report[phase]["requests"] for phase in phases)
+    for name in PHASES:
+        if name == "execute":
+            service.approve(campaign["id"], approver=APPROVER)
+        report[name] = phase(campaign["id"], name)
+    total_wall = sum(report[name]["wall_s"] for name in PHASES)
+    requests_total = sum(report[name]["requests"] for name in PHASES)
     report["campaign_wall_s"] = round(total_wall, 2)
     report["campaign_mailboxes_per_s"] = round(len(mailboxes) / total_wall, 1)
-    report["campaign_lower_bound_s"] = round(requests_total * latency_s / in_flight, 2)
+    report["campaign_lower_bound_s"] = round(requests_total * seconds_per_request, 2)
     report["campaign_vs_lower_bound"] = round(total_wall / report["campaign_lower_bound_s"], 2)
-    report["campaign_cpu_s"] = {
-        name: round(sum(report[phase]["cpu_s"][name] for phase in phases), 1) for name in service_pids
-    }
+    cpu = [report[name]["cpu_s"] for name in PHASES]
+    report["campaign_cpu_s"] = {name: round(sum(c[name] for c in cpu), 1) for name in cpu[0]}
     report["worker_cpu_ms_per_mailbox"] = round(report["campaign_cpu_s"]["worker"] * 1000 / len(mailboxes), 2)
     report["requests_per_mailbox"] = round(requests_total / len(mailboxes), 2)
-    meter = Meter(sim_stats, service_pids)
-    restore = service.restore(campaign["id"], by="bench-lead")
-    report["restore_preview"] = run_phase(service, restore["id"], "preview", meter, latency_s, in_flight)
-    meter = Meter(sim_stats, service_pids)
-    service.approve(restore["id"], approver="bench-deputy")
-    report["restore"] = run_phase(service, restore["id"], "execute", meter, latency_s, in_flight)
-    meter = Meter(sim_stats, service_pids)
-    report["restore_verify"] = run_phase(service, restore["id"], "verify", meter, latency_s, in_flight)
+    report["phish_copies_left"] = live_phish_copies(http, sim)
+    report["watchdog_actions"] = watchdog_actions(service, campaign["id"])
+    return report, campaign["id"]
+
+
+def restore(service, campaign_id: str, phase) -> dict:
+    """Put the mail back (and verify it is back): a restore is a preview the lead requests and a deputy
+    approves."""
+    restore_id = service.restore(campaign_id, by=APPROVER)["id"]
+    report = {"restore_preview": phase(restore_id, "preview")}
+    service.approve(restore_id, approver=DEPUTY)
+    report["restore"] = phase(restore_id, "execute")
+    report["restore_verify"] = phase(restore_id, "verify")
     return report
+
+
+def configure(http, sim: dict, settings: dict) -> None:
+    http.post(f"{sim['control_url']}/config", json=settings, timeout=60).raise_for_status()
+
+
+def live_phish_copies(http, sim: dict) -> int:
+    """Copies of the planted phish outside Recoverable Items, by the simulator's ground truth."""
+    answer = http.get(
+        f"{sim['control_url']}/messages",
+        params={"internet_message_id": sim["phish_internet_message_id"]},
+        timeout=60,
+    ).json()
+    return sum(1 for copy in answer["messages"] if not copy["recoverable"])
+
+
+def watchdog_actions(service, campaign_id: str) -> dict[str, int]:
+    """The watchdog's audit entries for the campaign (re-enqueued mailboxes, re-sent dispatcher steps)."""
+    counts: Counter = Counter()
+    since = None
+    while True:
+        page = service.audit(since, 10_000)
+        ours = (e for e in page["items"] if e.get("campaign") == campaign_id)
+        counts.update(e["event"] for e in ours if e.get("by") == "watchdog")
+        since = page["next_since"]
+        if since is None:
+            return dict(counts)
+
+
+def request_log_check(http, sim: dict, since: float) -> dict:
+    """What the simulator answered since `since`, by code; requests it received for a mailbox inside a
+    back-off window it had given that mailbox (after the in-flight grace), and penalised ones."""
+    log = http.get(f"{sim['control_url']}/requests", params={"since": since}, timeout=60).json()["requests"]
+    by_mailbox: dict[str, list[dict]] = {}
+    for entry in log:
+        if entry["mailbox"]:
+            by_mailbox.setdefault(entry["mailbox"], []).append(entry)
+    inside = 0
+    for entries in by_mailbox.values():
+        for busy in (e for e in entries if e["backoff_ms"]):
+            told = busy["time"] + IN_FLIGHT_GRACE_S
+            window_ends = busy["received"] + busy["backoff_ms"] / 1000 - CLOCK_SLACK_S
+            inside += sum(1 for e in entries if told < e["received"] < window_ends)
+    return {
+        "requests_by_code": dict(Counter(entry["code"] or "ok" for entry in log).most_common()),
+        "requests_inside_back_off": inside,
+        "requests_penalised": sum(1 for entry in log if entry["penalised"]),
+    }
 
 
 def backend_env(backend: str, sim: dict, redis_url: str, threads: int) -> dict[str, str]:
@@ -395,6 +504,9 @@ def main() -> int:
         help="which sequential loop(s): lean (this project's calls) or soar (idiomatic, as XSOAR does it)",
     )
     parser.add_argument("--sequential-only", action="store_true", help="run only the sequential loop(s)")
+    parser.add_argument(
+        "--faults", action="store_true", help="each backend's purge again under injected faults (FAULTS)"
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
     args = parser.parse_args()
 
@@ -416,6 +528,14 @@ def main() -> int:
                 "campaign_wall_s": report[backend]["campaign_wall_s"],
                 "worker_cpu_ms_per_mailbox": report[backend]["worker_cpu_ms_per_mailbox"],
                 "requests_per_mailbox": report[backend]["requests_per_mailbox"],
+                **(
+                    {
+                        "faulted_campaign_wall_s": report[backend]["faulted"]["campaign_wall_s"],
+                        "faulted_vs_healthy": report[backend]["faulted"]["vs_healthy"],
+                    }
+                    if args.faults
+                    else {}
+                ),
             }
             for backend in backends
         }
