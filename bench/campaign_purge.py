@@ -457,6 +457,8 @@ def run_backend(backend: str, index: int, args, redis_url: str, sim: dict, sim_p
 
     database_url = f"{redis_url.rsplit('/', 1)[0]}/{index}"
     env = backend_env(backend, sim, database_url, args.threads)
+    if args.watchdog_interval:
+        env["EWS_IR_WATCHDOG_INTERVAL"] = str(args.watchdog_interval)
     nodes = [f"bench-{backend}{i}" for i in range(args.workers)]
     workers = [start_worker(env, args.threads, Path(workdir) / f"{node}.log", node) for node in nodes]
     try:
@@ -506,6 +508,9 @@ def main() -> int:
     parser.add_argument("--sequential-only", action="store_true", help="run only the sequential loop(s)")
     parser.add_argument(
         "--faults", action="store_true", help="each backend's purge again under injected faults (FAULTS)"
+    )
+    parser.add_argument(
+        "--watchdog-interval", type=float, help="seconds, the workers' EWS_IR_WATCHDOG_INTERVAL (default 10)"
     )
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
     args = parser.parse_args()

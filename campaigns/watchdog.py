@@ -15,7 +15,7 @@ duplicate of work still under way somewhere is harmless: outcomes are recorded o
 It runs as one thread in every worker process that consumes `campaigns` (`run_forever`), not as a
 self-rescheduling task: a countdown message is held unacked by the worker that fetched it, so a SIGKILL would
 take the watchdog with it until the visibility timeout, in exactly the fault it exists for. Each interval at
-most one process looks (a Redis lock); a look costs three reads per running campaign while it moves.
+most one process looks (a Redis lock); while a campaign moves, a look costs three reads and a write.
 """
 
 from __future__ import annotations
