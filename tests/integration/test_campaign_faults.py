@@ -214,7 +214,6 @@ def test_a_redis_crash_mid_preview_and_a_restart_mid_execute_need_no_one(
     aof_redis.restart(signal.SIGTERM, down_s=2)
     wait_until(service, campaign_id, 1.0, "completed", "completed_with_errors", "failed")
 
-    execute = assert_exactly_once(service, campaign_id, org, simulator)
-    print("execute counters", execute, audited(service, campaign_id))
+    assert_exactly_once(service, campaign_id, org, simulator)
     events = audited(service, campaign_id)
     assert events["created"] == 1 and events["approved"] == 1
