@@ -215,5 +215,6 @@ def test_a_redis_crash_mid_preview_and_a_restart_mid_execute_need_no_one(
     wait_until(service, campaign_id, 1.0, "completed", "completed_with_errors", "failed")
 
     assert_exactly_once(service, campaign_id, org, simulator)
+    assert [w.process.poll() for w in workers] == [None, None], "a worker exited when Redis went away"
     events = audited(service, campaign_id)
     assert events["created"] == 1 and events["approved"] == 1
