@@ -6,6 +6,10 @@
 - Celery's trace logs every task's return value at INFO ("Task ... succeeded in ...: {result}"), an envelope
   with subjects and addresses, and hands failure lines the task's arguments for handlers that read
   `record.data`. Those lines keep the task name, id and timing; the exception of a failure keeps its type.
+- Celery's worker logs a request it could not cancel after a broker connection loss at WARNING as the
+  request's repr, `<Request: name[id] args kwargs>` (every acks_late task running on a thread pool when Redis
+  restarts), and a message whose ETA it cannot read with the request's info, arguments included. Those lines
+  keep the task name and id: a request becomes `name[id]`, an info mapping loses its args and kwargs.
 - httpx logs every request's URL at INFO (Graph's carry mailbox addresses and search criteria; a campaign
   callback's is the receiver's): its INFO lines are dropped.
 
@@ -56,9 +60,30 @@ class TaskTraceFilter(logging.Filter):
         return True
 
 
+class WorkerRequestFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.INFO and isinstance(record.args, tuple):
+            record.args = tuple(_without_arguments(arg) for arg in record.args)
+        return True
+
+
+def _without_arguments(value: object) -> object:
+    from celery.worker.request import Request
+
+    if isinstance(value, Request):
+        return value.humaninfo()
+    if isinstance(value, Mapping) and ("args" in value or "kwargs" in value):
+        return {key: item for key, item in value.items() if key not in ("args", "kwargs")}
+    return value
+
+
+# Celery's worker loggers whose lines carry a task request.
+WORKER_REQUEST_LOGGERS = ("celery.worker.consumer.consumer", "celery.worker.strategy")
+
+
 def install() -> None:
-    """Attach the filters to every exchangelib logger that exists and to Celery's trace logger; raise httpx's
-    logger to WARNING."""
+    """Attach the filters to every exchangelib logger that exists and to Celery's trace and worker request
+    loggers; raise httpx's logger to WARNING."""
     import exchangelib  # noqa: F401 - creates its module loggers
 
     exchangelib_filter = ExchangelibRequestFilter()
@@ -71,3 +96,7 @@ def install() -> None:
     trace = logging.getLogger("celery.app.trace")
     if not any(isinstance(f, TaskTraceFilter) for f in trace.filters):
         trace.addFilter(TaskTraceFilter())
+    for name in WORKER_REQUEST_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, WorkerRequestFilter) for f in logger.filters):
+            logger.addFilter(WorkerRequestFilter())

@@ -1,10 +1,12 @@
 """exchangelib's and Celery's log lines reach handlers without request XML, credentials, task results or task
 arguments (worker.library_logs); an unknown exception's text reaches no envelope or API answer. The
-exchangelib and Celery tests drive the libraries' own logging code, so they fail if it changes under us."""
+exchangelib and Celery tests drive the libraries' own logging code (Celery's trace, and its consumer on a
+broker connection loss), so they fail if it changes under us."""
 
 from __future__ import annotations
 
 import logging
+import time
 from types import SimpleNamespace
 
 import httpx
@@ -12,7 +14,12 @@ import pytest
 import requests
 from celery import Celery
 from celery.app import trace
+from celery.concurrency.thread import TaskPool as ThreadTaskPool
+from celery.contrib.testing.mocks import TaskMessage
 from celery.exceptions import NotRegistered
+from celery.worker import state as worker_state
+from celery.worker.consumer.consumer import Consumer
+from celery.worker.request import Request
 from exchangelib import util as exchangelib_util
 
 from producer.actions import UNVETTED_FAILURE, ActionGateway
@@ -114,3 +121,49 @@ def test_the_api_answers_an_unvetted_task_failure_with_its_type_and_a_fixed_text
 
     assert gateway.task("t1")["error"] == {"code": "ValueError", "message": UNVETTED_FAILURE}
     assert gateway.task("t2")["error"] == {"code": "NotRegistered", "message": "'ews.serch_emails'"}
+
+
+@pytest.fixture
+def running_request():
+    """A real Celery request of an acks_late ews.* task, running on a thread pool, with a subject in its
+    arguments."""
+    app = Celery("t", set_as_current=False)
+    app.conf.worker_cancel_long_running_tasks_on_connection_loss = True
+    app.conf.worker_enable_prefetch_count_reduction = False
+
+    @app.task(name="ews.send_email", acks_late=True, shared=False)  # not in the project's app
+    def send_email(**kwargs) -> None: ...
+
+    kwargs = {"subject": SUBJECT, "to": ["bob@corp.example"]}
+    # The headers Celery's producer writes (amqp.as_task_v2): a repr of the arguments for logs and events.
+    message = TaskMessage("ews.send_email", id="t-9", kwargs=kwargs, argsrepr="()", kwargsrepr=repr(kwargs))
+    request = Request(message, app=app, task=send_email)
+    request.time_start = time.time()
+    worker_state.active_requests.add(request)
+    yield app, request
+    worker_state.active_requests.discard(request)
+
+
+def test_a_request_celery_cannot_cancel_after_a_connection_loss_is_logged_without_its_arguments(
+    captured, running_request
+):
+    """Celery's own code path on a broker connection loss (a thread pool cannot terminate a job)."""
+    app, _ = running_request
+    consumer = SimpleNamespace(app=app, connection=None, pool=ThreadTaskPool())
+    Consumer.on_connection_error_after_connected(consumer, ConnectionError("Redis went away"))
+
+    (failed,) = [r for r in captured.records if r.getMessage().startswith("Failed to cancel")]
+    assert failed.levelno == logging.WARNING
+    assert failed.getMessage() == (
+        "Failed to cancel active request 'ews.send_email[t-9]' after connection loss"
+    )
+    assert SUBJECT not in captured.text() and "bob@corp.example" not in captured.text()
+
+
+def test_a_request_info_in_a_celery_worker_line_loses_its_arguments(captured, running_request):
+    _, request = running_request
+    error = ValueError("year 0 is out of range")  # as celery.worker.strategy logs an unreadable ETA
+    logging.getLogger("celery.worker.strategy").error(
+        "Couldn't convert ETA %r to timestamp: %r. Task: %r", "0000-01-01", error, request.info(safe=True)
+    )
+    assert "'id': 't-9'" in captured.text() and SUBJECT not in captured.text()
