@@ -36,6 +36,8 @@ PREVIEW = "preview"
 EXECUTE = "execute"
 VERIFY = "verify"
 PHASES = (PREVIEW, EXECUTE, VERIFY)
+# Completion callbacks in leases and retry markers, beside the phases' mailboxes (unit: the transition).
+NOTIFY = "notify"
 # Execute outcomes whose mailbox the verify phase checks again: something was (or should have been) acted on.
 VERIFIED_OUTCOMES = ("acted", "already_gone", "failed")
 
@@ -92,3 +94,9 @@ class Transition:
 def task_id(campaign_id: str, phase: str, mailbox: str) -> str:
     """Deterministic, so a re-published mailbox task is recognisably the same unit of work."""
     return f"{campaign_id}:{phase}:{mailbox.lower()}"
+
+
+def dispatch_task_id(campaign_id: str, phase: str, generation: int, cursor: int) -> str:
+    """Deterministic, like task_id: a dispatcher step sent again (by the watchdog) is the same step. Mailbox
+    addresses always hold "@", so no mailbox task has this id."""
+    return f"{campaign_id}:dispatch:{phase}:{generation}:{cursor}"

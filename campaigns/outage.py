@@ -16,6 +16,8 @@ T = TypeVar("T")
 # Connection refused or reset, a timeout, a Redis still loading its data set (BusyLoadingError), or a publish
 # that kombu gave up on.
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, OperationalError)
+# What campaign code does not handle itself when Redis (ledger or broker) is away or answers oddly.
+LEDGER_ERRORS = (redis.RedisError, OSError, *UNAVAILABLE)
 MAX_WAIT_S = 60.0
 FIRST_PAUSE_S, LONGEST_PAUSE_S = 0.1, 2.0
 

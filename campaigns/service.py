@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from campaigns import audit as audit_log
 from campaigns import lifecycle as lc
 from campaigns.errors import Conflict, IdempotencyConflict, Refused, SpecError, UnknownCampaign
-from campaigns.followups import celery_sender, follow_ups
+from campaigns.followups import celery_sender, follow_ups, send_dispatch
 from campaigns.store import CampaignStore, now_ms
 from contract.campaign import (
     MAX_MAILBOXES_CEILING,
@@ -463,8 +463,7 @@ def celery_service(
     store.on_transition = follow_ups(store, send)
 
     def enqueue_dispatch(campaign_id: str, phase: str, generation: int) -> None:
-        kwargs = {"campaign_id": campaign_id, "phase": phase, "generation": generation, "cursor": 0}
-        send("campaign.dispatch", kwargs, None)
+        send_dispatch(send, campaign_id, phase, generation)
 
     return CampaignService(store, enqueue_dispatch, two_person_rule=two_person_rule)
 

@@ -17,16 +17,20 @@ Keys (X = the project prefix, default "ews-ir"), for campaign C and phase P ("pr
                                     scheduled; expires when that retry should have run
   X:campaign:C:notify        hash   transition (status:generation) -> its completion callback's delivery
   X:campaign:C:notify-lease:T string the task delivering transition T's callback right now (expires)
+  X:campaign:C:retry:notify:T string a retry of transition T's completion callback is scheduled (expires)
   X:campaign:C:watch         hash   the watchdog's last view of the campaign's progress (campaigns.watchdog)
-  X:campaign-watched         set    campaigns the watchdog looks after (added when a phase starts)
+  X:campaign-watched         set    campaigns the watchdog looks after (added when a phase starts or the
+                                    campaign settles; dropped once it needs nothing more, or is deleted)
   X:campaign-watchdog        string which worker process's watchdog looks this interval (expires)
   X:campaign-idem:K          string campaign id created for idempotency key K (expires)
   X:audit                    stream the audit trail (campaigns.audit)
 
 Retention: the script that settles a campaign (a final status, or preview_ready) sets all its keys to expire
-after the campaign retention; a transition out of it (approve, resume, retry_failed) removes the expiry again,
-so only settled campaigns ever expire. Every append to the audit stream trims entries older than the audit
-retention (XADD MINID ~, which drops whole stream nodes: amortised O(1) per append).
+after the campaign retention (the watchdog's view of it included); a transition out of it (approve, resume,
+retry_failed) removes the expiry again, so only settled campaigns ever expire. Deleting a campaign drops its
+member of the watched set too; the watchdog drops the member of one that expired at its next look. Every
+append to the audit stream trims entries older than the audit retention (XADD MINID ~, which drops whole
+stream nodes: amortised O(1) per append).
 """
 
 from __future__ import annotations
@@ -38,7 +42,15 @@ from typing import Any
 
 import redis
 
-from campaigns.lifecycle import FAILED, PHASES, VERIFIED_OUTCOMES, PhaseEnd, Transition
+from campaigns.lifecycle import (
+    FAILED,
+    NOTIFY,
+    PHASES,
+    SETTLED,
+    VERIFIED_OUTCOMES,
+    PhaseEnd,
+    Transition,
+)
 from contract.campaign import CampaignRecord, MailboxOutcome, encode_fields
 from worker.settings import get_settings
 
@@ -150,9 +162,9 @@ return 1
 """
 
 # Compare-and-set of status; bumps the dispatch generation so older dispatcher chains stop, and has the
-# watchdog look after the campaign again. KEYS: 1 the watched set, 2.. every key of the campaign, the record
-# first. ARGV[3] > 0: the campaign settles (its keys expire after that many seconds); < 0: it becomes active
-# again (no expiry); 0: neither.
+# watchdog look after the campaign (it runs again, or its settling owes a callback). KEYS: 1 the watched set,
+# 2.. every key of the campaign, the record first. ARGV[3] > 0: the campaign settles (its keys expire after
+# that many seconds); < 0: it becomes active again (no expiry); 0: neither.
 _TRANSITION = """
 local watched, meta = KEYS[1], KEYS[2]
 local status = redis.call('HGET', meta, 'status')
@@ -171,17 +183,18 @@ local generation = redis.call('HGET', meta, 'generation') or '0'
 if ARGV[2] == '1' then
   generation = tostring(redis.call('HINCRBY', meta, 'generation', 1))
   redis.call('HSET', meta, 'cursor', '0')
-  redis.call('SADD', watched, meta)
 end
 local ttl = tonumber(ARGV[3])
+if ttl ~= 0 then redis.call('SADD', watched, meta) end
 for k = 2, #KEYS do
   if ttl > 0 then redis.call('EXPIRE', KEYS[k], ttl) elseif ttl < 0 then redis.call('PERSIST', KEYS[k]) end
 end
 return {1, generation}
 """
 
-# Delete a settled campaign and audit it, in one step. KEYS: 1 record, 2 audit, 3 idempotency key, 4.. every
-# key of the campaign. ARGV: 1 statuses that may be deleted, 2 campaign id, 3 audit MINID, 4.. audit fields.
+# Delete a settled campaign and audit it, in one step. KEYS: 1 record, 2 audit, 3 idempotency key, 4 the
+# watched set, 5.. every key of the campaign. ARGV: 1 statuses that may be deleted, 2 campaign id, 3 audit
+# MINID, 4.. audit fields.
 _DELETE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {-1, ''} end
@@ -191,7 +204,8 @@ for allowed_status in string.gmatch(ARGV[1], '[^,]+') do
 end
 if not allowed then return {0, status} end
 if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
-for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('SREM', KEYS[4], KEYS[1])
+for i = 5, #KEYS do redis.call('DEL', KEYS[i]) end
 local entry = {'MINID', '~', ARGV[3], '*'}
 for j = 4, #ARGV do entry[#entry + 1] = ARGV[j] end
 redis.call('XADD', KEYS[2], unpack(entry))
@@ -207,6 +221,29 @@ for j = 5, #ARGV do entry[#entry + 1] = ARGV[j] end
 redis.call('XADD', KEYS[3], unpack(entry))
 local ttl = redis.call('TTL', KEYS[4])
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
+# Stop watching a campaign that needs nothing more: only if it is gone, or still at the status and generation
+# the watchdog judged (a transition since may have made it run again or owe a callback). KEYS: 1 watched set,
+# 2 record, 3 the watchdog's view. ARGV: status, generation ('' for a campaign that was gone).
+_UNWATCH = """
+local status = redis.call('HGET', KEYS[2], 'status')
+if status and (status ~= ARGV[1] or (redis.call('HGET', KEYS[2], 'generation') or '0') ~= ARGV[2]) then
+  return 0
+end
+redis.call('SREM', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[3])
+return 1
+"""
+
+# The watchdog's view of a campaign that still exists, expiring with it once it settled. KEYS: 1 record,
+# 2 the view.
+_SAVE_SEEN = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
 return 1
 """
 
@@ -281,6 +318,8 @@ class CampaignStore:
         self._delete = client.register_script(_DELETE)
         self._record_delivery = client.register_script(_RECORD_DELIVERY)
         self._advance = client.register_script(_ADVANCE_CURSOR)
+        self._unwatch = client.register_script(_UNWATCH)
+        self._save_seen = client.register_script(_SAVE_SEEN)
         self._acquire_lease = client.register_script(_ACQUIRE_LEASE)
         self._release = client.register_script(_RELEASE_LEASE)
         self._claim = client.register_script(_CLAIM)
@@ -329,6 +368,7 @@ class CampaignStore:
             self._targets_key(campaign_id),
             *per_phase,
             self._notify_key(campaign_id),
+            self._watch_key(campaign_id),
         ]
 
     def _audit_minid(self) -> int:
@@ -590,7 +630,13 @@ class CampaignStore:
         """Delete every key of a campaign whose status is in `allowed` and append `audit_entry`, atomically:
         (1, status it had), (0, current status) or (-1, '')."""
         idempotency = self._idempotency_key(record.idempotency_key) if record.idempotency_key else ""
-        keys = [self.meta_key(record.id), self.audit_stream, idempotency, *self._campaign_keys(record.id)]
+        keys = [
+            self.meta_key(record.id),
+            self.audit_stream,
+            idempotency,
+            self.watched_key,
+            *self._campaign_keys(record.id),
+        ]
         args: list[Any] = [",".join(allowed), record.id, self._audit_minid()]
         for name, value in audit_entry.items():
             args += [name, value]
@@ -657,18 +703,31 @@ class CampaignStore:
         suffix = len(self.prefix) + 1
         return sorted(key.decode()[suffix:] for key in self.redis.smembers(self.watched_key))
 
-    def unwatch(self, campaign_id: str) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.srem(self.watched_key, self.meta_key(campaign_id))
-        pipe.delete(self._watch_key(campaign_id))
-        pipe.execute()
+    def unwatch(self, campaign_id: str, judged: CampaignRecord | None) -> bool:
+        """Stop watching the campaign, unless it moved on from `judged` (None: it was gone) since."""
+        keys = [self.watched_key, self.meta_key(campaign_id), self._watch_key(campaign_id)]
+        args = [judged.status, judged.generation] if judged else ["", ""]
+        return bool(self._unwatch(keys=keys, args=args))
 
     def last_seen(self, campaign_id: str) -> dict[str, str]:
         return {k.decode(): v.decode() for k, v in self.redis.hgetall(self._watch_key(campaign_id)).items()}
 
     def save_seen(self, campaign_id: str, seen: dict[str, str]) -> None:
-        self.redis.hset(self._watch_key(campaign_id), mapping=seen)
+        args = [part for item in seen.items() for part in item]
+        self._save_seen(keys=[self.meta_key(campaign_id), self._watch_key(campaign_id)], args=args)
 
+    def owed_callback(self, record: CampaignRecord) -> str | None:
+        """The transition (status:generation) a settled campaign owes a completion callback for, while no
+        delivery of it is recorded (delivered or given up); else None."""
+        if record.status not in SETTLED or not record.spec.options.notify_url:
+            return None
+        transition = Transition(record.id, record.status, record.generation).name
+        return None if self.redis.hexists(self._notify_key(record.id), transition) else transition
+
+    def callback_attended(self, campaign_id: str, transition: str) -> bool:
+        """A delivery of the callback is under way (its lease) or scheduled (a retry marker)."""
+        lease = self._notify_lease_key(campaign_id, transition)
+        return bool(self.redis.exists(lease, self._retry_key(campaign_id, NOTIFY, transition)))
 
 def _outcome(raw: bytes | None) -> MailboxOutcome | None:
     return MailboxOutcome.from_json(raw) if raw is not None else None

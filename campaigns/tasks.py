@@ -23,9 +23,9 @@ from celery import Task, signals
 
 from campaigns import notify, outage, watchdog
 from campaigns.dispatcher import dispatch_step, fail
-from campaigns.followups import QUEUE
+from campaigns.followups import QUEUE, celery_sender, send_notify
 from campaigns.leases import LeaseKeeper
-from campaigns.lifecycle import task_id
+from campaigns.lifecycle import NOTIFY, dispatch_task_id, task_id
 from campaigns.runner import LeaseBusy, Recheck, run_mailbox
 from campaigns.service import CampaignService, celery_service
 from campaigns.store import CampaignStore
@@ -38,8 +38,6 @@ from worker.settings import get_settings
 MAX_LEASE_WAIT_S = 60.0
 # After Redis came back: spread the tasks that all retry at once over a few seconds, more on each retry.
 OUTAGE_RETRY_S = (0.5, 30.0)
-# What a task does not handle itself when Redis is away or answers oddly: retried like an outage.
-LEDGER_ERRORS = (redis.RedisError, OSError, *outage.UNAVAILABLE)
 
 
 @functools.cache
@@ -139,7 +137,7 @@ def campaign_mailbox(self: Task, campaign_id: str, phase: str, mailbox: str, att
     except Recheck as exc:
         kwargs = {"campaign_id": campaign_id, "phase": phase, "mailbox": mailbox, "attempt": exc.attempt}
         raise _retry(self, campaign_id, phase, mailbox, exc.wait_s, kwargs) from None
-    except LEDGER_ERRORS:
+    except outage.LEDGER_ERRORS:
         raise _retry_after_outage(self, campaign_id, phase, mailbox) from None
 
 
@@ -159,9 +157,9 @@ def campaign_notify(self: Task, campaign_id: str, transition: str, attempt: int 
         )
     except notify.RetryDelivery as exc:
         kwargs = {"campaign_id": campaign_id, "transition": transition, "attempt": exc.attempt}
-        raise _retry(self, campaign_id, watchdog.NOTIFY, transition, exc.wait_s, kwargs) from None
-    except LEDGER_ERRORS:  # the ledger was unreachable: this attempt is safe to run again
-        raise _retry_after_outage(self, campaign_id, watchdog.NOTIFY, transition) from None
+        raise _retry(self, campaign_id, NOTIFY, transition, exc.wait_s, kwargs) from None
+    except outage.LEDGER_ERRORS:  # the ledger was unreachable: this attempt is safe to run again
+        raise _retry_after_outage(self, campaign_id, NOTIFY, transition) from None
 
 
 @app.task(name="campaign.dispatch", bind=True, acks_late=True, ignore_result=True, max_retries=None)
@@ -192,7 +190,7 @@ def campaign_dispatch(self: Task, campaign_id: str, phase: str, generation: int,
         except ActionError as exc:
             _fail_expansion(store, campaign_id, phase, exc)
             return
-        except LEDGER_ERRORS:  # broker or ledger away: this step is safe to run again
+        except outage.LEDGER_ERRORS:  # broker or ledger away: this step is safe to run again
             raise _retry_after_outage(self, campaign_id, phase, watchdog.DISPATCHER) from None
         if step is not None:  # the cursor moved on: only the next step can carry the chain, so it must go out
             outage.retried(
@@ -233,6 +231,7 @@ def _send_dispatch(
 ) -> None:
     campaign_dispatch.apply_async(
         kwargs={"campaign_id": campaign_id, "phase": phase, "generation": generation, "cursor": cursor},
+        task_id=dispatch_task_id(campaign_id, phase, generation, cursor),
         countdown=countdown or None,
         queue=QUEUE,
         ignore_result=True,
@@ -252,6 +251,7 @@ def _start_watchdog(sender: Any = None, **_: Any) -> None:
         queued=_backlog,
         resend_dispatch=lambda r: _send_dispatch(r.id, r.phase, r.generation, r.cursor),
         reenqueue=_send_mailbox,
+        renotify=functools.partial(send_notify, celery_sender(app)),
     )
     owner = f"{socket.gethostname()}:{os.getpid()}"
     thread = threading.Thread(target=watchdog.run_forever, args=(dog, owner), name="campaign-watchdog")

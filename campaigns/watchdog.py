@@ -9,8 +9,13 @@ three are all a unit can be waiting on besides the queue itself, and messages st
 duplicated: the watchdog acts on a campaign only when the `campaigns` queue is empty and the campaign made
 no progress (no new outcome, no dispatcher step) for PATIENCE intervals. Then it re-sends a stalled
 dispatcher step (same generation and cursor) or, once the dispatcher has finished, re-enqueues the lost
-mailboxes with their deterministic task ids. Each is an audit entry ("redispatched", "reenqueued"). A
-duplicate of work still under way somewhere is harmless: outcomes are recorded once.
+mailboxes with their deterministic task ids. The dispatcher of a verify phase is no different: a process
+killed between the transition to `verifying` and sending it leaves a stalled dispatcher at cursor 0. A
+settled campaign stays watched while it owes a completion callback (campaigns.followups sends it after the
+transition): once none of its delivery is recorded, under way (its lease) or scheduled (a retry marker) for
+PATIENCE intervals, the watchdog sends `campaign.notify` again with its deterministic id. Each is an audit
+entry ("redispatched", "reenqueued", "renotified"). A duplicate of work still under way somewhere is
+harmless: outcomes and deliveries are recorded once.
 
 It runs as one thread in every worker process that consumes `campaigns` (`run_forever`), not as a
 self-rescheduling task: a countdown message is held unacked by the worker that fetched it, so a SIGKILL would
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 
 from campaigns import audit, outage
 from campaigns.dispatcher import eligible
-from campaigns.lifecycle import ACTIVE, phase_end
+from campaigns.lifecycle import ACTIVE, Transition, phase_end
 from campaigns.store import CampaignStore, now_ms
 from campaigns.targets import needs_expansion
 from contract.campaign import CampaignRecord
@@ -36,8 +41,9 @@ from contract.campaign import CampaignRecord
 log = logging.getLogger(__name__)
 PATIENCE = 3  # intervals without progress before the watchdog acts
 DISPATCHER = "dispatcher"  # the dispatch chain's unit in retry markers (mailbox addresses always hold "@")
-NOTIFY = "notify"  # the phase of completion callbacks in retry markers (their unit: the transition)
 SCAN_PAGE = 1000
+LOST = "no outcome, lease or scheduled retry"
+UNSENT = "no callback delivery recorded, under way or scheduled"
 
 
 @dataclass
@@ -47,6 +53,7 @@ class Watchdog:
     queued: Callable[[], int]  # messages waiting in the campaigns queue
     resend_dispatch: Callable[[CampaignRecord], None]  # a dispatch step at the record's generation, cursor
     reenqueue: Callable[[str, str, str], None]  # (campaign, phase, mailbox): the mailbox task, same task id
+    renotify: Callable[[Transition], None]  # the transition's campaign.notify, same task id
     clock: Callable[[], int] = now_ms
 
     @property
@@ -58,20 +65,26 @@ class Watchdog:
         queued: int | None = None
         for campaign_id in self.store.watched():
             record = self.store.load(campaign_id)
-            if record is None or record.status not in ACTIVE:
-                self.store.unwatch(campaign_id)
+            owed = None if record is None or record.status in ACTIVE else self.store.owed_callback(record)
+            if record is None or (record.status not in ACTIVE and owed is None):
+                self.store.unwatch(campaign_id, record)  # gone, or settled with nothing more to send
                 continue
             if not self._stalled(record):
                 continue
             if queued is None:
                 queued = self.queued()
-            if queued == 0:
+            if queued:
+                continue
+            if owed is None:
                 self._recover(record)
+            elif not self.store.callback_attended(record.id, owed):
+                self._renotify(record, owed)
 
     def _stalled(self, record: CampaignRecord) -> bool:
         """True when the campaign showed no progress for the patience, counting from its last recovery."""
         done = self.store.counters(record.id, record.phase).get("done", 0)
         progress = {
+            "status": record.status,
             "phase": record.phase,
             "generation": str(record.generation),
             "cursor": str(record.cursor),
@@ -92,16 +105,21 @@ class Watchdog:
         if needs_expansion(record) or record.cursor < self.store.target_count(record.id):
             if not self.store.retry_scheduled(record.id, phase, DISPATCHER):
                 self.resend_dispatch(record)
-                self._audit(record, "redispatched", {"phase": phase, "cursor": record.cursor})
+                self._audit(record, "redispatched", {"phase": phase, "cursor": record.cursor}, LOST)
             return
         lost = [m for page in self._pages(record.id) for m in self._lost(record, page)]
         for mailbox in lost:
             self.reenqueue(record.id, phase, mailbox)
-            self._audit(record, "reenqueued", {"phase": phase, "mailbox": mailbox})
+            self._audit(record, "reenqueued", {"phase": phase, "mailbox": mailbox}, LOST)
         if lost:
             log.warning("campaign %s: re-enqueued %d lost %s mailbox task(s)", record.id, len(lost), phase)
         else:  # nothing lost: perhaps only the step that finishes the phase was
             self.store.finish_if_done(record.id, phase, phase_end(record, phase))
+
+    def _renotify(self, record: CampaignRecord, owed: str) -> None:
+        self.renotify(Transition(record.id, record.status, record.generation))
+        self._audit(record, "renotified", {"transition": owed}, UNSENT)
+        log.warning("campaign %s: sent the unsent completion callback of %s", record.id, owed)
 
     def _pages(self, campaign_id: str) -> Iterator[list[str]]:
         start = 0
@@ -113,8 +131,8 @@ class Watchdog:
         pending = eligible(self.store, record, record.phase, page)
         return self.store.unattended(record.id, record.phase, pending)
 
-    def _audit(self, record: CampaignRecord, event: str, detail: dict) -> None:
-        why = f"no progress for {self.patience_ms / 1000:g} s, no outcome, lease or scheduled retry"
+    def _audit(self, record: CampaignRecord, event: str, detail: dict, lost: str) -> None:
+        why = f"no progress for {self.patience_ms / 1000:g} s, {lost}"
         self.store.append_audit(audit.campaign_entry(record, event, "watchdog", {**detail, "reason": why}))
 
 

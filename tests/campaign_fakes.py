@@ -224,8 +224,9 @@ class Harness:
                 attempt=attempt,
                 leases=self.leases,
             )
-        except Recheck as exc:
+        except Recheck as exc:  # marked for the watchdog, as campaigns.tasks does
             self.verify_checks.append((mailbox, attempt))
+            self.store.mark_retry(campaign_id, phase, mailbox, exc.wait_s + 60)
             self.queue.append(("mailbox", campaign_id, phase, mailbox, exc.attempt))
             return "recheck"
         if phase == "verify" and result == "recorded":

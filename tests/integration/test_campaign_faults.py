@@ -1,6 +1,6 @@
 """Campaigns finish through faults without a person (issue 9): a worker process SIGKILLed again and again
-during a 2,000-mailbox preview and execute, and a Redis restart with AOF (a crash mid-preview, a restart
-mid-execute) that every task and the dispatcher chain ride out.
+during a 2,000-mailbox preview, execute and verification, and a Redis restart with AOF (a crash mid-preview,
+a restart mid-execute, a crash mid-verification) that every task and the dispatcher chain ride out.
 
 Two real worker processes on a private Redis persisting as docker-compose runs it, the simulator seeded with
 2,000 mailboxes, half of them phished. The visibility timeout stays at its production value (7,200 s), so a
@@ -34,6 +34,7 @@ WATCHDOG_INTERVAL_S = "1"
 PRODUCTION_VISIBILITY_TIMEOUT_S = "7200"
 WAIT_S = 300  # generous: a phase normally ends within a minute, faults included
 TOP = "Top of Information Store/"
+SETTLED = ("preview_ready", "completed", "completed_with_errors", "failed")
 
 
 @pytest.fixture(scope="module")
@@ -106,25 +107,32 @@ def reached(progress: dict, share: float) -> bool:
     return bool(progress["total"]) and progress["done"] >= share * progress["total"]
 
 
-def wait_until(service: CampaignService, campaign_id: str, done_share: float = 1.0, *statuses: str) -> dict:
-    """Until the current phase has done `done_share` of its mailboxes, or the status is one of `statuses`."""
+def wait_until(
+    service: CampaignService, campaign_id: str, done_share: float = 1.0, *statuses: str, phase: str = ""
+) -> dict:
+    """Until the current phase (`phase`, when named) has done `done_share` of its mailboxes, or the status is
+    one of `statuses`."""
     deadline = time.monotonic() + WAIT_S
     seen = None
     while time.monotonic() < deadline:
         seen = state(service, campaign_id) or seen
-        if seen and (seen["status"] in statuses or reached(seen["progress"], done_share)):
+        if seen and seen["status"] in statuses:
+            return seen
+        if seen and seen["phase"] == (phase or seen["phase"]) and reached(seen["progress"], done_share):
             return seen
         time.sleep(0.05)
     raise AssertionError(f"campaign {campaign_id} stuck: {seen and (seen['status'], seen['progress'])}")
 
 
-def kill_repeatedly(service, campaign_id: str, victim: WorkerHandle, shares: tuple[float, ...]) -> int:
-    """SIGKILL the victim worker once the phase reaches each share of its mailboxes, start it again; returns
+def kill_repeatedly(
+    service, campaign_id: str, victim: WorkerHandle, phase: str, shares: tuple[float, ...]
+) -> int:
+    """SIGKILL the victim worker once `phase` reaches each share of its mailboxes, start it again; returns
     how many kills found the phase still running."""
     kills = 0
     for share in shares:
-        seen = wait_until(service, campaign_id, share)
-        if seen["status"] not in ("previewing", "executing"):
+        seen = wait_until(service, campaign_id, share, *SETTLED, phase=phase)
+        if seen["status"] not in ("previewing", "executing", "verifying"):
             break
         victim.kill()
         kills += 1
@@ -174,6 +182,10 @@ def assert_exactly_once(service: CampaignService, campaign_id: str, org: dict, s
     entries = audit_entries(service, campaign_id)
     actions = Counter(e["mailbox"] for e in entries if e["event"] == "mailbox_action")
     assert actions == dict.fromkeys(phished, 1)
+    verify = final["counters"]["verify"]
+    assert sorted(m for m, _ in store.iter_outcomes(campaign_id, "verify")) == phished
+    assert verify["done"] == verify["verified"] == len(phished) and verify["failed"] == verify["copies"] == 0
+    assert not [e for e in entries if e["event"] == "mailbox_verification"]
 
     copies = simulator.messages(org["phish_internet_message_id"])
     assert len(copies) == len(phished) and all(c["recoverable"] for c in copies)
@@ -189,20 +201,21 @@ def assert_exactly_once(service: CampaignService, campaign_id: str, org: dict, s
 def test_a_worker_killed_again_and_again_loses_no_mailbox_and_repeats_none(service, workers, org, simulator):
     steady, victim = workers
     campaign_id = create_purge(service, org)
-    preview_kills = kill_repeatedly(service, campaign_id, victim, (0.1, 0.45))
-    wait_until(service, campaign_id, 1.0, "preview_ready", "failed")
+    preview_kills = kill_repeatedly(service, campaign_id, victim, "preview", (0.1, 0.45))
+    wait_until(service, campaign_id, 1.0, *SETTLED)
     service.approve(campaign_id, approver=APPROVER)
-    execute_kills = kill_repeatedly(service, campaign_id, victim, (0.05, 0.5))
-    wait_until(service, campaign_id, 1.0, "completed", "completed_with_errors", "failed")
+    execute_kills = kill_repeatedly(service, campaign_id, victim, "execute", (0.05, 0.5))
+    verify_kills = kill_repeatedly(service, campaign_id, victim, "verify", (0.1,))
+    wait_until(service, campaign_id, 1.0, *SETTLED[1:])
 
-    assert preview_kills == 2 and execute_kills >= 1
+    assert preview_kills == 2 and execute_kills >= 1 and verify_kills == 1
     assert_exactly_once(service, campaign_id, org, simulator)
     # The killed worker's messages wait for the 7,200 s visibility timeout; the watchdog brought them back.
     assert audited(service, campaign_id)["reenqueued"] >= 1
     assert "Traceback" not in steady.log()
 
 
-def test_a_redis_crash_mid_preview_and_a_restart_mid_execute_need_no_one(
+def test_redis_crashes_mid_preview_and_verification_and_a_restart_mid_execute_need_no_one(
     service, workers, org, simulator, aof_redis
 ):
     campaign_id = create_purge(service, org)
@@ -210,11 +223,15 @@ def test_a_redis_crash_mid_preview_and_a_restart_mid_execute_need_no_one(
     aof_redis.restart(signal.SIGKILL, down_s=2)
     wait_until(service, campaign_id, 1.0, "preview_ready", "failed")
     service.approve(campaign_id, approver=APPROVER)
-    wait_until(service, campaign_id, 0.3)
+    wait_until(service, campaign_id, 0.3, phase="execute")
     aof_redis.restart(signal.SIGTERM, down_s=2)
-    wait_until(service, campaign_id, 1.0, "completed", "completed_with_errors", "failed")
+    wait_until(service, campaign_id, 0.2, *SETTLED[1:], phase="verify")
+    aof_redis.restart(signal.SIGKILL, down_s=2)
+    wait_until(service, campaign_id, 1.0, *SETTLED[1:])
 
     assert_exactly_once(service, campaign_id, org, simulator)
     assert [w.process.poll() for w in workers] == [None, None], "a worker exited when Redis went away"
+    # Celery logs the tasks it could not cancel on the lost connection: by name and id, not arguments.
+    assert not [w for w in workers if "<Request:" in w.log() or "'mailbox': '" in w.log()]
     events = audited(service, campaign_id)
     assert events["created"] == 1 and events["approved"] == 1

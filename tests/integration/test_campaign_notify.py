@@ -16,7 +16,9 @@ import redis
 import requests
 import trustme
 
-from campaigns.service import celery_service
+from campaigns.service import CampaignService, celery_service
+from campaigns.store import CampaignStore
+from campaigns.watchdog import PATIENCE
 from contract.webhooks import verify_signature
 from producer.actions import ActionGateway
 from producer.client import EwsIrClient, ValidationFailed
@@ -28,6 +30,7 @@ SECRET = "a-webhook-secret-only-the-receiver-knows"
 PHISH = "<notify-phish@bad.example>"
 MAILBOXES = ["n1@contoso.example", "n2@contoso.example"]
 WAIT_S = 60
+WATCHDOG_INTERVAL_S = 0.5
 
 
 class Receiver:
@@ -84,6 +87,7 @@ def api(redis_url, celery_worker_process, receiver, tmp_path_factory):
             EWS_IR_WEBHOOK_ALLOWED_HOSTS="localhost",
             EWS_IR_WEBHOOK_SECRET=SECRET,
             EWS_IR_WEBHOOK_CA_BUNDLE=str(receiver.ca_file),
+            EWS_IR_WATCHDOG_INTERVAL=str(WATCHDOG_INTERVAL_S),
         )
         worker_app = celery_worker_process.app
         service = celery_service(redis.Redis.from_url(redis_url), "ews-ir", worker_app)
@@ -184,3 +188,22 @@ def test_a_notify_url_outside_the_allow_list_is_a_422_naming_the_field(api, clie
         timeout=30,
     )
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "options.notify_url"
+
+
+def test_a_callback_whose_sender_died_after_the_transition_is_sent_by_the_watchdog(
+    receiver, clients, redis_url
+):
+    """The API cancelled and died before sending the cancel's callback (played by a service without
+    follow-ups): the workers' watchdog sends it, with its deterministic id, once, audited."""
+    responder, _ = clients
+    receiver.requests.clear()
+    campaign_id = responder.submit(spec(receiver.url))["id"]
+    wait_for(lambda: len(receiver.requests) == 1, "the preview's callback")
+    died = CampaignService(CampaignStore(redis.Redis.from_url(redis_url), "ews-ir"), lambda *_: None)
+    died.cancel(campaign_id, by="analyst")
+    wait_for(lambda: len(receiver.signed()) == 2, "the cancel's callback, from the watchdog")
+    time.sleep(2 * PATIENCE * WATCHDOG_INTERVAL_S)
+    assert [b["status"] for b in receiver.signed()] == ["preview_ready", "cancelled"], "sent once"
+    assert receiver.requests[1][0]["X-EWS-IR-Delivery"] == f"{campaign_id}:cancelled:1"
+    trail = [(e["event"], e["by"]) for e in responder.audit(limit=10_000) if e["campaign"] == campaign_id]
+    assert ("renotified", "watchdog") in trail and trail.count(("notified", "system")) == 2

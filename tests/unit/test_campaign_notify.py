@@ -6,8 +6,10 @@ import json
 
 import httpx
 import pytest
+from kombu.exceptions import OperationalError
 
 from campaigns import notify
+from campaigns.followups import follow_ups
 from contract.webhooks import verify_signature
 from tests.campaign_fakes import FakeExchange, Harness
 
@@ -146,3 +148,18 @@ def test_a_deleted_campaign_is_not_announced(harness):
     harness.service.cancel(campaign_id, by="alice")
     harness.service.delete(campaign_id, by="bob")
     assert deliver(harness, campaign_id, "cancelled:1", Receiver()) == "unknown_campaign"
+
+
+def test_a_follow_up_the_broker_refused_leaves_the_transition_standing(harness, monkeypatch, caplog):
+    """The cancel happened; its callback is left to the watchdog (tests/unit/test_campaign_watchdog.py)."""
+
+    def broker_away(name, kwargs, task_id):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    campaign_id = create(harness)
+    harness.drain()
+    monkeypatch.setattr(harness, "_send", broker_away)
+    harness.store.on_transition = follow_ups(harness.store, harness._send)
+    assert harness.service.cancel(campaign_id, by="alice")["status"] == "cancelled"
+    assert "cancelled:1 was not sent (OperationalError); the watchdog will send it" in caplog.text
+    assert harness.store.owed_callback(harness.store.load(campaign_id)) == "cancelled:1"

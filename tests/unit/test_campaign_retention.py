@@ -1,11 +1,13 @@
-"""Retention of the ledger on fakeredis: settled campaigns expire (every key of them), leave expiry when they
-run again, an approver deletes a finished one, and the audit stream is trimmed by age as it grows."""
+"""Retention of the ledger on fakeredis: settled campaigns expire (every key of them, the watchdog's view
+included), leave expiry when they run again, an approver deletes a finished one (and its watchdog entries),
+and the audit stream is trimmed by age as it grows."""
 
 import pytest
 
 from campaigns.errors import Conflict, UnknownCampaign
 from campaigns.lifecycle import phase_end
 from campaigns.store import CampaignStore
+from campaigns.watchdog import Watchdog
 from contract.campaign import MailboxOutcome
 from tests.campaign_fakes import FakeExchange, Harness
 
@@ -99,3 +101,20 @@ def test_audit_entries_older_than_the_retention_are_trimmed_as_entries_are_appen
         store.redis.xadd(store.audit_stream, {"event": "old"}, id=f"{second * 1000}-0")
     store.append_audit({"event": "new"})
     assert [fields[b"event"] for _, fields in store.redis.xrange(store.audit_stream)] == [b"new"]
+
+
+def test_the_watchdogs_entries_expire_and_are_deleted_with_the_campaign(harness):
+    campaign_id = create(harness)
+    watch = f"test:campaign:{campaign_id}:watch"
+    dog = Watchdog(
+        harness.store, 1.0, queued=lambda: 0, resend_dispatch=None, reenqueue=None, renotify=None
+    )
+    dog.look()  # its view of the running campaign
+    assert harness.redis.ttl(watch) == -1 and harness.store.watched() == [campaign_id]
+    harness.drain()
+    assert 0 < keys_and_ttls(harness, campaign_id)[watch] <= RETENTION_S, "settled: expires with the rest"
+
+    harness.service.cancel(campaign_id, by="alice")  # settled again: watched again
+    assert harness.store.watched() == [campaign_id]
+    harness.service.delete(campaign_id, by="bob")
+    assert keys_and_ttls(harness, campaign_id) == {} and harness.store.watched() == []
