@@ -19,7 +19,7 @@ import time
 
 import redis
 
-from campaigns.lifecycle import phase_statuses
+from campaigns.lifecycle import PhaseEnd, phase_end
 from campaigns.service import CampaignService
 from campaigns.store import CampaignStore
 from campaigns.watchdog import PATIENCE, Watchdog
@@ -57,8 +57,9 @@ def main() -> int:
             mailboxes[args.lost : args.lost + args.repeat],
             mailboxes[args.lost + args.repeat :],
         )
+        end = phase_end(store.load(campaign_id), "preview")
         for mailbox in settled:
-            record(store, campaign_id, mailbox)
+            record(store, campaign_id, mailbox, end)
         generation = store.load(campaign_id).generation  # the dispatcher has published every page
         store.advance_cursor(campaign_id, generation, 0, args.targets)
         clock = [0]
@@ -69,11 +70,12 @@ def main() -> int:
             queued=lambda: 0,
             resend_dispatch=lambda record: None,
             reenqueue=lambda c, p, mailbox: reenqueued.append(mailbox),
+            renotify=lambda transition: None,
             clock=lambda: clock[0],
         )
         moving = []
         for mailbox in moving_ones:
-            record(store, campaign_id, mailbox)  # progress since the last look
+            record(store, campaign_id, mailbox, end)  # progress since the last look
             started = time.perf_counter()
             watchdog.look()
             moving.append((time.perf_counter() - started) * 1000)
@@ -99,9 +101,9 @@ def main() -> int:
         process.wait(timeout=10)
 
 
-def record(store: CampaignStore, campaign_id: str, mailbox: str) -> None:
+def record(store: CampaignStore, campaign_id: str, mailbox: str, end: PhaseEnd) -> None:
     outcome = MailboxOutcome(status="none_found", counts={"none_found": 1})
-    store.record(campaign_id, "preview", mailbox, outcome, statuses=phase_statuses("search", "preview"))
+    store.record(campaign_id, "preview", mailbox, outcome, end=end)
 
 
 if __name__ == "__main__":

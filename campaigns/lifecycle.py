@@ -36,7 +36,7 @@ PREVIEW = "preview"
 EXECUTE = "execute"
 VERIFY = "verify"
 PHASES = (PREVIEW, EXECUTE, VERIFY)
-# Completion callbacks in leases and retry markers, beside the phases' mailboxes (unit: the transition).
+# Completion callbacks in retry markers, beside the phases' mailboxes (unit: the transition).
 NOTIFY = "notify"
 # Execute outcomes whose mailbox the verify phase checks again: something was (or should have been) acted on.
 VERIFIED_OUTCOMES = ("acted", "already_gone", "failed")
